@@ -1,0 +1,93 @@
+"""The one error tree of cca.
+
+CcaError
+ ├── Invalid          bad input: a field, a flag or a config key (HTTP 422)
+ │    └── ConfigError  a bad configuration key (start-up)
+ ├── BadRequest       malformed request: not JSON, wrong shape (HTTP 400)
+ ├── Unauthorized     missing or wrong API key (HTTP 401)
+ ├── Forbidden        a valid key that may not do this (HTTP 403)
+ ├── NotFound         no such task, or not yours (HTTP 404)
+ ├── Conflict         the state forbids it, e.g. cancelling a finished task (HTTP 409)
+ ├── TooLarge         request body over the limit (HTTP 413)
+ ├── UnsupportedMedia body is not application/json (HTTP 415)
+ ├── QuotaExceeded    over a quota or rate limit (HTTP 429)
+ └── Unavailable      Redis or Postgres unreachable (HTTP 503)
+
+The API maps them to one JSON body ``{"error": {"code", "message", "field"?}}`` in one place.
+"""
+
+from __future__ import annotations
+
+
+class CcaError(Exception):
+    """Base of every error cca raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class Invalid(CcaError):
+    status = 422
+    code = "invalid"
+
+
+class ConfigError(Invalid):
+    code = "invalid_config"
+
+
+class BadRequest(CcaError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(CcaError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(CcaError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(CcaError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(CcaError):
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(CcaError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMedia(CcaError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class QuotaExceeded(CcaError):
+    status = 429
+    code = "quota_exceeded"
+
+
+class Unavailable(CcaError):
+    status = 503
+    code = "unavailable"

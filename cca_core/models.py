@@ -1,0 +1,90 @@
+"""SQLAlchemy models: the ``tasks`` table (the truth about every task) and ``task_events``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    status: Mapped[str] = mapped_column(Text, default="queued")
+    prompt: Mapped[str] = mapped_column(Text)
+    role: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(Text, default="normal")
+    queue: Mapped[str] = mapped_column(Text, default="cca")
+    token_budget: Mapped[int | None] = mapped_column(BigInteger)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_turns: Mapped[int | None] = mapped_column(Integer)
+    max_budget_usd: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
+    permission_mode: Mapped[str | None] = mapped_column(Text)
+    allowed_tools: Mapped[list[str] | None] = mapped_column(JSONB)
+    denied_tools: Mapped[list[str] | None] = mapped_column(JSONB)
+    cwd: Mapped[str | None] = mapped_column(Text)
+    json_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+    result: Mapped[str | None] = mapped_column(Text)
+    structured_output: Mapped[Any | None] = mapped_column(JSONB)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Numeric(14, 6, asdecimal=False), default=0)
+    num_turns: Mapped[int] = mapped_column(Integer, default=0)
+    session_id: Mapped[str | None] = mapped_column(Text)
+    permission_denials: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+
+    worker: Mapped[str | None] = mapped_column(Text)
+    worker_pid: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("tasks_created_idx", created_at.desc(), id.desc()),
+        Index("tasks_status_created_idx", status, created_at.desc(), id.desc()),
+        Index("tasks_role_created_idx", role, created_at.desc(), id.desc()),
+        Index("tasks_idempotency_idx", idempotency_key, unique=True,
+              postgresql_where=text("idempotency_key IS NOT NULL")),
+        Index("tasks_active_idx", status, lease_expires_at,
+              postgresql_where=text("status IN ('queued', 'running')")),
+        Index("tasks_parent_idx", parent_id, postgresql_where=text("parent_id IS NOT NULL")),
+    )
+
+
+class TaskEvent(Base):
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(Text)
+    subtype: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("task_events_task_idx", task_id, id),)

@@ -1,0 +1,48 @@
+"""Names shared by the API and the workers: Celery task names, queues, priorities, Redis keys."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RUN_AGENT_TASK = "cca.run_agent"
+SWEEP_TASK = "cca.sweep"
+DEFAULT_QUEUE = "cca"
+
+Priority = Literal["low", "normal", "high", "critical"]
+# kombu's Redis transport serves priority 0 first; these land on its default steps 0/3/6/9.
+CELERY_PRIORITY: dict[str, int] = {"critical": 0, "high": 3, "normal": 6, "low": 9}
+PRIORITY_STEPS = [0, 3, 6, 9]
+PRIORITY_SEP = "\x06\x16"
+
+TaskStatus = Literal[
+    "queued", "running", "succeeded", "failed", "cancelled", "timed_out", "budget_exceeded"
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {"succeeded", "failed", "cancelled", "timed_out", "budget_exceeded"}
+)
+ALL_STATUSES: tuple[str, ...] = ("queued", "running", *sorted(TERMINAL_STATUSES))
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists kombu uses for one queue, one per priority step."""
+    return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+
+
+def events_stream_key(task_id: str) -> str:
+    return f"cca:events:{task_id}"
+
+
+def cancel_key(task_id: str) -> str:
+    return f"cca:cancel:{task_id}"
+
+
+def worker_key(hostname: str) -> str:
+    return f"cca:worker:{hostname}"
+
+
+WORKER_KEY_PATTERN = "cca:worker:*"
+SWEEP_LOCK_KEY = "cca:sweep-lock"
+
+
+def budget_key(hostname: str, bucket: int) -> str:
+    return f"cca:budget:{hostname}:{bucket}"

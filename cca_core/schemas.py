@@ -1,0 +1,151 @@
+"""Request and response shapes of the task API, shared by the API, the CLI and the MCP bridge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cca_core.names import Priority, TaskStatus
+from cca_core.settings import PermissionMode
+
+Name = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+ToolRule = Field(min_length=1, max_length=500)
+
+
+class TaskCreate(BaseModel):
+    """The body of ``POST /api/v1/tasks``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=100_000, description="What the agent should do.")
+    role: str | None = Name
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    priority: Priority = "normal"
+    token_budget: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 86400)
+    max_turns: int | None = Field(default=None, ge=1, le=10_000)
+    max_budget_usd: float | None = Field(default=None, gt=0, le=100_000)
+    permission_mode: PermissionMode | None = None
+    allowed_tools: list[str] | None = Field(default=None, max_length=200)
+    denied_tools: list[str] | None = Field(default=None, max_length=200)
+    cwd: str | None = Field(default=None, min_length=1, max_length=4096)
+    json_schema: dict[str, Any] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Name
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class TaskError(BaseModel):
+    code: str
+    message: str
+
+
+class TaskView(BaseModel):
+    """A task as the API returns it."""
+
+    id: str
+    status: TaskStatus
+    prompt: str
+    role: str | None
+    model: str | None
+    priority: Priority
+    queue: str
+    token_budget: int | None
+    timeout_seconds: int | None
+    max_turns: int | None
+    max_budget_usd: float | None
+    permission_mode: str | None
+    allowed_tools: list[str] | None
+    denied_tools: list[str] | None
+    cwd: str | None
+    json_schema: dict[str, Any] | None
+    metadata: dict[str, Any]
+    parent_id: str | None
+    result: str | None
+    structured_output: Any | None
+    error: TaskError | None
+    usage: Usage
+    cost_usd: float
+    num_turns: int
+    session_id: str | None
+    permission_denials: list[Any]
+    worker: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskView]
+    next_cursor: str | None
+
+
+class EventView(BaseModel):
+    id: int
+    attempt: int
+    type: str
+    subtype: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class EventPage(BaseModel):
+    events: list[EventView]
+    next_after: int | None
+
+
+def task_view(task: Any) -> TaskView:
+    """Present a ``tasks`` row (cca_core.models.Task) as the API shape."""
+    error = TaskError(code=task.error_code, message=task.error_message or "") if task.error_code else None
+    return TaskView(
+        id=str(task.id),
+        status=task.status,
+        prompt=task.prompt,
+        role=task.role,
+        model=task.model,
+        priority=task.priority,
+        queue=task.queue,
+        token_budget=task.token_budget,
+        timeout_seconds=task.timeout_seconds,
+        max_turns=task.max_turns,
+        max_budget_usd=task.max_budget_usd,
+        permission_mode=task.permission_mode,
+        allowed_tools=task.allowed_tools,
+        denied_tools=task.denied_tools,
+        cwd=task.cwd,
+        json_schema=task.json_schema,
+        metadata=task.meta or {},
+        parent_id=str(task.parent_id) if task.parent_id else None,
+        result=task.result,
+        structured_output=task.structured_output,
+        error=error,
+        usage=Usage(
+            input_tokens=task.input_tokens or 0,
+            output_tokens=task.output_tokens or 0,
+            cache_read_input_tokens=task.cache_read_input_tokens or 0,
+            cache_creation_input_tokens=task.cache_creation_input_tokens or 0,
+        ),
+        cost_usd=float(task.cost_usd or 0),
+        num_turns=task.num_turns or 0,
+        session_id=task.session_id,
+        permission_denials=task.permission_denials or [],
+        worker=task.worker,
+        attempts=task.attempts or 0,
+        created_at=task.created_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+    )
+
+
+def event_view(event: Any) -> EventView:
+    return EventView(id=event.id, attempt=event.attempt, type=event.type, subtype=event.subtype,
+                     data=event.data, created_at=event.created_at)

@@ -1,0 +1,133 @@
+"""The validated shape of cca's configuration: one pydantic model per TOML table.
+
+Unknown keys are rejected so a typo is named at start-up instead of silently ignored.
+Lists accept comma-separated strings (the form environment variables give).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
+EnvValue = Annotated[str, BeforeValidator(lambda value: str(value).lower() if isinstance(value, bool) else str(value))]
+PermissionMode = Literal["allowlist", "sandbox", "dangerous"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonSettings(Section):
+    bind_address: str = "127.0.0.1:9200"
+    log_level: Literal["debug", "info", "warn", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    max_agents: int = Field(4, ge=1, le=256)
+    require_auth: bool = False
+    api_keys: CommaList = []
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    api_processes: int = Field(2, ge=1, le=64)
+
+    @field_validator("bind_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9200")
+        return value
+
+
+class RedisSettings(Section):
+    url: str = ""
+    pool_size: int = Field(20, ge=1)
+    context_ttl_seconds: int = Field(7200, ge=1)
+    stream_max_events: int = Field(10000, ge=10)
+
+
+class PostgresSettings(Section):
+    url: str = ""
+    pool_size: int = Field(20, ge=1)
+    max_connections: int = Field(50, ge=1)
+
+
+class PermissionSettings(Section):
+    mode: PermissionMode = "allowlist"
+    allowed_tools: CommaList = ["Read", "Glob", "Grep", "Edit(src/**)", "Edit(tests/**)", "Bash(git *)"]
+    denied_tools: CommaList = ["Bash(rm -rf *)", "Bash(sudo *)", "Read(.env*)", "Edit(.env*)"]
+    allow_network: bool = False
+    allow_dangerous: bool = False
+
+
+class RoleSettings(Section):
+    model: str | None = None
+    permissions: PermissionSettings | None = None
+    append_system_prompt: str | None = None
+    token_budget: int | None = Field(None, ge=1)
+    timeout_seconds: int | None = Field(None, ge=1)
+
+
+class AgentSettings(Section):
+    claude_path: str = "claude"
+    default_model: str | None = None
+    default_timeout_seconds: int = Field(600, ge=1)
+    token_budget_per_task: int = Field(100000, ge=1)
+    context_compression: bool = True
+    stall_timeout_seconds: int = Field(300, ge=1)
+    stop_grace_seconds: float = Field(3.0, ge=0.1, le=60)
+    max_attempts: int = Field(3, ge=1)
+    lease_seconds: int = Field(60, ge=2)
+    workspace_root: str = ""
+    allowed_roots: CommaList = []
+    env: dict[str, EnvValue] = {}
+    permissions: PermissionSettings = PermissionSettings()
+    roles: dict[str, RoleSettings] = {}
+
+
+class WorkerSettings(Section):
+    queues: CommaList = ["cca"]
+    hostname: str = ""
+    token_budget_per_window: int = Field(0, ge=0)
+    budget_window_seconds: int = Field(3600, ge=1)
+    heartbeat_seconds: float = Field(2.0, gt=0)
+    sweep_interval_seconds: float = Field(10.0, gt=0)
+    resend_after_seconds: int = Field(300, ge=1)
+
+
+class AcpSettings(Section):
+    """Accepted for compatibility with the guide; cca has no ACP websocket."""
+
+    websocket_port: int = 9100
+    reconnect_interval_ms: int = 2000
+    max_reconnect_attempts: int = 10
+
+
+class EmbeddedSettings(Section):
+    data_dir: str = "~/.local/share/cca"
+
+
+class Settings(Section):
+    daemon: DaemonSettings = DaemonSettings()
+    redis: RedisSettings = RedisSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    agents: AgentSettings = AgentSettings()
+    worker: WorkerSettings = WorkerSettings()
+    acp: AcpSettings = AcpSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.embedded.data_dir).expanduser()
+
+    @property
+    def workspace_root(self) -> Path:
+        root = self.agents.workspace_root or str(self.data_dir / "workspaces")
+        return Path(root).expanduser()

@@ -1,0 +1,287 @@
+"""All SQL of cca. Every status change goes through here.
+
+Functions take the session first and never commit: the caller (a request, a task execution)
+owns the transaction. Claiming and finishing are conditional updates, so a redelivered message,
+a late worker or a cancelled row can never produce a second run or a second terminal status.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from cca_core.errors import Conflict, Invalid, NotFound
+from cca_core.models import Task, TaskEvent
+from cca_core.names import TERMINAL_STATUSES
+
+NOW = func.now()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: everything the worker writes when it finishes a task."""
+
+    status: str
+    result: str | None = None
+    structured_output: Any | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cost_usd: float = 0.0
+    num_turns: int = 0
+    session_id: str | None = None
+    permission_denials: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.status not in TERMINAL_STATUSES:
+            raise ValueError(f"{self.status!r} is not a terminal status")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a heartbeat learns: whether the run is still ours and whether to stop."""
+
+    owned: bool
+    cancel_requested: bool
+
+
+def parse_task_id(value: str) -> uuid.UUID:
+    """Parse a task id; a malformed one is simply not found."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"task {value} not found") from None
+
+
+def create_task(
+    session: Session, values: dict[str, Any], idempotency_key: str | None = None
+) -> tuple[Task, bool]:
+    """Insert a queued task; with an idempotency key, return the existing task instead.
+
+    Returns (task, created).
+    """
+    row = {"id": uuid.uuid4(), "status": "queued", "sent_at": NOW, **values}
+    if idempotency_key is None:
+        task = session.scalars(insert(Task).values(row).returning(Task)).one()
+        return task, True
+    stmt = (
+        pg_insert(Task)
+        .values(row, idempotency_key=idempotency_key)
+        .on_conflict_do_nothing(
+            index_elements=["idempotency_key"], index_where=text("idempotency_key IS NOT NULL")
+        )
+        .returning(Task)
+    )
+    created = session.scalars(stmt).one_or_none()
+    if created is not None:
+        return created, True
+    existing = session.scalars(select(Task).where(Task.idempotency_key == idempotency_key)).one()
+    return existing, False
+
+
+def get_task(session: Session, task_id: str | uuid.UUID) -> Task:
+    """Return the task; raise NotFound."""
+    task = session.get(Task, parse_task_id(str(task_id)))
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+def list_tasks(
+    session: Session,
+    *,
+    status: str | None = None,
+    role: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Task], str | None]:
+    """Newest first, keyset-paginated. Returns (tasks, next_cursor)."""
+    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+    if status:
+        query = query.where(Task.status == status)
+    if role:
+        query = query.where(Task.role == role)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, last_id))
+    tasks = list(session.scalars(query))
+    if len(tasks) <= limit:
+        return tasks, None
+    last = tasks[limit - 1]
+    return tasks[:limit], encode_cursor(last.created_at, last.id)
+
+
+def encode_cursor(created_at: datetime, task_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{task_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raise Invalid (field ``cursor``) for anything this module did not produce."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, task_id = raw.split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(task_id)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("cursor is not valid; pass next_cursor from a previous page",
+                      field="cursor") from None
+
+
+def cancel_task(session: Session, task_id: str) -> Task:
+    """Cancel a queued task at once, or ask a running one to stop.
+
+    Raises NotFound, or Conflict when the task already ended.
+    """
+    tid = parse_task_id(task_id)
+    queued = session.scalars(
+        update(Task)
+        .where(Task.id == tid, Task.status == "queued")
+        .values(status="cancelled", finished_at=NOW, cancel_requested_at=NOW,
+                error_code="cancelled", error_message="cancelled before it started")
+        .returning(Task)
+    ).one_or_none()
+    if queued is not None:
+        return queued
+    running = session.scalars(
+        update(Task)
+        .where(Task.id == tid, Task.status == "running")
+        .values(cancel_requested_at=func.coalesce(Task.cancel_requested_at, NOW))
+        .returning(Task)
+    ).one_or_none()
+    if running is not None:
+        return running
+    task = get_task(session, task_id)
+    raise Conflict(f"task {task_id} already ended as {task.status}", code="already_finished")
+
+
+def claim_task(
+    session: Session, task_id: str, *, worker: str, pid: int, lease_s: int, max_attempts: int
+) -> Task | None:
+    """Take a queued task, or a running one whose lease expired, for one run.
+
+    Returns the claimed task, or None when another run owns it, it ended, it was cancelled
+    or it used up its attempts.
+    """
+    claimable = (Task.status == "queued") | ((Task.status == "running") & (Task.lease_expires_at < NOW))
+    return session.scalars(
+        update(Task)
+        .where(Task.id == parse_task_id(task_id), claimable, Task.cancel_requested_at.is_(None),
+               Task.attempts < max_attempts)
+        .values(status="running", worker=worker, worker_pid=pid, attempts=Task.attempts + 1,
+                started_at=NOW, lease_expires_at=NOW + timedelta(seconds=lease_s))
+        .returning(Task)
+    ).one_or_none()
+
+
+def renew_lease(session: Session, task_id: str, attempt: int, lease_s: int) -> Lease:
+    """Extend the lease of a run; tell whether it is still ours and whether to stop."""
+    cancel_requested_at = session.execute(
+        update(Task)
+        .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
+        .values(lease_expires_at=NOW + timedelta(seconds=lease_s))
+        .returning(Task.cancel_requested_at)
+    ).one_or_none()
+    if cancel_requested_at is None:
+        return Lease(owned=False, cancel_requested=True)
+    return Lease(owned=True, cancel_requested=cancel_requested_at[0] is not None)
+
+
+def finish_task(session: Session, task_id: str, attempt: int, outcome: Outcome) -> bool:
+    """Record the one terminal status of a run. False if the run no longer owned the task."""
+    values = asdict(outcome)
+    finished = session.execute(
+        update(Task)
+        .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
+        .values(**values, finished_at=NOW, lease_expires_at=None)
+        .returning(Task.id)
+    ).one_or_none()
+    return finished is not None
+
+
+def append_events(
+    session: Session, task_id: str, attempt: int, events: Sequence[dict[str, Any]]
+) -> None:
+    """Persist stream-json events in order."""
+    if not events:
+        return
+    tid = parse_task_id(task_id)
+    session.execute(
+        insert(TaskEvent),
+        [
+            {"task_id": tid, "attempt": attempt, "type": str(event.get("type", "unknown")),
+             "subtype": event.get("subtype"), "data": event}
+            for event in events
+        ],
+    )
+
+
+def list_events(session: Session, task_id: str, *, after: int = 0, limit: int = 500) -> list[TaskEvent]:
+    """Events of a task recorded so far, oldest first, with ids above ``after``."""
+    get_task(session, task_id)
+    query = (
+        select(TaskEvent)
+        .where(TaskEvent.task_id == parse_task_id(task_id), TaskEvent.id > after)
+        .order_by(TaskEvent.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def resend_candidates(session: Session, resend_after_s: int) -> list[Task]:
+    """Tasks whose message may be lost: queued too long, or running with an expired lease.
+
+    Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
+    """
+    overdue = (Task.status == "queued") & (Task.sent_at < NOW - timedelta(seconds=resend_after_s))
+    orphaned = (
+        (Task.status == "running")
+        & (Task.lease_expires_at < NOW)
+        & (Task.sent_at < NOW - timedelta(seconds=1))
+    )
+    return list(session.scalars(
+        update(Task).where(overdue | orphaned, Task.cancel_requested_at.is_(None))
+        .values(sent_at=NOW).returning(Task)
+    ))
+
+
+def end_abandoned(session: Session, max_attempts: int) -> list[uuid.UUID]:
+    """End runs whose worker died and that cannot run again: cancelled, or out of attempts."""
+    expired = (Task.status == "running") & (Task.lease_expires_at < NOW)
+    cancelled = session.scalars(
+        update(Task).where(expired, Task.cancel_requested_at.is_not(None))
+        .values(status="cancelled", finished_at=NOW, lease_expires_at=None,
+                error_code="cancelled", error_message="cancelled while its worker was lost")
+        .returning(Task.id)
+    ).all()
+    exhausted = session.scalars(
+        update(Task).where(expired, Task.attempts >= max_attempts)
+        .values(status="failed", finished_at=NOW, lease_expires_at=None, error_code="worker_lost",
+                error_message=f"its worker died on each of {max_attempts} attempts")
+        .returning(Task.id)
+    ).all()
+    return [*cancelled, *exhausted]
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Task.status, func.count()).group_by(Task.status))
+    return {status: count for status, count in rows}
+
+
+def running_by_worker(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Task.worker, func.count()).where(Task.status == "running").group_by(Task.worker)
+    )
+    return {worker: count for worker, count in rows if worker}
+
+

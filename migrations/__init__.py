@@ -1,0 +1,1 @@
+"""Alembic migrations of the cca schema; run with ``cca db upgrade``."""

@@ -1,0 +1,370 @@
+"""A scripted fake of Anthropic's ``POST /v1/messages`` for end-to-end tests of the real Claude Code CLI.
+
+The script comes from the prompt: the first user message of a request must contain
+``[[script:{"steps": [...]}]]``. The step answered is chosen by how many ``assistant`` messages the
+request already holds (0 -> steps[0], ...); past the end the reply is the text "done". Only a request
+whose first user message has the marker *and* whose body has a non-empty ``tools`` list is a "main"
+request; every other request (the CLI's title request, tool-less helper calls, subagents) is a side
+request and gets a short text reply without touching the script.
+
+Step kinds (all optional keys: ``usage``, ``delay`` seconds between SSE events, ``times``/``then``)::
+
+    {"text": "saw {tool_result}"}                      # end_turn; {tool_result} = last tool_result text
+    {"tool_use": {"name": "Bash", "input": {...}}, "text": "optional text block first"}
+    {"error": 429, "retry_after": 1}                   # HTTP error with the Anthropic error body
+    {"error": 529, "times": 2, "then": {"text": "ok"}} # the first 2 requests on this step fail
+    {"stall": 60}                                      # headers + message_start, then silence
+
+Run as a script (``--port 0 [--log FILE]``; prints ``listening on http://127.0.0.1:PORT``) or import
+:class:`ModelAPI`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MARKER = "[[script:"
+DEFAULT_USAGE = {"input_tokens": 100, "output_tokens": 20,
+                 "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+               500: "api_error", 529: "overloaded_error"}
+SIDE_REPLY = "Title"
+CHUNK = 40  # characters per text_delta / input_json_delta
+
+
+def text_blocks(content: Any) -> list[str]:
+    """The texts of a message ``content`` (a string or a list of blocks)."""
+    if isinstance(content, str):
+        return [content]
+    return [b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+
+
+def find_script(body: dict[str, Any]) -> str | None:
+    """The raw JSON text of the ``[[script:...]]`` marker in ``messages[0]``, or None."""
+    messages = body.get("messages") or []
+    if not messages:
+        return None
+    for text in text_blocks(messages[0].get("content")):
+        start = text.find(MARKER)
+        if start >= 0:
+            begin = start + len(MARKER)
+            end = text.find("]]", begin)
+            try:  # raw_decode copes with "]]" inside JSON strings
+                _, stop = json.JSONDecoder().raw_decode(text, begin)
+                return text[begin:stop]
+            except ValueError:
+                return text[begin:end if end >= 0 else len(text)]
+    return None
+
+
+def parse_steps(raw: str) -> list[dict[str, Any]]:
+    """The step list of a script: ``{"steps": [...]}`` (a bare list is accepted too)."""
+    data = json.loads(raw)
+    steps = data.get("steps") if isinstance(data, dict) else data
+    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+        raise ValueError('script must be {"steps": [{...}, ...]}')
+    return steps
+
+
+def last_tool_result(body: dict[str, Any]) -> str:
+    """The text of the last ``tool_result`` block in the request ("" if none)."""
+    found = ""
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                found = "\n".join(text_blocks(block.get("content")))
+    return found
+
+
+def side_reply(body: dict[str, Any], default: str) -> str:
+    """The reply text of a side request: JSON when ``output_config.format`` asks for a schema (the
+    session-title request wants ``{"title": ...}``), else ``default``."""
+    fmt = (body.get("output_config") or {}).get("format") or {}
+    if fmt.get("type") != "json_schema":
+        return default
+    props = (fmt.get("schema") or {}).get("properties") or {}
+    return json.dumps({k: SIDE_REPLY for k, v in props.items() if v.get("type") == "string"})
+
+
+def error_body(status: int) -> dict[str, Any]:
+    """The Anthropic error JSON for an HTTP status."""
+    kind = ERROR_TYPES.get(status, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": f"scripted {kind}"}}
+
+
+class ModelAPI:
+    """The fake API server: ``url = api.start()``, ``api.stop()``, or ``with ModelAPI() as api``.
+
+    ``requests`` holds every request body received, ``records`` the matching log records.
+    """
+
+    def __init__(self, log_path: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.log_path, self.host, self.port = log_path, host, port
+        self.requests: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
+        self.url: str | None = None
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._failures: dict[tuple[str, int], int] = {}
+        self._conns: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        """Serve in a background thread; returns the base URL (``http://127.0.0.1:PORT``)."""
+        server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        server.daemon_threads = True
+        server.api = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="model-api", daemon=True)
+        self._thread.start()
+        self.url = f"http://{self.host}:{server.server_address[1]}"
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving: end stalls and delays, close open connections, join every handler thread."""
+        if self._server is None:
+            return
+        self.stopping.set()
+        self._server.shutdown()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._server.server_close()
+        if self._thread:
+            self._thread.join()
+        self._server = None
+
+    def __enter__(self) -> ModelAPI:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def next_id(self) -> int:
+        """A number unique within this server (for msg/toolu/req ids)."""
+        with self._lock:
+            return next(self._ids)
+
+    def track(self, conn: socket.socket, add: bool) -> None:
+        """Remember or forget an open client connection."""
+        with self._lock:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def choose(self, body: dict[str, Any]) -> tuple[bool, int | None, dict[str, Any]]:
+        """Classify a request and pick its reply: ``(main, step_index, step)``."""
+        raw = find_script(body)
+        if raw is None or not body.get("tools"):
+            return False, None, {"text": side_reply(body, SIDE_REPLY if raw is not None else "ok")}
+        try:
+            steps = parse_steps(raw)
+        except ValueError as exc:
+            return True, None, {"error": 400, "message": f"bad script: {exc}"}
+        index = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
+        step = steps[index] if index < len(steps) else {"text": "done"}
+        if "times" in step:
+            with self._lock:
+                used = self._failures.get((raw, index), 0)
+                self._failures[(raw, index)] = used + 1
+            if used >= int(step["times"]):
+                step = step.get("then", {"text": "ok"})
+        return True, index, step
+
+    def record(self, path: str, body: dict[str, Any], main: bool, index: int | None,
+               step: dict[str, Any]) -> None:
+        """Keep the request in memory and append its JSON line to the log file."""
+        reply = next((k for k in ("error", "stall", "tool_use") if k in step), "text")
+        rec = {"time": time.time(), "path": path, "model": body.get("model"),
+               "stream": bool(body.get("stream")), "main": main, "step": index, "reply": reply,
+               "has_tools": bool(body.get("tools")), "messages": len(body.get("messages") or []),
+               "body": body}
+        with self._lock:
+            self.requests.append(body)
+            self.records.append(rec)
+            if self.log_path:
+                with open(self.log_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(rec) + "\n")
+
+
+def build_message(api: ModelAPI, step: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The complete assistant message (content, stop_reason, final usage) for a text/tool_use step."""
+    content: list[dict[str, Any]] = []
+    text = step.get("text")
+    if text is not None:
+        content.append({"type": "text", "text": str(text).replace("{tool_result}", last_tool_result(body))})
+    if "tool_use" in step:
+        tool = step["tool_use"]
+        content.append({"type": "tool_use", "id": f"toolu_scripted_{api.next_id():06d}",
+                        "name": tool["name"], "input": tool.get("input", {})})
+    return {"id": f"msg_scripted_{api.next_id():06d}", "type": "message", "role": "assistant",
+            "model": body.get("model"), "content": content,
+            "stop_reason": "tool_use" if "tool_use" in step else "end_turn", "stop_sequence": None,
+            "usage": {**DEFAULT_USAGE, **step.get("usage", {})}}
+
+
+def sse_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The SSE ``(event, data)`` sequence the real API streams for ``message``."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    for i, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            first, delta, payload = {"type": "text", "text": ""}, "text_delta", block["text"]
+        else:
+            first, delta, payload = {**block, "input": {}}, "input_json_delta", json.dumps(block["input"])
+        events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": first}))
+        for piece in [payload[j:j + CHUNK] for j in range(0, len(payload), CHUNK)] or [""]:
+            key = "text" if delta == "text_delta" else "partial_json"
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                   "delta": {"type": delta, key: piece}}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events.append(("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                                     "usage": usage}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One HTTP connection (keep-alive); JSON bodies use Content-Length, SSE uses chunked encoding."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "scripted-model-api"
+
+    @property
+    def api(self) -> ModelAPI:
+        return self.server.api  # type: ignore[attr-defined]
+
+    def setup(self) -> None:
+        super().setup()
+        self.api.track(self.connection, True)
+
+    def finish(self) -> None:
+        self.api.track(self.connection, False)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
+        pass
+
+    def do_POST(self) -> None:
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        except ValueError:
+            return self.send_json(400, error_body(400))
+        path = self.path.split("?", 1)[0]
+        if path == "/v1/messages/count_tokens":
+            return self.send_json(200, {"input_tokens": DEFAULT_USAGE["input_tokens"]})
+        if path != "/v1/messages":
+            return self.send_json(404, error_body(404))
+        main, index, step = self.api.choose(body)
+        self.api.record(self.path, body, main, index, step)
+        try:
+            self.answer(step, body)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+    def answer(self, step: dict[str, Any], body: dict[str, Any]) -> None:
+        """Send the reply for ``step``: an HTTP error, a stall, a JSON message or an SSE stream."""
+        if "error" in step:
+            status = int(step["error"])
+            err = error_body(status)
+            err["error"]["message"] = step.get("message", err["error"]["message"])
+            extra = {"retry-after": str(step["retry_after"])} if "retry_after" in step else {}
+            return self.send_json(status, err, extra)
+        delay = float(step.get("delay", 0))
+        stall = float(step.get("stall") or 3600) if "stall" in step else None
+        shown = {"text": "", "usage": step.get("usage", {})} if stall is not None else step
+        message = build_message(self.api, shown, body)
+        if not body.get("stream"):
+            if stall is not None or self.api.stopping.wait(delay):
+                self.api.stopping.wait(stall or 0)
+                self.close_connection = True  # no response at all
+                return
+            return self.send_json(200, message)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("request-id", f"req_scripted_{self.api.next_id():06d}")
+        self.end_headers()
+        events = sse_events(message)
+        if stall is not None:
+            self.send_event(*events[0])
+            self.api.stopping.wait(stall)
+            self.close_connection = True  # drop the stream without finishing it
+            return
+        for n, event in enumerate(events):
+            if n and delay and self.api.stopping.wait(delay):
+                self.close_connection = True
+                return
+            self.send_event(*event)
+        self.write_chunk(b"")
+
+    def send_event(self, name: str, data: dict[str, Any]) -> None:
+        """Write one SSE event as one HTTP chunk."""
+        self.write_chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+
+    def write_chunk(self, data: bytes) -> None:
+        """Write one chunk of a chunked response (an empty chunk ends it)."""
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def send_json(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        """Send a complete JSON response."""
+        raw = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.send_header("request-id", f"req_scripted_{self.api.next_id():06d}")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(raw)
+        self.wfile.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: serve until SIGTERM/SIGINT, printing the URL first."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--log", default=None, help="append one JSON line per request to this file")
+    args = parser.parse_args(argv)
+    api = ModelAPI(log_path=args.log, host=args.host, port=args.port)
+
+    def _exit(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _exit)
+    print(f"listening on {api.start()}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
