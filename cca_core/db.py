@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -18,7 +19,12 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Engine:
-    """Create an engine with a bounded pool; connections are checked before use."""
+    """Create an engine with a bounded pool; connections are checked before use.
+
+    ``pool_size=0`` keeps no connection between uses (for processes that fork children).
+    """
+    if pool_size == 0:
+        return create_engine(sqlalchemy_url(url), poolclass=NullPool)
     return create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,

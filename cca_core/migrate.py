@@ -6,9 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
-
-from cca_core.db import make_engine
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -25,14 +24,13 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def current_revision(url: str) -> str | None:
+def current_revision(connection: Connection) -> str | None:
     """The revision the database is at, or None before the first migration."""
-    engine = make_engine(url, pool_size=1, max_overflow=0)
-    try:
-        with engine.connect() as connection:
-            exists = connection.execute(text("SELECT to_regclass('alembic_version')")).scalar()
-            if exists is None:
-                return None
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    finally:
-        engine.dispose()
+    if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this version of cca."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()

@@ -184,12 +184,15 @@ def claim_task(
     ).one_or_none()
 
 
-def renew_lease(session: Session, task_id: str, attempt: int, lease_s: int) -> Lease:
-    """Extend the lease of a run; tell whether it is still ours and whether to stop."""
+def renew_lease(
+    session: Session, task_id: str, attempt: int, lease_s: int, progress: dict[str, Any] | None = None
+) -> Lease:
+    """Extend the lease of a run and record its progress (tokens, turns, cost so far);
+    tell whether it is still ours and whether to stop."""
     cancel_requested_at = session.execute(
         update(Task)
         .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
-        .values(lease_expires_at=NOW + timedelta(seconds=lease_s))
+        .values(lease_expires_at=NOW + timedelta(seconds=lease_s), **(progress or {}))
         .returning(Task.cancel_requested_at)
     ).one_or_none()
     if cancel_requested_at is None:

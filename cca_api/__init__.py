@@ -1,0 +1,38 @@
+"""cca API: a thin Flask app over the store and the Celery producer."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+
+from cca_core.config import load_settings
+from cca_core.settings import Settings
+from cca_api import errors, fleet, openapi, tasks
+from cca_api.auth import check_key, presented_key
+from cca_api.resources import make_resources
+
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the API for ``settings`` (loaded from the config files when None)."""
+    settings = settings or load_settings()
+    app = Flask("cca_api")
+    app.config["MAX_CONTENT_LENGTH"] = settings.daemon.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["cca"] = make_resources(settings)
+    errors.init_app(app)
+    for blueprint in (tasks.bp, fleet.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def _authenticate() -> None:
+        if settings.daemon.require_auth and request.path not in PUBLIC_PATHS:
+            check_key(presented_key(request), settings.daemon.api_keys)
+
+    @app.after_request
+    def _no_sniff(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

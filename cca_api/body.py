@@ -1,0 +1,42 @@
+"""Read and validate request input into pydantic models, with errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from flask import Request
+from pydantic import BaseModel, ValidationError
+
+from cca_core.errors import BadRequest, Invalid, UnsupportedMedia
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_json(request: Request, model: type[Model]) -> Model:
+    """Validate a JSON body. Raises UnsupportedMedia, BadRequest or Invalid; the body size
+    limit is enforced by Flask (``MAX_CONTENT_LENGTH``) before this runs."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMedia("send the body as application/json")
+    try:
+        data = json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return validate(model, data)
+
+
+def parse_query(request: Request, model: type[Model]) -> Model:
+    """Validate query parameters (each given once)."""
+    return validate(model, request.args.to_dict())
+
+
+def validate(model: type[Model], data: dict[str, object]) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise Invalid(f"{field}: {message}" if field else message, field=field) from None

@@ -1,0 +1,47 @@
+"""Every error leaves the API as ``{"error": {"code", "message", "field"?}}``: never HTML,
+never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from cca_core.errors import CcaError
+
+log = logging.getLogger(__name__)
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large",
+              415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
+    body: dict[str, object] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CcaError)
+    def _cca_error(exc: CcaError) -> Response:
+        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="cca", charset="UTF-8"'
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        response = error_response(status, HTTP_CODES.get(status, "error"), exc.description or exc.name)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error; see the API log")

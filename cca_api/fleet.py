@@ -1,0 +1,104 @@
+"""Health and fleet endpoints: /health, status, workers, Redis and Postgres status."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, current_app
+from sqlalchemy import text
+
+from cca_core import __version__, store
+from cca_core.db import transaction
+from cca_core.fleet import online_workers, queue_depths, workers_with_slots
+from cca_core.migrate import current_revision
+from cca_core.names import ALL_STATUSES
+from cca_api.resources import Resources
+
+bp = Blueprint("fleet", __name__)
+
+
+def resources() -> Resources:
+    return current_app.extensions["cca"]
+
+
+def _probe(check: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = check()
+    except Exception as exc:  # a probe reports any failure instead of raising it
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {"ok": True, "latency_ms": latency_ms, **(detail if isinstance(detail, dict) else {})}
+
+
+@bp.get("/health")
+def health() -> tuple[dict[str, Any], int]:
+    res = resources()
+
+    def postgres() -> None:
+        with res.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    redis_check = _probe(res.redis.ping)
+    workers = _probe(lambda: {"online": len(online_workers(res.redis))})
+    checks = {"postgres": _probe(postgres), "redis": redis_check, "workers": workers}
+    up = checks["postgres"]["ok"] and checks["redis"]["ok"]
+    status = "ok" if up and workers.get("online") else ("degraded" if up else "down")
+    return {"status": status, "version": __version__, **checks}, 200 if up else 503
+
+
+@bp.get("/api/v1/status")
+def status() -> dict[str, Any]:
+    res = resources()
+    with transaction(res.sessions) as session:
+        workers = workers_with_slots(res.redis, session)
+        counts = store.count_by_status(session)
+    queues = {res.settings.worker.queues[0]} | {q for worker in workers for q in worker["queues"]}
+    return {
+        "version": __version__,
+        "workers": {"online": len(workers),
+                    "slots_total": sum(worker["slots_total"] for worker in workers),
+                    "slots_busy": sum(worker["slots_busy"] for worker in workers)},
+        "queues": queue_depths(res.redis, queues),
+        "tasks": {name: counts.get(name, 0) for name in ALL_STATUSES},
+    }
+
+
+@bp.get("/api/v1/workers")
+def workers() -> dict[str, Any]:
+    res = resources()
+    with transaction(res.sessions) as session:
+        return {"workers": workers_with_slots(res.redis, session)}
+
+
+@bp.get("/api/v1/redis/status")
+def redis_status() -> dict[str, Any]:
+    res = resources()
+
+    def info() -> dict[str, Any]:
+        server = res.redis.info()
+        return {key: server.get(key) for key in (
+            "redis_version", "uptime_in_seconds", "connected_clients", "used_memory_human",
+            "aof_enabled", "role")}
+
+    return {"redis": _probe(info)}
+
+
+@bp.get("/api/v1/postgres/status")
+def postgres_status() -> dict[str, Any]:
+    res = resources()
+
+    def info() -> dict[str, Any]:
+        with res.engine.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar()
+            vector = connection.execute(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar()
+            revision = current_revision(connection)
+        pool = res.engine.pool
+        return {"server_version": version, "pgvector_version": vector,
+                "schema_revision": revision,
+                "pool": {"size": pool.size(), "checked_out": pool.checkedout(),  # type: ignore[attr-defined]
+                         "overflow": pool.overflow()}}  # type: ignore[attr-defined]
+
+    return {"postgres": _probe(info)}

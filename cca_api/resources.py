@@ -1,0 +1,39 @@
+"""The connections one API process holds: a Postgres pool, a Redis client, a Celery producer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cca_core.db import make_engine, make_session_factory
+from cca_core.dispatch import celery_config
+from cca_core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Resources:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    celery: Celery
+
+
+def make_resources(settings: Settings) -> Resources:
+    """Create the clients; nothing connects until first use."""
+    engine = make_engine(settings.postgres.url, pool_size=settings.postgres.pool_size,
+                         max_overflow=max(0, settings.postgres.max_connections - settings.postgres.pool_size))
+    producer = Celery("cca-api")
+    producer.conf.update(celery_config(settings.redis.url, 3600))
+    return Resources(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        redis=redis.Redis.from_url(settings.redis.url, socket_timeout=5, socket_connect_timeout=3,
+                                   max_connections=settings.redis.pool_size),
+        celery=producer,
+    )

@@ -1,0 +1,122 @@
+"""Task endpoints: submit, read, list, cancel, events."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from pydantic import BaseModel, ConfigDict, Field
+from redis import RedisError
+from kombu.exceptions import OperationalError
+
+from cca_core import store
+from cca_core.db import transaction
+from cca_core.dispatch import message_options
+from cca_core.errors import Invalid
+from cca_core.names import ALL_STATUSES, RUN_AGENT_TASK
+from cca_core.schemas import (
+    EventPage, TaskCreate, TaskPage, event_view, task_view,
+)
+from cca_core.workspace import check_cwd
+from cca_api.body import parse_json, parse_query
+from cca_api.resources import Resources
+
+log = logging.getLogger(__name__)
+bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str | None = Field(default=None, json_schema_extra={"enum": list(ALL_STATUSES)})
+    role: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: int = Field(default=0, ge=0)
+    limit: int = Field(default=500, ge=1, le=5000)
+
+
+def resources() -> Resources:
+    return current_app.extensions["cca"]
+
+
+@bp.post("")
+def submit() -> tuple[dict[str, Any], int]:
+    res = resources()
+    body = parse_json(request, TaskCreate)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise Invalid(f"Idempotency-Key must be 1..{IDEMPOTENCY_KEY_MAX} characters",
+                      field="Idempotency-Key")
+    values = submitted_values(body, res)
+    with transaction(res.sessions) as session:
+        task, created = store.create_task(session, values, idempotency_key=key)
+    if created:
+        send(res, task)
+    return task_view(task).model_dump(mode="json"), 202 if created else 200
+
+
+def submitted_values(body: TaskCreate, res: Resources) -> dict[str, Any]:
+    """The row to insert: the request with the fleet's defaults filled in. Raises Invalid."""
+    agents = res.settings.agents
+    if body.cwd is not None:
+        check_cwd(body.cwd, agents.allowed_roots)
+    if body.permission_mode == "dangerous" and not agents.permissions.allow_dangerous:
+        raise Invalid("permission_mode dangerous is refused: the fleet does not allow it"
+                      " (agents.permissions.allow_dangerous)", field="permission_mode")
+    values = body.model_dump(exclude={"metadata"})
+    values["meta"] = body.metadata
+    role = agents.roles.get(body.role or "")
+    values["token_budget"] = body.token_budget or (role and role.token_budget) or agents.token_budget_per_task
+    values["timeout_seconds"] = (body.timeout_seconds or (role and role.timeout_seconds)
+                                 or agents.default_timeout_seconds)
+    values["queue"] = body.queue or res.settings.worker.queues[0]
+    return values
+
+
+def send(res: Resources, task: Any) -> None:
+    """Enqueue after commit. If Redis is down the row stays queued and the sweep re-sends it."""
+    try:
+        res.celery.send_task(RUN_AGENT_TASK, args=[str(task.id)],
+                             **message_options(task.queue, task.priority, task.timeout_seconds))
+    except (OperationalError, RedisError, OSError) as exc:
+        log.warning("task %s stored but not enqueued yet (%s); the sweep will send it", task.id, exc)
+
+
+@bp.get("/<task_id>")
+def show(task_id: str) -> dict[str, Any]:
+    with transaction(resources().sessions) as session:
+        return task_view(store.get_task(session, task_id)).model_dump(mode="json")
+
+
+@bp.get("")
+def index() -> dict[str, Any]:
+    query = parse_query(request, ListQuery)
+    if query.status is not None and query.status not in ALL_STATUSES:
+        raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
+    with transaction(resources().sessions) as session:
+        tasks, cursor = store.list_tasks(session, status=query.status, role=query.role,
+                                         limit=query.limit, cursor=query.cursor)
+        page = TaskPage(tasks=[task_view(task) for task in tasks], next_cursor=cursor)
+    return page.model_dump(mode="json")
+
+
+@bp.post("/<task_id>/cancel")
+def cancel(task_id: str) -> dict[str, Any]:
+    with transaction(resources().sessions) as session:
+        return task_view(store.cancel_task(session, task_id)).model_dump(mode="json")
+
+
+@bp.get("/<task_id>/events")
+def events(task_id: str) -> dict[str, Any]:
+    query = parse_query(request, EventsQuery)
+    with transaction(resources().sessions) as session:
+        rows = store.list_events(session, task_id, after=query.after, limit=query.limit)
+        page = EventPage(events=[event_view(row) for row in rows],
+                         next_after=rows[-1].id if rows else None)
+    return page.model_dump(mode="json")

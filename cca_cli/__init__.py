@@ -1,0 +1,1 @@
+"""The `cca` command line: talks to the API over HTTP, and starts fleet processes."""

@@ -1,0 +1,35 @@
+"""Entry point of ``cca``."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from cca_core import __version__
+from cca_cli import ops, tasks, up
+from cca_cli.context import CliState
+
+
+@click.group()
+@click.version_option(__version__, prog_name="cca")
+@click.option("--api-url", envvar="CCA_API_URL", help="API base URL (default from daemon.bind_address).")
+@click.option("--api-key", envvar="CCA_API_KEY", help="API key (default daemon.api_keys[0]).")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
+    """cca: run Claude Code agents on a fleet."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliState(api_url, api_key)
+
+
+for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, ops.config, ops.db,
+                ops.worker, ops.api, up.up):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="cca")
+
+
+if __name__ == "__main__":
+    main()

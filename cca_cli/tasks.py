@@ -1,0 +1,187 @@
+"""Commands over the task API: submit, tasks list|show|cancel|events, status, workers."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cca_core.client import CcaClient
+from cca_core.names import TERMINAL_STATUSES
+from cca_cli.context import CliState, handle_errors, pass_state
+
+console = Console()
+POLL_S = 0.5
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _summary(task: dict[str, Any]) -> str:
+    usage = task["usage"]
+    return (f"{task['status']} · turns {task['num_turns']} · tokens in {usage['input_tokens']}"
+            f" out {usage['output_tokens']} · ${task['cost_usd']:.4f}")
+
+
+def print_task(task: dict[str, Any]) -> None:
+    console.print(f"[bold]{task['id']}[/bold]  {_summary(task)}")
+    if task.get("error"):
+        console.print(f"[red]error[/red] {task['error']['code']}: {task['error']['message']}")
+    if task.get("permission_denials"):
+        console.print(f"permission denials: {len(task['permission_denials'])}")
+    if task.get("result"):
+        console.print(task["result"], markup=False, highlight=False)
+
+
+def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
+    """Poll until the task ends, showing a live spinner unless ``quiet``."""
+    task = client.task(task_id)
+    if quiet:
+        while task["status"] not in TERMINAL_STATUSES:
+            time.sleep(POLL_S)
+            task = client.task(task_id)
+        return task
+    with console.status(_summary(task)) as spinner:
+        while task["status"] not in TERMINAL_STATUSES:
+            time.sleep(POLL_S)
+            task = client.task(task_id)
+            spinner.update(_summary(task))
+    return task
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("--wait", is_flag=True, help="Wait for the result, showing progress.")
+@click.option("--role")
+@click.option("--model")
+@click.option("--priority", type=click.Choice(["low", "normal", "high", "critical"]))
+@click.option("--queue")
+@click.option("--budget", "token_budget", type=click.IntRange(min=1), help="Token budget.")
+@click.option("--timeout", "timeout_seconds", type=click.IntRange(min=1), help="Seconds.")
+@click.option("--max-turns", type=click.IntRange(min=1))
+@click.option("--cwd")
+@click.option("--idempotency-key")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
+@pass_state
+@handle_errors
+def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_key: str | None,
+           **fields: Any) -> None:
+    """Submit an agent task (PROMPT) to the fleet."""
+    client = state.client()
+    body = {"prompt": prompt, **{name: value for name, value in fields.items() if value is not None}}
+    task = client.submit(body, idempotency_key=idempotency_key)
+    if wait:
+        task = wait_for(client, task["id"], quiet=as_json)
+    if as_json:
+        _print_json(task)
+    elif wait:
+        print_task(task)
+    else:
+        click.echo(task["id"])
+    if wait and task["status"] != "succeeded":
+        raise SystemExit(1)
+
+
+@click.group()
+def tasks() -> None:
+    """List, show, cancel and follow tasks."""
+
+
+@tasks.command("list")
+@click.option("--status")
+@click.option("--role")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--cursor")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def list_tasks(state: CliState, as_json: bool, **params: Any) -> None:
+    """Newest tasks first."""
+    page = state.client().tasks(**params)
+    if as_json:
+        return _print_json(page)
+    table = Table("id", "status", "role", "turns", "tokens", "cost", "created")
+    for task in page["tasks"]:
+        usage = task["usage"]
+        table.add_row(task["id"], task["status"], task["role"] or "", str(task["num_turns"]),
+                      str(usage["input_tokens"] + usage["output_tokens"]),
+                      f"${task['cost_usd']:.4f}", task["created_at"][:19])
+    console.print(table)
+    if page["next_cursor"]:
+        console.print(f"more: --cursor {page['next_cursor']}")
+
+
+@tasks.command()
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def show(state: CliState, task_id: str, as_json: bool) -> None:
+    """Show one task."""
+    task = state.client().task(task_id)
+    _print_json(task) if as_json else print_task(task)
+
+
+@tasks.command()
+@click.argument("task_id")
+@pass_state
+@handle_errors
+def cancel(state: CliState, task_id: str) -> None:
+    """Cancel a queued or running task."""
+    task = state.client().cancel(task_id)
+    click.echo(f"{task['id']}: {task['status']}"
+               + (" (stop requested)" if task["status"] == "running" else ""))
+
+
+@tasks.command()
+@click.argument("task_id")
+@click.option("--after", type=click.IntRange(min=0), default=0)
+@pass_state
+@handle_errors
+def events(state: CliState, task_id: str, after: int) -> None:
+    """Print the stream-json events recorded so far, one JSON object per line."""
+    client = state.client()
+    while True:
+        page = client.events(task_id, after=after)
+        for event in page["events"]:
+            click.echo(json.dumps(event["data"]))
+        if page["next_after"] is None:
+            return
+        after = page["next_after"]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def status(state: CliState, as_json: bool) -> None:
+    """Fleet status: workers, slots, queues, tasks."""
+    data = state.client().status()
+    if as_json:
+        return _print_json(data)
+    workers = data["workers"]
+    console.print(f"cca {data['version']} · workers {workers['online']} · slots "
+                  f"{workers['slots_busy']}/{workers['slots_total']} busy")
+    console.print("queues: " + ", ".join(f"{q}={n}" for q, n in data["queues"].items()))
+    console.print("tasks: " + ", ".join(f"{s}={n}" for s, n in data["tasks"].items()))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def workers(state: CliState, as_json: bool) -> None:
+    """Workers online and their slots."""
+    data = state.client().workers()
+    if as_json:
+        return _print_json(data)
+    table = Table("hostname", "slots busy", "slots", "queues", "paused")
+    for worker in data["workers"]:
+        table.add_row(worker["hostname"], str(worker["slots_busy"]), str(worker["slots_total"]),
+                      ",".join(worker["queues"]), "yes" if worker["paused_for_budget"] else "")
+    console.print(table)

@@ -1,0 +1,78 @@
+"""A small HTTP client of the cca API, used by the CLI (and the MCP bridge).
+
+Every call has a timeout. Errors come back as ApiError with the API's code and message, or
+with code ``unreachable`` when nothing answers at the URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:9200"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+class CcaClient:
+    def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None,
+                 timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request; return the decoded JSON body. Raises ApiError."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(0, "unreachable", f"the cca API at {self.base_url} is not reachable "
+                           f"({type(exc).__name__}): start it with `cca up`") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_error:
+            error = (body or {}).get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict):
+                raise ApiError(response.status_code, str(error.get("code")),
+                               str(error.get("message")), error.get("field"))
+            raise ApiError(response.status_code, "http_error",
+                           f"HTTP {response.status_code} from {self.base_url}{path}")
+        return body
+
+    def submit(self, task: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/api/v1/tasks", json=task, headers=headers)
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/tasks/{task_id}")
+
+    def tasks(self, **params: Any) -> dict[str, Any]:
+        query = {name: value for name, value in params.items() if value is not None}
+        return self.request("GET", "/api/v1/tasks", params=query)
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/tasks/{task_id}/cancel")
+
+    def events(self, task_id: str, after: int = 0, limit: int = 500) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/tasks/{task_id}/events",
+                            params={"after": after, "limit": limit})
+
+    def status(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/status")
+
+    def workers(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/workers")
+
+    def health(self) -> dict[str, Any]:
+        return self.request("GET", "/health")

@@ -1,0 +1,60 @@
+"""The Celery app factory of the worker: settings, the run-agent task, pool hygiene."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import redis
+from billiard import current_process  # type: ignore[import-untyped]
+from celery import Celery, signals
+
+from cca_core.db import make_engine, make_session_factory
+from cca_core.dispatch import celery_config
+from cca_core.names import RUN_AGENT_TASK
+from cca_core.settings import Settings
+from cca_worker.fleet import make_fleet_step
+from cca_worker.process import set_parent_death_signal
+from cca_worker.runner import WorkerContext, run_task
+
+_contexts: dict[int, WorkerContext] = {}
+
+
+def visibility_timeout(settings: Settings) -> int:
+    """Above the longest default run, so Redis does not redeliver a message still running."""
+    return max(3600, settings.agents.default_timeout_seconds * 2)
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Create the worker's Celery app. Connects to nothing until used."""
+    app = Celery("cca")
+    app.conf.update(celery_config(settings.redis.url, visibility_timeout(settings)))
+    app.steps["consumer"].add(make_fleet_step(settings))
+    signals.worker_process_init.connect(_die_with_the_worker, weak=False)
+
+    @app.task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def run_agent(self: Any, task_id: str) -> str | None:
+        """Run one agent task by id (the message carries nothing else)."""
+        return run_task(_context(settings, self.request.hostname or "worker"), task_id)
+
+    return app
+
+
+def _context(settings: Settings, hostname: str) -> WorkerContext:
+    """Per-process resources, made after the fork on first use."""
+    pid = os.getpid()
+    if pid not in _contexts:
+        engine = make_engine(settings.postgres.url, pool_size=2, max_overflow=2)
+        _contexts.clear()
+        _contexts[pid] = WorkerContext(
+            settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
+            sessions=make_session_factory(engine),
+            redis=redis.Redis.from_url(settings.redis.url, socket_timeout=10),
+        )
+    return _contexts[pid]
+
+
+def _die_with_the_worker(**_: Any) -> None:
+    """A pool process must not outlive its worker, so neither can its agent."""
+    set_parent_death_signal(signal.SIGKILL)

@@ -1,0 +1,74 @@
+"""Build the `claude` command line and its environment (pure: no I/O).
+
+The prompt goes after ``--``: ``--allowedTools`` and friends take several values and would
+swallow a prompt placed after them (notes/claude-cli.md §9).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PASS_THROUGH_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_")
+PASS_THROUGH_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "API_TIMEOUT_MS")
+AGENT_DEFAULTS = {
+    "DISABLE_TELEMETRY": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "CLAUDE_CODE_MAX_RETRIES": "3",
+    "API_TIMEOUT_MS": "120000",
+}
+# Never handed to an agent, whatever the configuration says.
+_FORBIDDEN_PREFIXES = ("CCA_", "CCA__")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything one run of `claude` needs, as plain values."""
+
+    prompt: str
+    session_id: str
+    permission_flags: tuple[str, ...]
+    model: str | None = None
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    json_schema: Mapping[str, Any] | None = None
+    append_system_prompt: str | None = None
+    env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+def build_argv(claude_path: str, spec: AgentSpec) -> list[str]:
+    """Return the argv for one print-mode run that streams NDJSON events."""
+    argv = [
+        claude_path, "-p",
+        "--output-format", "stream-json", "--verbose", "--include-partial-messages",
+        "--session-id", spec.session_id,
+    ]
+    if spec.model:
+        argv += ["--model", spec.model]
+    if spec.max_turns:
+        argv += ["--max-turns", str(spec.max_turns)]
+    if spec.max_budget_usd:
+        argv += ["--max-budget-usd", f"{spec.max_budget_usd:g}"]
+    if spec.json_schema:
+        argv += ["--json-schema", json.dumps(spec.json_schema, separators=(",", ":"))]
+    if spec.append_system_prompt:
+        argv += ["--append-system-prompt", spec.append_system_prompt]
+    argv += list(spec.permission_flags)
+    return [*argv, "--", spec.prompt]
+
+
+def build_env(
+    parent_env: Mapping[str, str], extra: Mapping[str, str], *, config_dir: str
+) -> dict[str, str]:
+    """Start from nothing: PATH, HOME and ANTHROPIC_*/CLAUDE_CODE_* from the worker, then
+    ``[agents.env]``, then the per-slot CLAUDE_CONFIG_DIR. cca's own variables never pass."""
+    env = {
+        name: value
+        for name, value in parent_env.items()
+        if name in PASS_THROUGH_NAMES or name.startswith(PASS_THROUGH_PREFIXES)
+    }
+    env = {**AGENT_DEFAULTS, **env, **extra, "CLAUDE_CONFIG_DIR": config_dir}
+    return {name: value for name, value in env.items() if not name.startswith(_FORBIDDEN_PREFIXES)}

@@ -1,0 +1,56 @@
+"""Where a run's events go: Postgres (the record) and a Redis stream (for live followers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from cca_core import store
+from cca_core.db import transaction
+from cca_core.names import events_stream_key
+
+log = logging.getLogger(__name__)
+
+
+class EventSink:
+    """Buffers events and writes them in batches; ``flush`` is called by the supervisor."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], redis_client: redis.Redis, task_id: str,
+        attempt: int, *, ttl_s: int, max_events: int,
+    ) -> None:
+        self._sessions = sessions
+        self._redis = redis_client
+        self._task_id = task_id
+        self._attempt = attempt
+        self._ttl_s = ttl_s
+        self._max_events = max_events
+        self._pending: list[dict[str, Any]] = []
+
+    def add(self, event: dict[str, Any]) -> None:
+        self._pending.append(event)
+
+    def flush(self) -> None:
+        """Write what is buffered. Postgres errors propagate; Redis is best effort."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        with transaction(self._sessions) as session:
+            store.append_events(session, self._task_id, self._attempt, batch)
+        self._publish(batch)
+
+    def _publish(self, batch: list[dict[str, Any]]) -> None:
+        key = events_stream_key(self._task_id)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for event in batch:
+                pipe.xadd(key, {"attempt": self._attempt, "event": json.dumps(event)},
+                          maxlen=self._max_events, approximate=True)
+            pipe.expire(key, self._ttl_s)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not publish events of task %s to Redis: %s", self._task_id, exc)

@@ -1,0 +1,105 @@
+"""A consumer bootstep: announce the worker, enforce its rolling token budget, run the sweep.
+
+Runs on the consumer's timer in the worker's main process. The token budget gate stops
+consuming every queue while the window is over budget (``cancel_task_queue``) and resumes
+(``add_task_queue``) once it frees, so waiting tasks stay in Redis for other workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import redis
+from celery import bootsteps
+
+from cca_core import __version__
+from cca_core.db import make_engine, make_session_factory
+from cca_core.dispatch import message_options
+from cca_core.models import Task
+from cca_core.names import RUN_AGENT_TASK, SWEEP_LOCK_KEY, worker_key
+from cca_core.settings import Settings
+from cca_worker import budget
+from cca_worker.sweep import sweep
+
+log = logging.getLogger(__name__)
+TICK_S = 1.0
+
+
+def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
+    """Bind the settings into a bootstep class (Celery instantiates steps itself)."""
+
+    class FleetStep(bootsteps.StartStopStep):
+        requires = {"celery.worker.consumer.tasks:Tasks"}
+
+        def start(self, c: Any) -> None:
+            self.consumer = c
+            self.redis = redis.Redis.from_url(settings.redis.url, socket_timeout=5)
+            self.sessions = make_session_factory(make_engine(settings.postgres.url, pool_size=0))
+            self.queues = sorted(q.name for q in c.task_consumer.queues)
+            self.paused = False
+            self.started_at = time.time()
+            self.last_sweep = 0.0
+            self.timer = c.timer.call_repeatedly(TICK_S, self.tick, priority=10)
+            self.tick()
+
+        def stop(self, c: Any) -> None:
+            try:
+                self.redis.delete(worker_key(c.hostname))
+            except redis.RedisError:
+                pass
+
+        def tick(self) -> None:
+            try:
+                self._gate_budget()
+                self._announce()
+                if time.monotonic() - self.last_sweep >= settings.worker.sweep_interval_seconds:
+                    self.last_sweep = time.monotonic()
+                    self._sweep()
+            except Exception:  # a failed tick must not kill the consumer; the next one retries
+                log.exception("fleet tick failed")
+
+        def _announce(self) -> None:
+            info = {"hostname": self.consumer.hostname, "pid": os.getpid(), "version": __version__,
+                    "slots_total": settings.daemon.max_agents, "queues": self.queues,
+                    "paused_for_budget": self.paused, "started_at": self.started_at,
+                    "seen_at": time.time()}
+            ttl = max(5, int(settings.worker.heartbeat_seconds * 5))
+            self.redis.set(worker_key(self.consumer.hostname), json.dumps(info), ex=ttl)
+
+        def _gate_budget(self) -> None:
+            limit = settings.worker.token_budget_per_window
+            if not limit:
+                return
+            used = budget.used_in_window(self.redis, self.consumer.hostname,
+                                         settings.worker.budget_window_seconds)
+            if used >= limit and not self.paused:
+                log.warning("token budget %s reached (%s used): pausing queues %s", limit, used,
+                            self.queues)
+                for queue in self.queues:
+                    self.consumer.cancel_task_queue(queue)
+                self.paused = True
+            elif used < limit and self.paused:
+                log.info("token budget window freed (%s used): resuming", used)
+                for queue in self.queues:
+                    self.consumer.add_task_queue(queue)
+                self.paused = False
+
+        def _sweep(self) -> None:
+            interval = max(1, int(settings.worker.sweep_interval_seconds))
+            if not self.redis.set(SWEEP_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
+                return
+            report = sweep(self.sessions, self._send, resend_after_s=settings.worker.resend_after_seconds,
+                           max_attempts=settings.agents.max_attempts)
+            if report.resent or report.ended:
+                log.warning("sweep: re-sent %s, ended %s", report.resent, report.ended)
+
+        def _send(self, task: Task) -> None:
+            self.consumer.app.send_task(
+                RUN_AGENT_TASK, args=[str(task.id)],
+                **message_options(task.queue, task.priority, task.timeout_seconds))
+
+    return FleetStep

@@ -1,0 +1,87 @@
+"""Turn how a run ended into the task's one terminal Outcome (pure).
+
+The exit code is not trusted (notes/claude-cli.md §2): API failures exit 1 with subtype
+``success``, SIGINT exits 0 with ``is_error``. The ``result`` line decides; a run the worker
+stopped ends with the reason the worker had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cca_core.store import Outcome
+from cca_worker.pricing import estimate_cost
+from cca_worker.usage import Tokens, result_tokens
+
+STOP_STATUS = {
+    "cancelled": ("cancelled", "cancelled", "cancelled while running"),
+    "timed_out": ("timed_out", "timeout", "wall-clock timeout of {timeout}s reached"),
+    "stalled": ("timed_out", "stalled", "no output for {stall}s: the agent stalled"),
+    "budget_exceeded": ("budget_exceeded", "token_budget_exceeded",
+                        "token budget of {budget} crossed ({used} tokens used)"),
+}
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """What the supervisor saw when the process ended."""
+
+    result: Mapping[str, Any] | None
+    stop_reason: str | None
+    returncode: int
+    stderr_tail: str
+    tokens: Tokens
+    models: frozenset[str]
+    denials: list[dict[str, Any]]
+    session_id: str | None
+    turns_seen: int
+    limits: Mapping[str, Any]
+
+
+def decide(end: RunEnd) -> Outcome:
+    """Map a finished run to its Outcome."""
+    tokens = (result_tokens(end.result) if end.result else None) or end.tokens
+    cost = float(end.result.get("total_cost_usd") or 0) if end.result else estimate_cost(
+        tokens, end.models)
+    common: dict[str, Any] = {
+        "input_tokens": tokens.input_tokens, "output_tokens": tokens.output_tokens,
+        "cache_read_input_tokens": tokens.cache_read_input_tokens,
+        "cache_creation_input_tokens": tokens.cache_creation_input_tokens,
+        "cost_usd": cost, "permission_denials": end.denials,
+        "session_id": (end.result or {}).get("session_id") or end.session_id,
+        "num_turns": int((end.result or {}).get("num_turns") or end.turns_seen),
+    }
+    if end.stop_reason:
+        status, code, template = STOP_STATUS[end.stop_reason]
+        message = template.format(used=tokens.budget_tokens, **end.limits)
+        return Outcome(status=status, error_code=code, error_message=message,
+                       result=(end.result or {}).get("result"), **common)
+    if end.result is None:
+        detail = end.stderr_tail.strip()[-1000:] or "no output"
+        return Outcome(status="failed", error_code="agent_crashed",
+                       error_message=f"claude exited with code {end.returncode} and no result: {detail}",
+                       **common)
+    return _from_result(end.result, common)
+
+
+def _from_result(result: Mapping[str, Any], common: dict[str, Any]) -> Outcome:
+    text = result.get("result")
+    structured = result.get("structured_output")
+    subtype = result.get("subtype")
+    if not result.get("is_error") and subtype == "success":
+        return Outcome(status="succeeded", result=text, structured_output=structured, **common)
+    errors = "; ".join(str(error) for error in result.get("errors") or [])
+    if subtype == "error_max_budget_usd":
+        return Outcome(status="budget_exceeded", error_code="usd_budget_exceeded",
+                       error_message=errors or "USD budget reached", result=text, **common)
+    if subtype == "error_max_turns":
+        return Outcome(status="failed", error_code="max_turns",
+                       error_message=errors or "maximum number of turns reached", **common)
+    status = result.get("api_error_status")
+    if status is not None:
+        return Outcome(status="failed", error_code=f"api_error_{status}",
+                       error_message=str(text or errors or f"API error {status}"), **common)
+    return Outcome(status="failed", error_code=str(subtype or "agent_error"),
+                   error_message=str(text or errors or "the agent reported an error"), **common)

@@ -1,0 +1,87 @@
+"""Map a permission mode and tool rules to `claude` flags (pure; see notes/claude-cli.md §3).
+
+The CLI ignores ``Write(glob)`` rules: path rules for writing must be spelled ``Edit(glob)``,
+so every ``Write(...)`` rule is translated. Deny rules hold in every mode, bypass included.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cca_core.errors import Invalid
+
+SANDBOX_TOOLS = ("Read", "Glob", "Grep")
+NETWORK_DENIES = tuple(
+    [f"Bash({cmd} *)" for cmd in ("curl", "wget", "nc", "ncat", "netcat", "telnet", "ssh", "scp",
+                                  "sftp", "ftp", "rsync", "socat")]
+    + ["WebFetch", "WebSearch"]
+)
+SECRET_DENIES = (
+    "Read(.env*)", "Read(**/.env*)", "Edit(.env*)", "Edit(**/.env*)",
+    "Read(**/*.pem)", "Read(**/*.key)", "Read(~/.ssh/**)", "Read(**/credentials*)",
+    "Read(**/secrets/**)",
+)
+_WRITE_RULE = re.compile(r"^Write\((.+)\)$")
+
+
+@dataclass(frozen=True)
+class PermissionPlan:
+    """The flags and environment a mode needs, plus the reason to log for dangerous runs."""
+
+    flags: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    note: str | None = None
+
+
+def translate_rule(rule: str) -> str:
+    """``Write(src/**)`` does nothing in the CLI; ``Edit(src/**)`` is the working form."""
+    match = _WRITE_RULE.match(rule.strip())
+    return f"Edit({match.group(1)})" if match else rule.strip()
+
+
+def ignored_rules(rules: Iterable[str]) -> list[str]:
+    """The rules the real CLI would silently ignore (for ``cca config check``)."""
+    return [rule for rule in rules if _WRITE_RULE.match(rule.strip())]
+
+
+def plan_permissions(
+    mode: str,
+    allowed: Iterable[str],
+    denied: Iterable[str],
+    *,
+    allow_network: bool,
+    allow_dangerous: bool,
+) -> PermissionPlan:
+    """Build the CLI flags for a mode. Raises Invalid for ``dangerous`` unless enabled."""
+    deny = _unique(
+        [translate_rule(rule) for rule in denied]
+        + list(SECRET_DENIES)
+        + ([] if allow_network else list(NETWORK_DENIES))
+    )
+    deny_flags = ("--disallowedTools", *deny)
+    if mode == "allowlist":
+        allow = _unique(translate_rule(rule) for rule in allowed)
+        allow_flags = ("--allowedTools", *allow) if allow else ()
+        return PermissionPlan(("--permission-mode", "dontAsk", *allow_flags, *deny_flags))
+    if mode == "sandbox":
+        return PermissionPlan((
+            "--permission-mode", "dontAsk", "--tools", ",".join(SANDBOX_TOOLS),
+            "--allowedTools", *SANDBOX_TOOLS, *deny_flags,
+        ))
+    if mode == "dangerous":
+        if not allow_dangerous:
+            raise Invalid(
+                "permission_mode dangerous is refused: set agents.permissions.allow_dangerous"
+                " = true to enable it", field="permission_mode", code="dangerous_refused")
+        return PermissionPlan(
+            ("--dangerously-skip-permissions", *deny_flags),
+            env=(("IS_SANDBOX", "1"),),
+            note="dangerous mode: every permission check is off except the deny rules",
+        )
+    raise Invalid(f"unknown permission_mode {mode!r}", field="permission_mode")
+
+
+def _unique(rules: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(rule for rule in rules if rule))

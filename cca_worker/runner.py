@@ -1,0 +1,107 @@
+"""Run one task: claim it, start `claude`, supervise it, record the one terminal outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from cca_core import store
+from cca_core.db import transaction
+from cca_core.errors import Invalid
+from cca_core.settings import Settings
+from cca_core.workspace import prepare_workdir
+from cca_worker import budget
+from cca_worker.argv import build_argv, build_env
+from cca_worker.events import EventSink
+from cca_worker.outcome import decide
+from cca_worker.pricing import estimate_cost
+from cca_worker.process import spawn
+from cca_worker.spec import resolve_spec, timeout_seconds, token_budget
+from cca_worker.supervisor import Limits, supervise
+from cca_worker.usage import Tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a pool process needs to run tasks; built once per process after the fork."""
+
+    settings: Settings
+    hostname: str
+    slot: int
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+
+
+def run_task(ctx: WorkerContext, task_id: str) -> str | None:
+    """Run the task if this delivery can claim it. Returns the terminal status, or None when
+    the task was not ours to run (finished, cancelled, owned by a live run)."""
+    agents = ctx.settings.agents
+    with transaction(ctx.sessions) as session:
+        task = store.claim_task(session, task_id, worker=ctx.hostname, pid=os.getpid(),
+                                lease_s=agents.lease_seconds, max_attempts=agents.max_attempts)
+    if task is None:
+        log.info("task %s: not claimable, skipping this delivery", task_id)
+        return None
+    attempt = task.attempts
+    try:
+        spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()))
+        workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
+    except Invalid as exc:
+        outcome = store.Outcome(status="failed", error_code=exc.code, error_message=exc.message)
+        return _finish(ctx, task_id, attempt, outcome)
+    sink = EventSink(ctx.sessions, ctx.redis, task_id, attempt,
+                     ttl_s=ctx.settings.redis.context_ttl_seconds,
+                     max_events=ctx.settings.redis.stream_max_events)
+    if note:
+        sink.add({"type": "cca", "subtype": "note", "message": note})
+    env = build_env(os.environ, {**agents.env, **dict(spec.env)}, config_dir=str(_config_dir(ctx)))
+    try:
+        proc = spawn(build_argv(agents.claude_path, spec), env=env, cwd=str(workdir),
+                     grace_s=agents.stop_grace_seconds)
+    except OSError as exc:
+        outcome = store.Outcome(status="failed", error_code="spawn_failed",
+                                error_message=f"cannot start {agents.claude_path}: {exc}")
+        return _finish(ctx, task_id, attempt, outcome)
+    limits = Limits(timeout_s=timeout_seconds(task, agents), stall_s=agents.stall_timeout_seconds,
+                    token_budget=token_budget(task, agents),
+                    heartbeat_s=ctx.settings.worker.heartbeat_seconds)
+    end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task_id, attempt))
+    outcome = decide(end)
+    budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
+                  ctx.settings.worker.budget_window_seconds)
+    return _finish(ctx, task_id, attempt, outcome)
+
+
+def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, turns: int,
+               models: frozenset[str]) -> bool:
+    """Renew the lease, record progress so far; True if the run must stop."""
+    progress = {**asdict(tokens), "num_turns": turns, "cost_usd": estimate_cost(tokens, models)}
+    with transaction(ctx.sessions) as session:
+        lease = store.renew_lease(session, task_id, attempt, ctx.settings.agents.lease_seconds,
+                                  progress)
+    return lease.cancel_requested or not lease.owned
+
+
+def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outcome) -> str | None:
+    with transaction(ctx.sessions) as session:
+        if not store.finish_task(session, task_id, attempt, outcome):
+            log.warning("task %s: attempt %s lost ownership before finishing", task_id, attempt)
+            return None
+    log.info("task %s finished: %s", task_id, outcome.status)
+    return outcome.status
+
+
+def _config_dir(ctx: WorkerContext) -> Path:
+    """One CLAUDE_CONFIG_DIR per slot: runs in a slot never overlap, runs in slots never share."""
+    path = ctx.settings.data_dir / "slots" / f"{ctx.hostname}-{ctx.slot}" / ".claude"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

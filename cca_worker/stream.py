@@ -1,0 +1,40 @@
+"""Parse `claude --output-format stream-json` lines into event dicts (pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Event = dict[str, Any]
+
+
+def parse_line(line: str) -> Event | None:
+    """Return the event of one NDJSON line, or None for a blank or non-JSON line."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def is_result(event: Event) -> bool:
+    return event.get("type") == "result"
+
+
+def is_init(event: Event) -> bool:
+    return event.get("type") == "system" and event.get("subtype") == "init"
+
+
+def is_api_retry(event: Event) -> bool:
+    return event.get("type") == "system" and event.get("subtype") == "api_retry"
+
+
+def should_persist(event: Event) -> bool:
+    """Partial-message deltas are only for live budgets; everything else is kept."""
+    if event.get("type") != "stream_event":
+        return True
+    inner = event.get("event") or {}
+    return inner.get("type") in ("message_start", "message_delta")

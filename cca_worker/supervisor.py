@@ -1,0 +1,88 @@
+"""Watch one running agent: read its events, enforce the limits, stop it when one is hit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cca_worker import stream
+from cca_worker.denials import DenialTracker
+from cca_worker.events import EventSink
+from cca_worker.outcome import RunEnd
+from cca_worker.process import EOF, AgentProcess
+from cca_worker.usage import Tokens, UsageMeter
+
+POLL_S = 0.2
+FLUSH_S = 0.25
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float
+    stall_s: float
+    token_budget: int
+    heartbeat_s: float
+
+
+def supervise(
+    proc: AgentProcess, limits: Limits, sink: EventSink,
+    heartbeat: Callable[[Tokens, int, frozenset[str]], bool],
+) -> RunEnd:
+    """Run the read loop until the process ends; return what was seen.
+
+    ``heartbeat(tokens, turns, models)`` is called every ``heartbeat_s`` (it renews the lease
+    and records progress) and answers whether to stop: the task was cancelled or lost.
+    """
+    meter, denials = UsageMeter(), DenialTracker()
+    result: dict | None = None
+    session_id: str | None = None
+    stop_reason: str | None = None
+    started = last_output = last_beat = last_flush = time.monotonic()
+    while True:
+        line = proc.read_line(POLL_S)
+        now = time.monotonic()
+        if line is EOF:
+            break
+        if line is not None:
+            last_output = now
+            event = stream.parse_line(line)
+            if event is not None:
+                meter.observe(event)
+                denials.observe(event)
+                if stream.is_init(event):
+                    session_id = event.get("session_id")
+                elif stream.is_result(event):
+                    result = event
+                if stream.should_persist(event):
+                    sink.add(event)
+        if stop_reason is None:
+            stop_reason = _limit_hit(now - started, now - last_output, meter, limits)
+            if stop_reason is None and now - last_beat >= limits.heartbeat_s:
+                last_beat = now
+                if heartbeat(meter.totals, meter.message_count, frozenset(meter.models)):
+                    stop_reason = "cancelled"
+            if stop_reason is not None:
+                proc.stop()
+        if now - last_flush >= FLUSH_S:
+            sink.flush()
+            last_flush = now
+    status = proc.wait()
+    sink.flush()
+    return RunEnd(
+        result=result, stop_reason=stop_reason, returncode=status.returncode,
+        stderr_tail=proc.stderr_tail, tokens=meter.totals, models=frozenset(meter.models),
+        denials=denials.merge((result or {}).get("permission_denials")),
+        session_id=session_id, turns_seen=meter.message_count,
+        limits={"timeout": limits.timeout_s, "stall": limits.stall_s, "budget": limits.token_budget},
+    )
+
+
+def _limit_hit(elapsed: float, idle: float, meter: UsageMeter, limits: Limits) -> str | None:
+    if meter.totals.budget_tokens > limits.token_budget:
+        return "budget_exceeded"
+    if elapsed > limits.timeout_s:
+        return "timed_out"
+    if idle > limits.stall_s:
+        return "stalled"
+    return None
