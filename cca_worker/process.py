@@ -1,0 +1,275 @@
+"""Spawn and stop agent processes so that none outlives its task (Linux only).
+
+The only module that starts ``claude``. Each agent runs under the ``reaper.py`` shim, in
+a new session, with stdin on /dev/null::
+
+    pool process ── reaper.py (subreaper, SIGTERM on parent death) ── claude ── tools…
+
+The shim turns a stop request, or the death of the pool process, into SIGTERM → grace →
+SIGKILL of the agent, then kills every descendant left behind, including the ``setsid``
+shells of claude's Bash tool. If the shim itself hangs, :meth:`AgentProcess.wait` kills
+the whole tree it can still find.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO
+
+from cca_worker import reaper
+from cca_worker.reaper import make_subreaper, set_parent_death_signal
+
+__all__ = [
+    "EOF",
+    "AgentProcess",
+    "ExitStatus",
+    "make_subreaper",
+    "set_parent_death_signal",
+    "spawn",
+]
+
+STDERR_TAIL_BYTES = 4096
+_WAIT_MARGIN_S = 5.0
+_KILL_WAIT_S = 5.0
+_JOIN_S = 2.0
+_STDOUT_BUFFER = 1 << 16
+
+
+class _Eof(enum.Enum):
+    EOF = "EOF"
+
+
+EOF = _Eof.EOF
+"""Returned by :meth:`AgentProcess.read_line` once stdout is closed and fully read."""
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How an agent process ended.
+
+    ``returncode`` is the agent's exit code, or 128+N if signal N killed it (so SIGTERM
+    gives 143 whether claude exited on it or died of it, SIGKILL 137); the same holds if
+    the shim itself was killed (a stop during its start-up, or the last resort of
+    ``wait``). ``stopped`` is True if :meth:`AgentProcess.stop` was called while the
+    process was still running, whatever the exit code. ``duration_s`` runs from
+    :func:`spawn` until stdout closed, which is just before the shim exits.
+    """
+
+    returncode: int
+    stopped: bool
+    duration_s: float
+
+
+class AgentProcess:
+    """A running agent: its stdout as lines, its stderr tail, and a way to stop it.
+
+    Use from one thread, except :meth:`stop`, which may be called from any thread.
+    As a context manager it stops and waits on exit.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], grace_s: float) -> None:
+        assert popen.stdout is not None and popen.stderr is not None
+        self._popen = popen
+        self._grace_s = grace_s
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._eof = False
+        self._stdout_closed_at: float | None = None
+        self._status: ExitStatus | None = None
+        self._lines: queue.SimpleQueue[str | _Eof] = queue.SimpleQueue()
+        self._tail = bytearray()
+        self._readers = [
+            threading.Thread(target=self._pump_lines, args=(popen.stdout,), daemon=True),
+            threading.Thread(target=self._pump_tail, args=(popen.stderr,), daemon=True),
+        ]
+        for thread in self._readers:
+            thread.start()
+
+    @property
+    def pid(self) -> int:
+        """The pid of the reaper shim (the agent is its only direct child)."""
+        return self._popen.pid
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last ``STDERR_TAIL_BYTES`` of stderr, decoded leniently."""
+        with self._lock:
+            return self._tail.decode("utf-8", errors="replace")
+
+    def read_line(self, timeout_s: float) -> str | None | _Eof:
+        """Return the next stdout line without its newline, None if none arrived within
+        ``timeout_s``, or :data:`EOF` once stdout is closed and every line was returned.
+        """
+        if self._eof:
+            return EOF
+        try:
+            item = self._lines.get(timeout=max(timeout_s, 0.0))
+        except queue.Empty:
+            return None
+        self._eof = item is EOF
+        return item
+
+    def stop(self) -> None:
+        """Ask the agent to stop (SIGTERM to the shim); return at once. Idempotent."""
+        with self._lock:
+            if self._stopped or self._popen.poll() is not None:
+                return
+            self._stopped = True
+            self._popen.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float | None = None) -> ExitStatus:
+        """Wait for the shim to exit and return how the agent ended; idempotent.
+
+        If the shim is still running after ``timeout_s`` (default: grace + 5 s), the shim
+        and every descendant still found are SIGKILLed. Raises subprocess.TimeoutExpired
+        only if even that does not end the shim within 5 s.
+        """
+        if self._status is not None:
+            return self._status
+        limit = self._grace_s + _WAIT_MARGIN_S if timeout_s is None else timeout_s
+        try:
+            returncode = self._popen.wait(limit)
+        except subprocess.TimeoutExpired:
+            _kill_tree(self._popen.pid)
+            returncode = self._popen.wait(_KILL_WAIT_S)
+        if returncode < 0:
+            returncode = 128 - returncode
+        for thread in self._readers:
+            thread.join(_JOIN_S)
+        # The shim exits just after closing stdout; wait() may be called much later.
+        duration_s = (self._stdout_closed_at or time.monotonic()) - self._started
+        self._status = ExitStatus(returncode, self._stopped, duration_s)
+        return self._status
+
+    def __enter__(self) -> AgentProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self.wait()
+
+    def _pump_lines(self, stream: IO[bytes]) -> None:
+        try:
+            with stream:
+                for raw in stream:
+                    self._lines.put(raw.removesuffix(b"\n").decode("utf-8", errors="replace"))
+        finally:
+            self._stdout_closed_at = time.monotonic()
+            self._lines.put(EOF)
+
+    def _pump_tail(self, stream: IO[bytes]) -> None:
+        with stream:
+            while chunk := os.read(stream.fileno(), 1 << 16):
+                with self._lock:
+                    self._tail += chunk
+                    del self._tail[:-STDERR_TAIL_BYTES]
+
+
+def spawn(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: str, grace_s: float = 5.0
+) -> AgentProcess:
+    """Start ``argv`` under the reaper shim with exactly ``env`` and ``cwd``.
+
+    ``argv[0]`` is looked up on ``env["PATH"]`` (or taken relative to ``cwd`` if it holds
+    a slash). Call from a long-lived thread: the kernel reports the death of the calling
+    *thread*, not process, to the shim as a stop request.
+
+    Raises ValueError if argv is empty or grace_s negative, FileNotFoundError if the
+    program or ``cwd`` does not exist, PermissionError if the program is not executable,
+    and OSError if the shim cannot be started.
+    """
+    if not argv:
+        raise ValueError("argv is empty")
+    if grace_s < 0:
+        raise ValueError(f"grace_s must be >= 0, got {grace_s}")
+    program = _resolve(argv[0], env, cwd)
+    shim = [sys.executable, "-I", "-S", reaper.__file__, "--grace", repr(float(grace_s))]
+    shim += ["--parent", str(os.getpid()), "--", program, *argv[1:]]
+    popen = subprocess.Popen(
+        shim,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=_STDOUT_BUFFER,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+    )
+    return AgentProcess(popen, grace_s)
+
+
+def _resolve(program: str, env: Mapping[str, str], cwd: str) -> str:
+    if os.sep in program:
+        path = os.path.join(cwd, program)
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, "no executable on PATH", program)
+        path = found
+    if not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, "no such program", path)
+    if not os.access(path, os.X_OK):
+        raise PermissionError(errno.EACCES, "program is not executable", path)
+    return os.path.abspath(path)
+
+
+def _kill_tree(root: int) -> None:
+    """SIGKILL ``root`` and all its descendants, freezing the tree first so none escapes."""
+    stat = reaper.read_stat(root)
+    if stat is None:
+        return
+    # A stopped process cannot fork, and while the stopped shim lives, orphans below it
+    # still re-parent to it, so the set found this way is complete once it stops growing.
+    members = {root: stat[2]}
+    frontier = dict(members)
+    while frontier:
+        for pid, start in frontier.items():
+            _signal(pid, start, signal.SIGSTOP)
+        found = reaper.descendants(root)
+        frontier = {pid: start for pid, start in found.items() if pid not in members}
+        members.update(frontier)
+    for pid, start in members.items():
+        _signal(pid, start, signal.SIGKILL)
+    _reap_adopted([pid for pid in members if pid != root])
+
+
+def _signal(pid: int, start: int, sig: int) -> None:
+    stat = reaper.read_stat(pid)
+    if stat is not None and stat[2] == start:  # the pid was not reused meanwhile
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _reap_adopted(pids: list[int]) -> None:
+    # If this process is a subreaper, the killed processes become its zombies.
+    deadline = time.monotonic() + _KILL_WAIT_S
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            stat = reaper.read_stat(pid)
+            if stat is None or stat[0] == "Z":
+                pending.discard(pid)
+        if pending:
+            time.sleep(0.01)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

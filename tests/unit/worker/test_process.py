@@ -1,0 +1,267 @@
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from cca_worker import reaper
+from cca_worker.process import EOF, AgentProcess, spawn
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FAKE_CLAUDE = str(FIXTURES / "fake_claude.py")
+MIDDLE = str(FIXTURES / "middle.py")
+REPO = Path(__file__).resolve().parents[3]
+
+Start = Callable[..., AgentProcess]
+
+
+@pytest.fixture
+def pids() -> Iterator[list[int]]:
+    """Pids a test saw; any still alive at teardown are SIGKILLed so no test leaks them."""
+    seen: list[int] = []
+    yield seen
+    for pid in seen:
+        if not is_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def start(pids: list[int]) -> Iterator[Start]:
+    """Spawn fake_claude.py with the given arguments; stop and wait for it at teardown."""
+    started: list[AgentProcess] = []
+
+    def start_(*args: str, grace_s: float = 5.0) -> AgentProcess:
+        agent = spawn(
+            [sys.executable, FAKE_CLAUDE, *args],
+            env=dict(os.environ),
+            cwd=str(FIXTURES),
+            grace_s=grace_s,
+        )
+        started.append(agent)
+        pids.append(agent.pid)
+        return agent
+
+    yield start_
+    for agent in started:
+        agent.stop()
+        agent.wait()
+
+
+def is_gone(pid: int) -> bool:
+    stat = reaper.read_stat(pid)
+    return stat is None or stat[0] == "Z"
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def next_line(agent: AgentProcess, timeout_s: float = 10.0) -> str:
+    line = agent.read_line(timeout_s)
+    assert isinstance(line, str), f"no line within {timeout_s}s: {line!r}"
+    return line
+
+
+def read_until_eof(agent: AgentProcess, timeout_s: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    lines: list[str] = []
+    while (line := agent.read_line(0.1)) is not EOF:
+        assert time.monotonic() < deadline, "stdout did not close"
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def read_json_from(stream: IO[bytes], timeout_s: float = 10.0) -> Any:
+    assert select.select([stream], [], [], timeout_s)[0], "no line from the middle process"
+    return json.loads(stream.readline())
+
+
+def test_lines_arrive_whole_and_in_order_then_eof_and_exit_code(start: Start) -> None:
+    agent = start("lines", "500", "7", str(2 * 1024 * 1024))
+
+    lines = read_until_eof(agent)
+
+    assert lines[:500] == [f"line-{i}" for i in range(500)]
+    assert lines[500] == "x" * (2 * 1024 * 1024)
+    assert len(lines) == 501
+    assert agent.read_line(0.0) is EOF
+    status = agent.wait()
+    assert (status.returncode, status.stopped) == (7, False)
+    assert agent.stderr_tail == "err-500\n"
+
+
+def test_read_line_returns_none_after_its_timeout(start: Start) -> None:
+    agent = start("sleep")
+    assert next_line(agent) == "ready"
+
+    began = time.monotonic()
+    assert agent.read_line(0.2) is None
+    assert 0.19 <= time.monotonic() - began < 0.5
+
+
+def test_stop_ends_an_agent_that_honours_sigterm_well_within_grace(start: Start) -> None:
+    agent = start("sleep", grace_s=5.0)
+    assert next_line(agent) == "ready"
+
+    began = time.monotonic()
+    agent.stop()
+    agent.stop()
+    status = agent.wait()
+
+    assert time.monotonic() - began < 1.0
+    assert (status.returncode, status.stopped) == (128 + signal.SIGTERM, True)
+
+
+def test_stop_kills_an_agent_that_ignores_sigterm_after_grace(start: Start) -> None:
+    agent = start("ignore-term", grace_s=1.0)
+    assert next_line(agent) == "ready"
+
+    began = time.monotonic()
+    agent.stop()
+    status = agent.wait()
+
+    assert 0.95 <= time.monotonic() - began < 2.0
+    assert (status.returncode, status.stopped) == (128 + signal.SIGKILL, True)
+
+
+def test_stop_right_after_spawn_still_ends_it(start: Start) -> None:
+    agent = start("sleep")
+    agent.stop()
+
+    status = agent.wait(timeout_s=5.0)
+
+    assert (status.returncode, status.stopped) == (128 + signal.SIGTERM, True)
+
+
+def test_stop_after_exit_does_not_count_as_stopped(start: Start) -> None:
+    agent = start("lines", "1", "0")
+    read_until_eof(agent)
+    assert wait_until(lambda: is_gone(agent.pid))
+
+    agent.stop()
+
+    assert agent.wait().stopped is False
+
+
+def test_stop_leaves_no_setsid_grandchild_alive(start: Start, pids: list[int]) -> None:
+    agent = start("tree", "sleep")
+    tree = json.loads(next_line(agent))
+    pids += [tree["pid"], *tree["grandchildren"]]
+    assert not any(is_gone(pid) for pid in tree["grandchildren"])
+
+    agent.stop()
+    status = agent.wait()
+
+    assert status.stopped
+    assert [pid for pid in [tree["pid"], *tree["grandchildren"]] if not is_gone(pid)] == []
+
+
+def test_normal_exit_kills_setsid_grandchildren_left_behind(start: Start, pids: list[int]) -> None:
+    agent = start("tree", "exit")
+    tree = json.loads(next_line(agent))
+    pids += tree["grandchildren"]
+
+    assert read_until_eof(agent) == []
+    status = agent.wait()
+
+    assert (status.returncode, status.stopped) == (3, False)
+    assert [pid for pid in tree["grandchildren"] if not is_gone(pid)] == []
+
+
+def test_death_of_the_spawning_process_ends_the_whole_tree(pids: list[int]) -> None:
+    middle = subprocess.Popen(
+        [sys.executable, MIDDLE, FAKE_CLAUDE],
+        stdout=subprocess.PIPE,
+        cwd=str(FIXTURES),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    pids.append(middle.pid)
+    assert middle.stdout is not None
+    with middle.stdout:
+        shim = read_json_from(middle.stdout)["shim"]
+        tree = read_json_from(middle.stdout)
+    everything = [shim, tree["pid"], *tree["grandchildren"]]
+    pids += everything
+
+    middle.kill()
+    middle.wait()
+
+    assert wait_until(lambda: all(is_gone(pid) for pid in everything), timeout_s=5.0)
+
+
+def test_wait_kills_the_whole_tree_when_the_shim_hangs(start: Start, pids: list[int]) -> None:
+    agent = start("tree", "sleep")
+    tree = json.loads(next_line(agent))
+    pids += [tree["pid"], *tree["grandchildren"]]
+    os.kill(agent.pid, signal.SIGSTOP)
+
+    status = agent.wait(timeout_s=0.2)
+
+    assert status.returncode == 128 + signal.SIGKILL
+    assert wait_until(lambda: all(is_gone(p) for p in [tree["pid"], *tree["grandchildren"]]))
+
+
+def test_agent_gets_exactly_the_env_and_cwd_passed_and_an_empty_stdin(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "CCA_TEST": "a b=c", "EMPTY": ""}
+
+    with spawn([sys.executable, FAKE_CLAUDE, "environ"], env=env, cwd=str(tmp_path)) as agent:
+        seen = json.loads(next_line(agent))
+
+    assert seen == {"env": env, "cwd": str(tmp_path), "stdin": "/dev/null", "stdin_data": ""}
+
+
+def test_program_is_looked_up_on_the_env_path(tmp_path: Path) -> None:
+    env = {"PATH": str(Path(sys.executable).parent)}
+    name = Path(sys.executable).name
+
+    with spawn([name, "-c", "print('hi')"], env=env, cwd=str(tmp_path)) as agent:
+        assert read_until_eof(agent) == ["hi"]
+    assert agent.wait().returncode == 0
+
+
+def test_spawn_refuses_a_missing_or_non_executable_program(tmp_path: Path) -> None:
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    env = {"PATH": str(tmp_path)}
+
+    with pytest.raises(FileNotFoundError):
+        spawn(["cca-no-such-program"], env=env, cwd=str(tmp_path))
+    with pytest.raises(PermissionError):
+        spawn(["./script"], env=env, cwd=str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        spawn([sys.executable], env=env, cwd=str(tmp_path / "missing"))
+
+
+def test_shim_whose_parent_already_died_starts_nothing() -> None:
+    shim = [sys.executable, "-I", "-S", reaper.__file__, "--grace", "1", "--parent", "1"]
+
+    done = subprocess.run(
+        [*shim, "--", sys.executable, FAKE_CLAUDE, "environ"], capture_output=True, timeout=10
+    )
+
+    assert (done.returncode, done.stdout) == (128 + signal.SIGTERM, b"")
+
+
+def test_shim_rejects_a_bad_command_line() -> None:
+    shim = [sys.executable, "-I", "-S", reaper.__file__, "--grace", "1"]
+
+    done = subprocess.run(shim, capture_output=True, timeout=10)
+
+    assert done.returncode == 2
+    assert b"usage" in done.stderr
