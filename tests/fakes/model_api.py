@@ -1,43 +1,57 @@
-"""A scripted fake of Anthropic's ``POST /v1/messages`` for end-to-end tests of the real Claude Code CLI.
+"""A scripted fake of Anthropic's ``POST /v1/messages`` for end-to-end tests of the real CLI.
 
 The script comes from the prompt: the first user message of a request must contain
-``[[script:{"steps": [...]}]]``. The step answered is chosen by how many ``assistant`` messages the
-request already holds (0 -> steps[0], ...); past the end the reply is the text "done". Only a request
-whose first user message has the marker *and* whose body has a non-empty ``tools`` list is a "main"
-request; every other request (the CLI's title request, tool-less helper calls, subagents) is a side
-request and gets a short text reply without touching the script.
+``[[script:{"steps": [...]}]]``. The step answered is chosen by how many ``assistant`` messages
+the request already holds (0 -> steps[0], ...); past the end the reply is the text "done".
+Only a request whose first user message has the marker *and* whose body has a non-empty
+``tools`` list is a "main" request. Every other request (the CLI's session-title request,
+subagents, anything without the marker) is a side request and gets a short text reply
+without touching the script.
 
-Step kinds (all optional keys: ``usage``, ``delay`` seconds between SSE events, ``times``/``then``)::
+Step kinds; optional keys on any step: ``usage``, ``delay`` (seconds between SSE events),
+``times``/``then`` (the first ``times`` requests on this step index get the step, later
+ones get the step ``then``; the count lives in the server, keyed by script text and index)::
 
-    {"text": "saw {tool_result}"}                      # end_turn; {tool_result} = last tool_result text
+    {"text": "saw {tool_result}"}            # end_turn; {tool_result}: last tool_result text
     {"tool_use": {"name": "Bash", "input": {...}}, "text": "optional text block first"}
-    {"error": 429, "retry_after": 1}                   # HTTP error with the Anthropic error body
-    {"error": 529, "times": 2, "then": {"text": "ok"}} # the first 2 requests on this step fail
-    {"stall": 60}                                      # headers + message_start, then silence
+    {"error": 429, "retry_after": 1}         # HTTP error with the Anthropic error body
+    {"error": 529, "times": 2, "then": {"text": "ok"}}
+    {"stall": 60}                            # headers + message_start, silence, then hang up
 
-Run as a script (``--port 0 [--log FILE]``; prints ``listening on http://127.0.0.1:PORT``) or import
-:class:`ModelAPI`.
+Run as a script (``--port 0 [--log FILE]``; prints ``listening on http://127.0.0.1:PORT``)
+or import :class:`ModelAPI`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import signal
 import socket
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MARKER = "[[script:"
-DEFAULT_USAGE = {"input_tokens": 100, "output_tokens": 20,
-                 "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-               500: "api_error", 529: "overloaded_error"}
+DEFAULT_USAGE = {
+    "input_tokens": 100,
+    "output_tokens": 20,
+    "cache_read_input_tokens": 0,
+    "cache_creation_input_tokens": 0,
+}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 SIDE_REPLY = "Title"
 CHUNK = 40  # characters per text_delta / input_json_delta
 
@@ -46,7 +60,9 @@ def text_blocks(content: Any) -> list[str]:
     """The texts of a message ``content`` (a string or a list of blocks)."""
     if isinstance(content, str):
         return [content]
-    return [b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+    return [
+        b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"
+    ]
 
 
 def find_script(body: dict[str, Any]) -> str | None:
@@ -63,7 +79,7 @@ def find_script(body: dict[str, Any]) -> str | None:
                 _, stop = json.JSONDecoder().raw_decode(text, begin)
                 return text[begin:stop]
             except ValueError:
-                return text[begin:end if end >= 0 else len(text)]
+                return text[begin : end if end >= 0 else len(text)]
     return None
 
 
@@ -97,6 +113,14 @@ def side_reply(body: dict[str, Any], default: str) -> str:
     return json.dumps({k: SIDE_REPLY for k, v in props.items() if v.get("type") == "string"})
 
 
+def stall_seconds(step: dict[str, Any]) -> float | None:
+    """How long a ``stall`` step stays silent (None: not a stall; null/true: 3600 s)."""
+    if "stall" not in step:
+        return None
+    value = step["stall"]
+    return 3600.0 if value is None or isinstance(value, bool) else float(value)
+
+
 def error_body(status: int) -> dict[str, Any]:
     """The Anthropic error JSON for an HTTP status."""
     kind = ERROR_TYPES.get(status, "api_error")
@@ -113,28 +137,28 @@ class ModelAPI:
         self.log_path, self.host, self.port = log_path, host, port
         self.requests: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
-        self.url: str | None = None
+        self.url = ""  # set by start()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._failures: dict[tuple[str, int], int] = {}
         self._conns: set[socket.socket] = set()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> str:
         """Serve in a background thread; returns the base URL (``http://127.0.0.1:PORT``)."""
-        server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        server.daemon_threads = True
-        server.api = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="model-api", daemon=True)
+        server = self._server = _Server((self.host, self.port), _Handler)
+        server.api = self
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="model-api", daemon=True
+        )
         self._thread.start()
         self.url = f"http://{self.host}:{server.server_address[1]}"
         return self.url
 
     def stop(self) -> None:
-        """Stop serving: end stalls and delays, close open connections, join every handler thread."""
+        """Stop: end stalls and delays, hang up open connections, join all handler threads."""
         if self._server is None:
             return
         self.stopping.set()
@@ -142,10 +166,7 @@ class ModelAPI:
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _hang_up(conn)
         self._server.server_close()
         if self._thread:
             self._thread.join()
@@ -164,9 +185,11 @@ class ModelAPI:
             return next(self._ids)
 
     def track(self, conn: socket.socket, add: bool) -> None:
-        """Remember or forget an open client connection."""
+        """Remember or forget an open client connection (hung up at once when stopping)."""
         with self._lock:
             (self._conns.add if add else self._conns.discard)(conn)
+        if add and self.stopping.is_set():
+            _hang_up(conn)
 
     def choose(self, body: dict[str, Any]) -> tuple[bool, int | None, dict[str, Any]]:
         """Classify a request and pick its reply: ``(main, step_index, step)``."""
@@ -178,7 +201,7 @@ class ModelAPI:
         except ValueError as exc:
             return True, None, {"error": 400, "message": f"bad script: {exc}"}
         index = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
-        step = steps[index] if index < len(steps) else {"text": "done"}
+        step: dict[str, Any] = steps[index] if index < len(steps) else {"text": "done"}
         if "times" in step:
             with self._lock:
                 used = self._failures.get((raw, index), 0)
@@ -187,14 +210,23 @@ class ModelAPI:
                 step = step.get("then", {"text": "ok"})
         return True, index, step
 
-    def record(self, path: str, body: dict[str, Any], main: bool, index: int | None,
-               step: dict[str, Any]) -> None:
+    def record(
+        self, path: str, body: dict[str, Any], main: bool, index: int | None, step: dict[str, Any]
+    ) -> None:
         """Keep the request in memory and append its JSON line to the log file."""
         reply = next((k for k in ("error", "stall", "tool_use") if k in step), "text")
-        rec = {"time": time.time(), "path": path, "model": body.get("model"),
-               "stream": bool(body.get("stream")), "main": main, "step": index, "reply": reply,
-               "has_tools": bool(body.get("tools")), "messages": len(body.get("messages") or []),
-               "body": body}
+        rec = {
+            "time": time.time(),
+            "path": path,
+            "model": body.get("model"),
+            "stream": bool(body.get("stream")),
+            "main": main,
+            "step": index,
+            "reply": reply,
+            "has_tools": bool(body.get("tools")),
+            "messages": len(body.get("messages") or []),
+            "body": body,
+        }
         with self._lock:
             self.requests.append(body)
             self.records.append(rec)
@@ -204,53 +236,109 @@ class ModelAPI:
 
 
 def build_message(api: ModelAPI, step: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """The complete assistant message (content, stop_reason, final usage) for a text/tool_use step."""
+    """The whole assistant message (content, stop_reason, final usage) of a text/tool_use step."""
     content: list[dict[str, Any]] = []
     text = step.get("text")
     if text is not None:
-        content.append({"type": "text", "text": str(text).replace("{tool_result}", last_tool_result(body))})
+        content.append(
+            {"type": "text", "text": str(text).replace("{tool_result}", last_tool_result(body))}
+        )
     if "tool_use" in step:
         tool = step["tool_use"]
-        content.append({"type": "tool_use", "id": f"toolu_scripted_{api.next_id():06d}",
-                        "name": tool["name"], "input": tool.get("input", {})})
-    return {"id": f"msg_scripted_{api.next_id():06d}", "type": "message", "role": "assistant",
-            "model": body.get("model"), "content": content,
-            "stop_reason": "tool_use" if "tool_use" in step else "end_turn", "stop_sequence": None,
-            "usage": {**DEFAULT_USAGE, **step.get("usage", {})}}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": f"toolu_scripted_{api.next_id():06d}",
+                "name": tool["name"],
+                "input": tool.get("input", {}),
+            }
+        )
+    return {
+        "id": f"msg_scripted_{api.next_id():06d}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model"),
+        "content": content,
+        "stop_reason": "tool_use" if "tool_use" in step else "end_turn",
+        "stop_sequence": None,
+        "usage": {**DEFAULT_USAGE, **step.get("usage", {})},
+    }
 
 
 def sse_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The SSE ``(event, data)`` sequence the real API streams for ``message``."""
     usage = message["usage"]
     start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start})
+    ]
     for i, block in enumerate(message["content"]):
+        first: dict[str, Any]
         if block["type"] == "text":
             first, delta, payload = {"type": "text", "text": ""}, "text_delta", block["text"]
         else:
-            first, delta, payload = {**block, "input": {}}, "input_json_delta", json.dumps(block["input"])
-        events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": first}))
-        for piece in [payload[j:j + CHUNK] for j in range(0, len(payload), CHUNK)] or [""]:
+            first, delta, payload = (
+                {**block, "input": {}},
+                "input_json_delta",
+                json.dumps(block["input"]),
+            )
+        events.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": i, "content_block": first},
+            )
+        )
+        for piece in [payload[j : j + CHUNK] for j in range(0, len(payload), CHUNK)] or [""]:
             key = "text" if delta == "text_delta" else "partial_json"
-            events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                   "delta": {"type": delta, key: piece}}))
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": delta, key: piece},
+                    },
+                )
+            )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    events.append(("message_delta", {"type": "message_delta",
-                                     "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                                     "usage": usage}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": usage,
+            },
+        )
+    )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
 
+def _hang_up(conn: socket.socket) -> None:
+    """Shut a client connection down, waking any thread blocked on it."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Server(ThreadingHTTPServer):
+    """The HTTP server; ``server_close`` joins every handler thread."""
+
+    daemon_threads = True
+    api: ModelAPI
+
+
 class _Handler(BaseHTTPRequestHandler):
-    """One HTTP connection (keep-alive); JSON bodies use Content-Length, SSE uses chunked encoding."""
+    """One keep-alive connection; JSON replies use Content-Length, SSE uses chunked encoding."""
 
     protocol_version = "HTTP/1.1"
     server_version = "scripted-model-api"
 
+    server: _Server
+
     @property
     def api(self) -> ModelAPI:
-        return self.server.api  # type: ignore[attr-defined]
+        return self.server.api
 
     def setup(self) -> None:
         super().setup()
@@ -258,17 +346,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.api.track(self.connection, False)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
         pass
 
     def do_POST(self) -> None:
         try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            body = json.loads(
+                self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
+            )
         except ValueError:
             return self.send_json(400, error_body(400))
         path = self.path.split("?", 1)[0]
@@ -280,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.api.record(self.path, body, main, index, step)
         try:
             self.answer(step, body)
-        except (BrokenPipeError, ConnectionResetError, OSError):
+        except OSError:  # the client went away
             self.close_connection = True
 
     def answer(self, step: dict[str, Any], body: dict[str, Any]) -> None:
@@ -292,8 +380,10 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {"retry-after": str(step["retry_after"])} if "retry_after" in step else {}
             return self.send_json(status, err, extra)
         delay = float(step.get("delay", 0))
-        stall = float(step.get("stall") or 3600) if "stall" in step else None
-        shown = {"text": "", "usage": step.get("usage", {})} if stall is not None else step
+        stall = stall_seconds(step)
+        shown: dict[str, Any] = (
+            {"text": "", "usage": step.get("usage", {})} if stall is not None else step
+        )
         message = build_message(self.api, shown, body)
         if not body.get("stream"):
             if stall is not None or self.api.stopping.wait(delay):
@@ -329,7 +419,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def send_json(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def send_json(
+        self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         """Send a complete JSON response."""
         raw = json.dumps(data).encode()
         self.send_response(status)
@@ -367,4 +459,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
