@@ -77,7 +77,7 @@ def create_task(
         return task, True
     stmt = (
         pg_insert(Task)
-        .values(row, idempotency_key=idempotency_key)
+        .values({**row, "idempotency_key": idempotency_key})
         .on_conflict_do_nothing(
             index_elements=["idempotency_key"], index_where=text("idempotency_key IS NOT NULL")
         )

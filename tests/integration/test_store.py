@@ -1,0 +1,134 @@
+"""Status changes on real Postgres: conditional claims, leases, one terminal status, sweeps."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text, update
+
+from cca_core import store
+from cca_core.db import make_engine, make_session_factory, transaction
+from cca_core.models import Task
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sessions(database_url):
+    engine = make_engine(database_url, pool_size=2)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def new_task(sessions, **values) -> str:
+    with transaction(sessions) as session:
+        task, _ = store.create_task(session, {"prompt": "p", **values})
+    return str(task.id)
+
+
+def claim(sessions, task_id, worker="w1", lease_s=30, max_attempts=3):
+    with transaction(sessions) as session:
+        return store.claim_task(session, task_id, worker=worker, pid=123, lease_s=lease_s,
+                                max_attempts=max_attempts)
+
+
+def expire_lease(sessions, task_id):
+    with transaction(sessions) as session:
+        session.execute(update(Task).where(Task.id == store.parse_task_id(task_id))
+                        .values(lease_expires_at=text("now() - interval '1 second'"),
+                                sent_at=text("now() - interval '1 minute'")))
+
+
+def test_redelivered_message_does_not_run_agent_twice(sessions):
+    task_id = new_task(sessions)
+    first = claim(sessions, task_id, "w1")
+    assert first is not None and first.attempts == 1 and first.worker == "w1"
+    assert claim(sessions, task_id, "w2") is None
+
+
+def test_a_running_task_whose_lease_expired_is_claimable_again(sessions):
+    task_id = new_task(sessions)
+    claim(sessions, task_id, "w1")
+    expire_lease(sessions, task_id)
+    second = claim(sessions, task_id, "w2")
+    assert second is not None and second.attempts == 2 and second.worker == "w2"
+
+
+def test_the_old_run_cannot_finish_or_renew_after_losing_its_task(sessions):
+    task_id = new_task(sessions)
+    claim(sessions, task_id, "w1")
+    expire_lease(sessions, task_id)
+    claim(sessions, task_id, "w2")
+    with transaction(sessions) as session:
+        assert not store.renew_lease(session, task_id, 1, 30).owned
+        assert not store.finish_task(session, task_id, 1, store.Outcome(status="succeeded"))
+        assert store.finish_task(session, task_id, 2, store.Outcome(status="failed", error_code="x"))
+    with transaction(sessions) as session:
+        assert store.get_task(session, task_id).status == "failed"
+        assert not store.finish_task(session, task_id, 2, store.Outcome(status="succeeded"))
+
+
+def test_a_cancelled_task_never_starts(sessions):
+    task_id = new_task(sessions)
+    with transaction(sessions) as session:
+        store.cancel_task(session, task_id)
+    assert claim(sessions, task_id) is None
+
+
+def test_cancelling_a_running_task_is_seen_at_the_next_heartbeat(sessions):
+    task_id = new_task(sessions)
+    claim(sessions, task_id)
+    with transaction(sessions) as session:
+        assert store.renew_lease(session, task_id, 1, 30).cancel_requested is False
+        assert store.cancel_task(session, task_id).status == "running"
+    with transaction(sessions) as session:
+        lease = store.renew_lease(session, task_id, 1, 30, {"input_tokens": 10, "num_turns": 1})
+        assert lease.owned and lease.cancel_requested
+        assert store.get_task(session, task_id).input_tokens == 10
+
+
+def test_attempts_are_bounded(sessions):
+    task_id = new_task(sessions)
+    for _ in range(2):
+        assert claim(sessions, task_id, max_attempts=2) is not None
+        expire_lease(sessions, task_id)
+    assert claim(sessions, task_id, max_attempts=2) is None
+    with transaction(sessions) as session:
+        ended = store.end_abandoned(session, max_attempts=2)
+    assert [str(i) for i in ended] == [task_id]
+    with transaction(sessions) as session:
+        task = store.get_task(session, task_id)
+    assert (task.status, task.error_code) == ("failed", "worker_lost")
+
+
+def test_a_lost_run_that_was_cancelled_ends_cancelled(sessions):
+    task_id = new_task(sessions)
+    claim(sessions, task_id)
+    with transaction(sessions) as session:
+        store.cancel_task(session, task_id)
+    expire_lease(sessions, task_id)
+    with transaction(sessions) as session:
+        store.end_abandoned(session, max_attempts=3)
+        assert store.get_task(session, task_id).status == "cancelled"
+
+
+def test_resend_picks_orphaned_runs_and_long_queued_tasks_once(sessions):
+    orphan = new_task(sessions)
+    claim(sessions, orphan)
+    expire_lease(sessions, orphan)
+    fresh = new_task(sessions)
+    stale = new_task(sessions)
+    with transaction(sessions) as session:
+        session.execute(update(Task).where(Task.id == store.parse_task_id(stale))
+                        .values(sent_at=text("now() - interval '10 minutes'")))
+    with transaction(sessions) as session:
+        picked = {str(task.id) for task in store.resend_candidates(session, resend_after_s=300)}
+    assert picked == {orphan, stale}
+    assert fresh not in picked
+    with transaction(sessions) as session:
+        assert store.resend_candidates(session, resend_after_s=300) == []
+
+
+def test_finish_requires_a_terminal_status():
+    with pytest.raises(ValueError):
+        store.Outcome(status="running")
+
