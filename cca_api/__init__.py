@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from cca_core.config import load_settings
-from cca_core.settings import Settings
 from cca_api import errors, fleet, openapi, tasks
 from cca_api.auth import check_key, presented_key
 from cca_api.resources import make_resources
+from cca_core.config import load_settings
+from cca_core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/health"})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TypeVar
 
 from flask import Request
@@ -32,7 +33,7 @@ def parse_query(request: Request, model: type[Model]) -> Model:
     return validate(model, request.args.to_dict())
 
 
-def validate(model: type[Model], data: dict[str, object]) -> Model:
+def validate(model: type[Model], data: Mapping[str, object]) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

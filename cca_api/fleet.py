@@ -8,12 +8,12 @@ from typing import Any
 from flask import Blueprint, current_app
 from sqlalchemy import text
 
+from cca_api.resources import Resources
 from cca_core import __version__, store
 from cca_core.db import transaction
 from cca_core.fleet import online_workers, queue_depths, workers_with_slots
 from cca_core.migrate import current_revision
 from cca_core.names import ALL_STATUSES
-from cca_api.resources import Resources
 
 bp = Blueprint("fleet", __name__)
 

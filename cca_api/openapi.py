@@ -9,9 +9,9 @@ from flask import Blueprint, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from cca_api.tasks import EventsQuery, ListQuery
 from cca_core import __version__
 from cca_core.schemas import EventPage, TaskCreate, TaskPage, TaskView
-from cca_api.tasks import EventsQuery, ListQuery
 
 bp = Blueprint("openapi", __name__)
 REF = "#/components/schemas/{model}"
@@ -56,7 +56,8 @@ def build_spec() -> dict[str, Any]:
     schemas = {**defs["$defs"], "Error": ERROR_SCHEMA}
     tasks: dict[str, Any] = {
         "post": _op("Submit an agent task", "202", _ref(TaskView), 400, 413, 415, 422,
-                    requestBody={"required": True, "content": {"application/json": {"schema": _ref(TaskCreate)}}},
+                    requestBody={"required": True,
+                                 "content": {"application/json": {"schema": _ref(TaskCreate)}}},
                     parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
                                  "schema": {"type": "string", "maxLength": 200}}]),
         "get": _op("List tasks, newest first", "200", _ref(TaskPage), 422,

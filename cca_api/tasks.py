@@ -6,21 +6,25 @@ import logging
 from typing import Any
 
 from flask import Blueprint, current_app, request
+from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field
 from redis import RedisError
-from kombu.exceptions import OperationalError
 
+from cca_api.body import parse_json, parse_query
+from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import transaction
 from cca_core.dispatch import message_options
 from cca_core.errors import Invalid
 from cca_core.names import ALL_STATUSES, RUN_AGENT_TASK
 from cca_core.schemas import (
-    EventPage, TaskCreate, TaskPage, event_view, task_view,
+    EventPage,
+    TaskCreate,
+    TaskPage,
+    event_view,
+    task_view,
 )
 from cca_core.workspace import check_cwd
-from cca_api.body import parse_json, parse_query
-from cca_api.resources import Resources
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")

@@ -6,9 +6,9 @@ import logging
 
 import click
 
-from cca_core import __version__
 from cca_cli import ops, tasks, up
 from cca_cli.context import CliState
+from cca_core import __version__
 
 
 @click.group()

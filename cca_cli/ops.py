@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
+from cca_cli.context import CliState, fail, handle_errors, pass_state
 from cca_core.config import config_files, masked
 from cca_core.settings import Settings
-from cca_cli.context import CliState, fail, handle_errors, pass_state
 
 
 @click.group()

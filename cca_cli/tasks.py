@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cca_cli.context import CliState, handle_errors, pass_state
 from cca_core.client import CcaClient
 from cca_core.names import TERMINAL_STATUSES
-from cca_cli.context import CliState, handle_errors, pass_state
 
 console = Console()
 POLL_S = 0.5

@@ -14,9 +14,9 @@ from types import FrameType
 
 import click
 
+from cca_cli.context import CliState, handle_errors, pass_state
 from cca_core.embedded import start_postgres, start_redis
 from cca_core.migrate import upgrade
-from cca_cli.context import CliState, handle_errors, pass_state
 
 STOP_TIMEOUT_S = 15
 

@@ -19,7 +19,14 @@ def _split_commas(value: Any) -> Any:
 
 
 CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
-EnvValue = Annotated[str, BeforeValidator(lambda value: str(value).lower() if isinstance(value, bool) else str(value))]
+
+
+def _env_text(value: Any) -> str:
+    """TOML gives numbers and booleans; the environment only holds text."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+EnvValue = Annotated[str, BeforeValidator(_env_text)]
 PermissionMode = Literal["allowlist", "sandbox", "dangerous"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,32 +20,9 @@ from sqlalchemy.orm import Session
 
 from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.models import Task, TaskEvent
-from cca_core.names import TERMINAL_STATUSES
+from cca_core.outcome import Outcome
 
 NOW = func.now()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a run ended: everything the worker writes when it finishes a task."""
-
-    status: str
-    result: str | None = None
-    structured_output: Any | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cost_usd: float = 0.0
-    num_turns: int = 0
-    session_id: str | None = None
-    permission_denials: list[Any] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.status not in TERMINAL_STATUSES:
-            raise ValueError(f"{self.status!r} is not a terminal status")
 
 
 @dataclass(frozen=True)

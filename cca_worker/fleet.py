@@ -7,6 +7,7 @@ consuming every queue while the window is over budget (``cancel_task_queue``) an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -47,10 +48,8 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             self.tick()
 
         def stop(self, c: Any) -> None:
-            try:
+            with contextlib.suppress(redis.RedisError):
                 self.redis.delete(worker_key(c.hostname))
-            except redis.RedisError:
-                pass
 
         def tick(self) -> None:
             try:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cca_core import store
 from cca_core.db import transaction
 from cca_core.errors import Invalid
+from cca_core.outcome import Outcome
 from cca_core.settings import Settings
 from cca_core.workspace import prepare_workdir
 from cca_worker import budget
@@ -56,7 +57,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
         spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()))
         workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
     except Invalid as exc:
-        outcome = store.Outcome(status="failed", error_code=exc.code, error_message=exc.message)
+        outcome = Outcome(status="failed", error_code=exc.code, error_message=exc.message)
         return _finish(ctx, task_id, attempt, outcome)
     sink = EventSink(ctx.sessions, ctx.redis, task_id, attempt,
                      ttl_s=ctx.settings.redis.context_ttl_seconds,
@@ -68,7 +69,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
         proc = spawn(build_argv(agents.claude_path, spec), env=env, cwd=str(workdir),
                      grace_s=agents.stop_grace_seconds)
     except OSError as exc:
-        outcome = store.Outcome(status="failed", error_code="spawn_failed",
+        outcome = Outcome(status="failed", error_code="spawn_failed",
                                 error_message=f"cannot start {agents.claude_path}: {exc}")
         return _finish(ctx, task_id, attempt, outcome)
     limits = Limits(timeout_s=timeout_seconds(task, agents), stall_s=agents.stall_timeout_seconds,

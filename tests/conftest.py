@@ -8,6 +8,7 @@ and an empty Redis. A missing server or CLI fails the test; nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -130,10 +131,8 @@ class WorkerProcess:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait()
 
 

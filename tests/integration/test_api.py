@@ -136,7 +136,8 @@ def test_listing_pages_through_every_task_once_newest_first(client):
     ids = [submit(client, role="a" if i % 2 else "b").get_json()["id"] for i in range(7)]
     seen, cursor = [], None
     while True:
-        page = client.get("/api/v1/tasks", query_string={"limit": 3, **({"cursor": cursor} if cursor else {})}).get_json()
+        query = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/tasks", query_string=query).get_json()
         seen += [task["id"] for task in page["tasks"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -223,8 +224,8 @@ def test_redis_and_postgres_status(client):
 
 
 def test_auth_guards_everything_but_health(make_settings):
-    client = create_app(make_settings(daemon={"require_auth": True,
-                                              "api_keys": ["key-one-0123456789", "key-two-0123456789"]})).test_client()
+    keys = ["key-one-0123456789", "key-two-0123456789"]
+    client = create_app(make_settings(daemon={"require_auth": True, "api_keys": keys})).test_client()
     assert client.get("/health").status_code in (200, 503)
     denied = client.get("/api/v1/status")
     assert denied.status_code == 401

@@ -8,6 +8,7 @@ from sqlalchemy import text, update
 from cca_core import store
 from cca_core.db import make_engine, make_session_factory, transaction
 from cca_core.models import Task
+from cca_core.outcome import Outcome
 
 pytestmark = pytest.mark.integration
 
@@ -60,11 +61,11 @@ def test_the_old_run_cannot_finish_or_renew_after_losing_its_task(sessions):
     claim(sessions, task_id, "w2")
     with transaction(sessions) as session:
         assert not store.renew_lease(session, task_id, 1, 30).owned
-        assert not store.finish_task(session, task_id, 1, store.Outcome(status="succeeded"))
-        assert store.finish_task(session, task_id, 2, store.Outcome(status="failed", error_code="x"))
+        assert not store.finish_task(session, task_id, 1, Outcome(status="succeeded"))
+        assert store.finish_task(session, task_id, 2, Outcome(status="failed", error_code="x"))
     with transaction(sessions) as session:
         assert store.get_task(session, task_id).status == "failed"
-        assert not store.finish_task(session, task_id, 2, store.Outcome(status="succeeded"))
+        assert not store.finish_task(session, task_id, 2, Outcome(status="succeeded"))
 
 
 def test_a_cancelled_task_never_starts(sessions):
@@ -130,5 +131,5 @@ def test_resend_picks_orphaned_runs_and_long_queued_tasks_once(sessions):
 
 def test_finish_requires_a_terminal_status():
     with pytest.raises(ValueError):
-        store.Outcome(status="running")
+        Outcome(status="running")
 

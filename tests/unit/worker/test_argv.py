@@ -7,7 +7,11 @@ import pytest
 from cca_core.errors import Invalid
 from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.permissions import (
-    NETWORK_DENIES, SECRET_DENIES, ignored_rules, plan_permissions, translate_rule,
+    NETWORK_DENIES,
+    SECRET_DENIES,
+    ignored_rules,
+    plan_permissions,
+    translate_rule,
 )
 
 

@@ -18,9 +18,9 @@ def result_of(name: str) -> dict:
     return event
 
 
-def end(result=None, stop_reason=None, returncode=0, tokens=Tokens(), stderr="") -> RunEnd:
+def end(result=None, stop_reason=None, returncode=0, tokens=None, stderr="") -> RunEnd:
     return RunEnd(result=result, stop_reason=stop_reason, returncode=returncode,
-                  stderr_tail=stderr, tokens=tokens, models=frozenset({"claude-opus-4-8"}),
+                  stderr_tail=stderr, tokens=tokens or Tokens(), models=frozenset({"claude-opus-4-8"}),
                   denials=[], session_id="s-1", turns_seen=3,
                   limits={"timeout": 5, "stall": 3, "budget": 500})
 
