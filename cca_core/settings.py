@@ -104,7 +104,7 @@ class WorkerSettings(Section):
     hostname: str = ""
     token_budget_per_window: int = Field(0, ge=0)
     budget_window_seconds: int = Field(3600, ge=1)
-    heartbeat_seconds: float = Field(2.0, gt=0)
+    heartbeat_seconds: float = Field(1.0, gt=0)
     sweep_interval_seconds: float = Field(10.0, gt=0)
     resend_after_seconds: int = Field(300, ge=1)
 

@@ -133,3 +133,17 @@ def test_show_masks_every_secret(home, monkeypatch):
     for secret in ("super-secret-key", "hunter2", "redispw", "sk-ant-xyz"):
         assert secret not in text
     assert "postgres://cca:********@db:5432/cca" in text
+
+
+def test_the_example_file_is_valid_and_documents_every_key(home, monkeypatch):
+    from cca_core.settings import Settings
+
+    example = Path(__file__).resolve().parents[3] / "cca.toml.example"
+    monkeypatch.setenv("CCA_CONFIG", str(example))
+    settings = load_settings()
+    assert settings.daemon.bind_address == "127.0.0.1:9200"
+    text = example.read_text()
+    for section, model in Settings.model_fields.items():
+        assert f"[{section}]" in text, section
+        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+            assert f"{key} =" in text or f"[{section}.{key}" in text, f"{section}.{key}"

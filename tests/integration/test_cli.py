@@ -1,0 +1,185 @@
+"""The `cca` command line as a user runs it: real processes, real API, real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cca_core.embedded import free_port
+from tests.support import toml
+from tests.support.procs import processes_running
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cca(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cca_cli.main", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout, cwd=env.get("CCA_TEST_CWD"))
+
+
+@pytest.fixture
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CCA")}
+    return {**env, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO),
+            "CCA_TEST_CWD": str(tmp_path)}
+
+
+@pytest.fixture
+def fleet_env(base_env, tmp_path, config_data) -> dict[str, str]:
+    config = toml.write(tmp_path / "cca.toml", config_data)
+    return {**base_env, "CCA_CONFIG": str(config)}
+
+
+@pytest.fixture
+def api_url(fleet_env) -> str:
+    """A real `cca api` (gunicorn) process."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "api", "--bind",
+                                f"127.0.0.1:{port}", "--processes", "1"], env=fleet_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code in (200, 503)
+        except httpx.TransportError:
+            return process.poll() is not None
+
+    wait_for(up, timeout_s=30, message="the API to answer")
+    assert process.poll() is None
+    yield url
+    process.terminate()
+    process.wait(15)
+
+
+def test_config_show_masks_secrets(fleet_env):
+    env = {**fleet_env, "CCA__DAEMON__API_KEYS": "very-secret-key-123,other-secret-key-456",
+           "CCA__AGENTS__ENV__ANTHROPIC_API_KEY": "sk-ant-should-not-show"}
+    result = cca("config", "show", env=env)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["settings"]["daemon"]["api_keys"] == ["********", "********"]
+    assert "very-secret-key" not in result.stdout and "sk-ant-should-not-show" not in result.stdout
+
+
+def test_config_check_warns_about_rules_the_cli_ignores(fleet_env, tmp_path):
+    config = tmp_path / "check.toml"
+    config.write_text('[agents.permissions]\nallowed_tools = ["Read", "Write(src/**)"]\n'
+                      '[daemon]\nbind_address = "0.0.0.0:9200"\n')
+    result = cca("config", "check", env={**fleet_env, "CCA_CONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
+    assert "Write(src/**) is ignored by the claude CLI" in result.stdout
+    assert "Edit(src/**)" in result.stdout
+    assert "require_auth is false" in result.stdout
+
+
+def test_a_bad_config_key_is_named_without_a_traceback(base_env, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[daemon]\nmax_agents = -3\n")
+    result = cca("config", "show", env={**base_env, "CCA_CONFIG": str(config)})
+    assert result.returncode == 2
+    assert "daemon.max_agents" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_worker_without_servers_says_what_to_set(base_env):
+    result = cca("worker", env=base_env)
+    assert result.returncode == 2
+    assert "redis.url is not set" in result.stderr and "cca up" in result.stderr
+
+
+def test_unreachable_api_is_one_clear_line(base_env):
+    result = cca("--api-url", f"http://127.0.0.1:{free_port()}", "status", env=base_env)
+    assert result.returncode == 1
+    assert "not reachable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_db_upgrade_is_idempotent(fleet_env):
+    result = cca("db", "upgrade", env=fleet_env)
+    assert result.returncode == 0 and "head" in result.stdout
+
+
+def test_submit_wait_prints_result_turns_tokens_and_cost(fleet_env, api_url, start_worker):
+    start_worker("w1")
+    script = json.dumps({"steps": [{"text": "all tests pass now",
+                                    "usage": {"input_tokens": 321, "output_tokens": 45}}]})
+    result = cca("--api-url", api_url, "submit", f"fix it [[script:{script}]]", "--wait",
+                 env=fleet_env)
+    assert result.returncode == 0, result.stderr
+    assert "succeeded" in result.stdout and "all tests pass now" in result.stdout
+    assert "turns 1" in result.stdout and "$0." in result.stdout
+    listed = cca("--api-url", api_url, "tasks", "list", "--json", env=fleet_env)
+    task = json.loads(listed.stdout)["tasks"][0]
+    assert task["usage"]["input_tokens"] >= 321 and task["status"] == "succeeded"
+    shown = cca("--api-url", api_url, "tasks", "show", task["id"], "--json", env=fleet_env)
+    assert json.loads(shown.stdout)["result"] == "all tests pass now"
+    events = cca("--api-url", api_url, "tasks", "events", task["id"], env=fleet_env)
+    types = [json.loads(line)["type"] for line in events.stdout.splitlines()]
+    assert types[0] == "system" and types[-1] == "result"
+    status = cca("--api-url", api_url, "status", "--json", env=fleet_env)
+    assert json.loads(status.stdout)["workers"]["online"] == 1
+
+
+def test_cli_errors_from_the_api_name_the_field(fleet_env, api_url):
+    result = cca("--api-url", api_url, "submit", "", env=fleet_env)
+    assert result.returncode == 1
+    assert "prompt" in result.stderr and "Traceback" not in result.stderr
+    missing = cca("--api-url", api_url, "tasks", "show", "00000000-0000-0000-0000-000000000000",
+                  env=fleet_env)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_path, model_api,
+                                                                  claude_bin):
+    data_dir = tmp_path / "fleet-data"
+    port = free_port()
+    env = {**base_env, "CCA__DAEMON__BIND_ADDRESS": f"127.0.0.1:{port}",
+           "CCA__AGENTS__CLAUDE_PATH": claude_bin, "ANTHROPIC_BASE_URL": model_api.url,
+           "ANTHROPIC_API_KEY": "test", "CCA__AGENTS__ENV__CLAUDE_CODE_MAX_RETRIES": "0"}
+    url = f"http://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "up", "--data-dir",
+                                    str(data_dir)], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, cwd=tmp_path)
+        wait_for(lambda: _workers_online(url) or process.poll() is not None, timeout_s=90,
+                 message="cca up to serve with a worker online")
+        assert process.poll() is None
+        return process
+
+    def stop(process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+        markers = (str(data_dir), "cca_cli.main worker --name cca-1@", "cca_cli.main api")
+        wait_for(lambda: not any(processes_running(marker) for marker in markers), timeout_s=20,
+                 message="every process of the fleet to exit")
+
+    first = start()
+    script = json.dumps({"steps": [{"text": "done by the embedded fleet"}]})
+    result = cca("--api-url", url, "submit", f"[[script:{script}]]", "--wait", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    task = json.loads(result.stdout)
+    assert task["result"] == "done by the embedded fleet"
+    stop(first)
+
+    second = start()
+    again = httpx.get(f"{url}/api/v1/tasks/{task['id']}", timeout=5).json()
+    assert again["status"] == "succeeded"
+    stop(second)
+    assert not processes_running(f"cca_cli.main up --data-dir {data_dir}")
+
+
+def _workers_online(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/status", timeout=1).json()["workers"]["online"] >= 1
+    except (httpx.TransportError, ValueError, KeyError):
+        return False
