@@ -12,6 +12,7 @@ from celery import Celery, signals
 
 from cca_core.db import make_engine, make_session_factory
 from cca_core.dispatch import celery_config
+from cca_core.logs import configure_logging
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
 from cca_worker.fleet import make_fleet_step
@@ -32,6 +33,9 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings.redis.url, visibility_timeout(settings)))
     app.steps["consumer"].add(make_fleet_step(settings))
     signals.worker_process_init.connect(_die_with_the_worker, weak=False)
+    signals.setup_logging.connect(
+        lambda **_: configure_logging(settings.daemon.log_level, settings.daemon.log_format),
+        weak=False)
 
     @app.task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
     def run_agent(self: Any, task_id: str) -> str | None:
