@@ -9,13 +9,14 @@ from flask import Blueprint, current_app, request
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field
 from redis import RedisError
+from sqlalchemy.orm import Session
 
 from cca_api.body import parse_json, parse_query
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import transaction
 from cca_core.dispatch import message_options
-from cca_core.errors import Invalid
+from cca_core.errors import Invalid, NotFound
 from cca_core.names import ALL_STATUSES, RUN_AGENT_TASK
 from cca_core.schemas import (
     EventPage,
@@ -35,6 +36,7 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str | None = Field(default=None, json_schema_extra={"enum": list(ALL_STATUSES)})
     role: str | None = Field(default=None, max_length=64)
+    parent_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=500)
 
@@ -59,6 +61,8 @@ def submit() -> tuple[dict[str, Any], int]:
                       field="Idempotency-Key")
     values = submitted_values(body, res)
     with transaction(res.sessions) as session:
+        if body.parent_id:
+            values["depth"] = child_depth(session, body.parent_id, res)
         task, created = store.create_task(session, values, idempotency_key=key)
     if created:
         send(res, task)
@@ -83,6 +87,24 @@ def submitted_values(body: TaskCreate, res: Resources) -> dict[str, Any]:
     return values
 
 
+def child_depth(session: Session, parent_id: str, res: Resources) -> int:
+    """Depth of a new child of ``parent_id``. Raises Invalid when the tree would grow deeper
+    or wider than the fleet allows: agents that submit agents must not fan out unbounded."""
+    agents = res.settings.agents
+    try:
+        parent, children = store.lock_parent(session, parent_id)
+    except NotFound:
+        raise Invalid(f"parent task {parent_id} does not exist", field="parent_id") from None
+    if parent.depth + 1 > agents.max_depth:
+        raise Invalid(f"task tree too deep: a child of {parent_id} would be at depth "
+                      f"{parent.depth + 1}, above agents.max_depth = {agents.max_depth}",
+                      field="parent_id", code="depth_limit")
+    if children >= agents.max_children_per_task:
+        raise Invalid(f"task {parent_id} already has {children} children, the limit "
+                      f"(agents.max_children_per_task)", field="parent_id", code="children_limit")
+    return int(parent.depth) + 1
+
+
 def send(res: Resources, task: Any) -> None:
     """Enqueue after commit. If Redis is down the row stays queued and the sweep re-sends it."""
     try:
@@ -105,7 +127,8 @@ def index() -> dict[str, Any]:
         raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
     with transaction(resources().sessions) as session:
         tasks, cursor = store.list_tasks(session, status=query.status, role=query.role,
-                                         limit=query.limit, cursor=query.cursor)
+                                         parent_id=query.parent_id, limit=query.limit,
+                                         cursor=query.cursor)
         page = TaskPage(tasks=[task_view(task) for task in tasks], next_cursor=cursor)
     return page.model_dump(mode="json")
 

@@ -38,6 +38,7 @@ class Task(Base):
     idempotency_key: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     result: Mapped[str | None] = mapped_column(Text)
     structured_output: Mapped[Any | None] = mapped_column(JSONB)

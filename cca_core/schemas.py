@@ -34,6 +34,9 @@ class TaskCreate(BaseModel):
     json_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Name
+    parent_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F-]{36}$",
+        description="The task that submits this one (set by the MCP bridge inside fleet tasks).")
 
 
 class Usage(BaseModel):
@@ -69,6 +72,7 @@ class TaskView(BaseModel):
     json_schema: dict[str, Any] | None
     metadata: dict[str, Any]
     parent_id: str | None
+    depth: int
     result: str | None
     structured_output: Any | None
     error: TaskError | None
@@ -125,6 +129,7 @@ def task_view(task: Any) -> TaskView:
         json_schema=task.json_schema,
         metadata=task.meta or {},
         parent_id=str(task.parent_id) if task.parent_id else None,
+        depth=task.depth or 0,
         result=task.result,
         structured_output=task.structured_output,
         error=error,

@@ -67,6 +67,20 @@ def create_task(
     return existing, False
 
 
+def lock_parent(session: Session, parent_id: str) -> tuple[Task, int]:
+    """Lock a parent task for adding a child; return it with its number of children.
+
+    The row lock serialises concurrent submissions of children of the same parent.
+    """
+    parent = session.scalars(
+        select(Task).where(Task.id == parse_task_id(parent_id)).with_for_update()
+    ).one_or_none()
+    if parent is None:
+        raise NotFound(f"parent task {parent_id} not found")
+    children = session.scalar(select(func.count()).where(Task.parent_id == parent.id)) or 0
+    return parent, children
+
+
 def get_task(session: Session, task_id: str | uuid.UUID) -> Task:
     """Return the task; raise NotFound."""
     task = session.get(Task, parse_task_id(str(task_id)))
@@ -80,6 +94,7 @@ def list_tasks(
     *,
     status: str | None = None,
     role: str | None = None,
+    parent_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Task], str | None]:
@@ -89,6 +104,8 @@ def list_tasks(
         query = query.where(Task.status == status)
     if role:
         query = query.where(Task.role == role)
+    if parent_id:
+        query = query.where(Task.parent_id == parse_task_id(parent_id))
     if cursor:
         created_at, last_id = decode_cursor(cursor)
         query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, last_id))

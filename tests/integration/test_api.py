@@ -12,6 +12,7 @@ import redis
 from cca_api import create_app
 from cca_core import store
 from cca_core.db import transaction
+from cca_core.migrate import head_revision
 from cca_core.names import queue_keys
 
 pytestmark = pytest.mark.integration
@@ -219,7 +220,7 @@ def test_redis_and_postgres_status(client):
     postgres = client.get("/api/v1/postgres/status").get_json()["postgres"]
     assert postgres["server_version"].startswith("16")
     assert postgres["pgvector_version"]
-    assert postgres["schema_revision"] == "0001"
+    assert postgres["schema_revision"] == head_revision()
     assert set(postgres["pool"]) == {"size", "checked_out", "overflow"}
 
 
@@ -248,3 +249,28 @@ def test_openapi_document_describes_the_task_api(client):
     assert create["additionalProperties"] is False
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and b"/api/v1/tasks" in docs.data
+
+
+def test_children_record_their_parent_and_depth(client):
+    parent = submit(client).get_json()
+    child = submit(client, parent_id=parent["id"]).get_json()
+    assert (child["parent_id"], child["depth"]) == (parent["id"], 1)
+    grandchild = submit(client, parent_id=child["id"]).get_json()
+    assert grandchild["depth"] == 2
+    children = client.get("/api/v1/tasks", query_string={"parent_id": parent["id"]}).get_json()
+    assert [task["id"] for task in children["tasks"]] == [child["id"]]
+
+
+def test_fan_out_is_bounded_in_depth_and_width(make_settings):
+    client = create_app(make_settings(agents={"max_depth": 1, "max_children_per_task": 2})).test_client()
+    root = submit(client).get_json()
+    child = submit(client, parent_id=root["id"]).get_json()
+    too_deep = submit(client, parent_id=child["id"])
+    assert too_deep.status_code == 422
+    assert too_deep.get_json()["error"]["code"] == "depth_limit"
+    submit(client, parent_id=root["id"])
+    too_wide = submit(client, parent_id=root["id"])
+    assert too_wide.status_code == 422
+    assert too_wide.get_json()["error"]["code"] == "children_limit"
+    unknown = submit(client, parent_id=str(uuid.uuid4()))
+    assert unknown.status_code == 422 and unknown.get_json()["error"]["field"] == "parent_id"
