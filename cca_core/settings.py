@@ -92,6 +92,7 @@ class AgentSettings(Section):
     stop_grace_seconds: float = Field(3.0, ge=0.1, le=60)
     max_attempts: int = Field(3, ge=1)
     lease_seconds: int = Field(60, ge=2)
+    bridge_url: str = ""
     max_depth: int = Field(3, ge=0, le=20)
     max_children_per_task: int = Field(10, ge=0)
     workspace_root: str = ""

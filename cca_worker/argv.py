@@ -36,6 +36,7 @@ class AgentSpec:
     max_budget_usd: float | None = None
     json_schema: Mapping[str, Any] | None = None
     append_system_prompt: str | None = None
+    mcp_config: Mapping[str, Any] | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
@@ -56,8 +57,19 @@ def build_argv(claude_path: str, spec: AgentSpec) -> list[str]:
         argv += ["--json-schema", json.dumps(spec.json_schema, separators=(",", ":"))]
     if spec.append_system_prompt:
         argv += ["--append-system-prompt", spec.append_system_prompt]
+    if spec.mcp_config:
+        argv += ["--mcp-config", json.dumps(spec.mcp_config, separators=(",", ":")),
+                 "--strict-mcp-config"]
     argv += list(spec.permission_flags)
     return [*argv, "--", spec.prompt]
+
+
+def bridge_config(python: str, api_url: str, task_id: str) -> dict[str, Any]:
+    """The MCP config that gives a fleet agent the cca bridge, as the child of ``task_id``."""
+    return {"mcpServers": {"cca": {
+        "type": "stdio", "command": python, "args": ["-m", "cca_mcp", "--daemon-url", api_url],
+        "env": {"CCA_TASK_ID": task_id},
+    }}}
 
 
 def build_env(

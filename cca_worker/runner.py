@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import uuid
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -54,7 +55,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
         return None
     attempt = task.attempts
     try:
-        spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()))
+        spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()), python=sys.executable)
         workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
     except Invalid as exc:
         outcome = Outcome(status="failed", error_code=exc.code, error_message=exc.message)

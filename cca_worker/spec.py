@@ -5,21 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from cca_core.settings import AgentSettings, RoleSettings
-from cca_worker.argv import AgentSpec
+from cca_worker.argv import AgentSpec, bridge_config
 from cca_worker.permissions import plan_permissions
+
+BRIDGE_TOOLS = "mcp__cca"
 
 
 def role_settings(agents: AgentSettings, role: str | None) -> RoleSettings:
     return agents.roles.get(role or "", RoleSettings())
 
 
-def resolve_spec(task: Any, agents: AgentSettings, session_id: str) -> tuple[AgentSpec, str | None]:
-    """Return the AgentSpec and a note to record (dangerous mode). Raises Invalid."""
+def resolve_spec(
+    task: Any, agents: AgentSettings, session_id: str, python: str
+) -> tuple[AgentSpec, str | None]:
+    """Return the AgentSpec and a note to record (dangerous mode). Raises Invalid.
+
+    With ``agents.bridge_url`` set, agents outside sandbox mode get the cca MCP bridge (run by
+    ``python``) so they can hand sub-tasks to the fleet as children of this task.
+    """
     role = role_settings(agents, task.role)
     perms = role.permissions or agents.permissions
+    mode = task.permission_mode or perms.mode
+    allowed = list(perms.allowed_tools if task.allowed_tools is None else task.allowed_tools)
+    bridge = bool(agents.bridge_url) and mode != "sandbox"
     plan = plan_permissions(
-        task.permission_mode or perms.mode,
-        perms.allowed_tools if task.allowed_tools is None else task.allowed_tools,
+        mode,
+        [*allowed, BRIDGE_TOOLS] if bridge else allowed,
         [*perms.denied_tools, *(task.denied_tools or [])],
         allow_network=perms.allow_network,
         allow_dangerous=agents.permissions.allow_dangerous,
@@ -33,6 +44,7 @@ def resolve_spec(task: Any, agents: AgentSettings, session_id: str) -> tuple[Age
         max_budget_usd=task.max_budget_usd,
         json_schema=task.json_schema,
         append_system_prompt=role.append_system_prompt,
+        mcp_config=bridge_config(python, agents.bridge_url, str(task.id)) if bridge else None,
         env=plan.env,
     )
     return spec, plan.note

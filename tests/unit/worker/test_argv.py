@@ -115,3 +115,16 @@ def test_dangerous_when_enabled_keeps_deny_rules_and_says_why():
     assert "Bash(rm -rf *)" in plan.flags
     assert dict(plan.env) == {"IS_SANDBOX": "1"}
     assert plan.note
+
+
+def test_the_bridge_is_given_as_an_inline_strict_mcp_config():
+    import json
+
+    from cca_worker.argv import bridge_config
+
+    config = bridge_config("/venv/bin/python", "http://api:9200", "task-7")
+    argv = build_argv("claude", spec(mcp_config=config))
+    given = json.loads(argv[argv.index("--mcp-config") + 1])
+    assert given["mcpServers"]["cca"]["args"] == ["-m", "cca_mcp", "--daemon-url", "http://api:9200"]
+    assert given["mcpServers"]["cca"]["env"] == {"CCA_TASK_ID": "task-7"}
+    assert "--strict-mcp-config" in argv and argv.index("--strict-mcp-config") < argv.index("--")

@@ -1,0 +1,3 @@
+from cca_mcp.main import main
+
+main()

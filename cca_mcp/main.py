@@ -1,0 +1,51 @@
+"""Entry point of ``cca-mcp``: the bridge over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from cca_core.client import DEFAULT_URL, CcaClient
+from cca_mcp.server import make_server
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cca-mcp", description=__doc__)
+    parser.add_argument("--daemon-url", default=os.environ.get("CCA_DAEMON_URL", DEFAULT_URL),
+                        help="cca API base URL (env CCA_DAEMON_URL; default %(default)s)")
+    parser.add_argument("--api-key", default=os.environ.get("CCA_API_KEY"),
+                        help="API key (env CCA_API_KEY, then daemon.api_keys of the config files)")
+    parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="streamable-http bind host")
+    parser.add_argument("--port", type=int, default=9300, help="streamable-http port")
+    parser.add_argument("--timeout", type=float, default=15.0,
+                        help="seconds for each HTTP call to the API (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def configured_key() -> str | None:
+    """The first key of the config files, for local use without flags."""
+    from cca_core.config import load_settings
+    from cca_core.errors import ConfigError
+
+    try:
+        return next(iter(load_settings().daemon.api_keys), None)
+    except ConfigError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol
+    client = CcaClient(args.daemon_url, args.api_key or configured_key(), timeout_s=args.timeout)
+    server = make_server(client)
+    if args.transport == "stdio":
+        server.run()
+    else:
+        server.run("streamable-http", host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

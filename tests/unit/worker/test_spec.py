@@ -1,0 +1,66 @@
+"""Resolving a run from the task row, the role and the fleet's agent settings."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from cca_core.errors import Invalid
+from cca_core.settings import AgentSettings
+from cca_worker.spec import resolve_spec, timeout_seconds, token_budget
+
+
+def task(**fields):
+    values = {"id": "t-1", "prompt": "p", "role": None, "model": None, "permission_mode": None,
+              "allowed_tools": None, "denied_tools": None, "max_turns": None,
+              "max_budget_usd": None, "json_schema": None, "token_budget": None,
+              "timeout_seconds": None}
+    return SimpleNamespace(**{**values, **fields})
+
+
+def allowed(spec) -> list[str]:
+    flags = list(spec.permission_flags)
+    return flags[flags.index("--allowedTools") + 1:flags.index("--disallowedTools")]
+
+
+def test_defaults_come_from_the_agent_settings():
+    agents = AgentSettings(default_model="sonnet")
+    spec, note = resolve_spec(task(), agents, "s", "/py")
+    assert spec.model == "sonnet" and note is None and spec.mcp_config is None
+    assert allowed(spec) == ["Read", "Glob", "Grep", "Edit(src/**)", "Edit(tests/**)", "Bash(git *)"]
+    assert token_budget(task(), agents) == 100000 and timeout_seconds(task(), agents) == 600
+
+
+def test_a_role_overrides_model_permissions_and_limits():
+    agents = AgentSettings.model_validate({"roles": {"reviewer": {
+        "model": "haiku", "token_budget": 5000, "timeout_seconds": 60,
+        "permissions": {"mode": "sandbox"}}}})
+    spec, _ = resolve_spec(task(role="reviewer"), agents, "s", "/py")
+    assert spec.model == "haiku" and "--tools" in spec.permission_flags
+    assert token_budget(task(role="reviewer"), agents) == 5000
+    assert timeout_seconds(task(role="reviewer"), agents) == 60
+
+
+def test_task_fields_win_and_deny_rules_add_up():
+    spec, _ = resolve_spec(task(model="opus", allowed_tools=["Bash(echo *)"],
+                                denied_tools=["Bash(git push *)"]), AgentSettings(), "s", "/py")
+    assert spec.model == "opus" and allowed(spec) == ["Bash(echo *)"]
+    assert "Bash(git push *)" in spec.permission_flags and "Bash(sudo *)" in spec.permission_flags
+
+
+def test_the_bridge_is_offered_outside_sandbox_mode():
+    agents = AgentSettings(bridge_url="http://127.0.0.1:9200")
+    spec, _ = resolve_spec(task(), agents, "s", "/py")
+    assert "mcp__cca" in allowed(spec)
+    assert spec.mcp_config["mcpServers"]["cca"]["env"]["CCA_TASK_ID"] == "t-1"
+    sandboxed, _ = resolve_spec(task(permission_mode="sandbox"), agents, "s", "/py")
+    assert sandboxed.mcp_config is None
+
+
+def test_dangerous_needs_the_fleet_to_allow_it():
+    with pytest.raises(Invalid):
+        resolve_spec(task(permission_mode="dangerous"), AgentSettings(), "s", "/py")
+    allowed_fleet = AgentSettings.model_validate({"permissions": {"allow_dangerous": True}})
+    spec, note = resolve_spec(task(permission_mode="dangerous"), allowed_fleet, "s", "/py")
+    assert spec.permission_flags[0] == "--dangerously-skip-permissions" and note
