@@ -66,6 +66,13 @@ class FleetStatus(BaseModel):
     tasks: dict[str, int]
 
 
+class StatusAnswer(BaseModel):
+    """Either one task (asked by id) or the whole fleet."""
+
+    task: TaskInfo | None = None
+    fleet: FleetStatus | None = None
+
+
 class Worker(BaseModel):
     hostname: str
     slots_busy: int

@@ -14,7 +14,15 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
 from cca_core.client import ApiError, CcaClient
 from cca_mcp.errors import explain
-from cca_mcp.models import Agents, EventSummary, FleetStatus, TaskInfo, TaskList, Worker
+from cca_mcp.models import (
+    Agents,
+    EventSummary,
+    FleetStatus,
+    StatusAnswer,
+    TaskInfo,
+    TaskList,
+    Worker,
+)
 from cca_mcp.summary import summarize
 
 T = TypeVar("T")
@@ -32,7 +40,7 @@ INSTRUCTIONS = (
 def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
     """Build the bridge around an API client. ``parent_id`` (default: $CCA_TASK_ID) is
     recorded on every task submitted, so fleet agents that submit agents form a tree."""
-    parent = parent_id if parent_id is not None else os.environ.get(PARENT_ENV) or None
+    parent = (parent_id if parent_id is not None else os.environ.get(PARENT_ENV)) or None
     server = MCPServer("cca", instructions=INSTRUCTIONS)
 
     async def call(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -97,16 +105,17 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
         return await follow(task_id, timeout_seconds, ctx)
 
     @server.tool()
-    async def cca_status(task_id: str | None = None) -> TaskInfo | FleetStatus:
-        """Status of one fleet task (with task_id), or of the whole fleet (without):
-        workers online, busy and total agent slots, queue depths, tasks by status."""
+    async def cca_status(task_id: str | None = None) -> StatusAnswer:
+        """Status of one fleet task (with task_id, in `task`), or of the whole fleet (without,
+        in `fleet`): workers online, busy and total agent slots, queue depths, tasks by status."""
         if task_id:
-            return TaskInfo.from_api(await call(client.task, task_id))
+            return StatusAnswer(task=TaskInfo.from_api(await call(client.task, task_id)))
         status = await call(client.status)
         workers = status["workers"]
-        return FleetStatus(version=status["version"], workers_online=workers["online"],
-                           slots_busy=workers["slots_busy"], slots_total=workers["slots_total"],
-                           queues=status["queues"], tasks=status["tasks"])
+        return StatusAnswer(fleet=FleetStatus(
+            version=status["version"], workers_online=workers["online"],
+            slots_busy=workers["slots_busy"], slots_total=workers["slots_total"],
+            queues=status["queues"], tasks=status["tasks"]))
 
     @server.tool()
     async def cca_cancel(task_id: str) -> TaskInfo:
