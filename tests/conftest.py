@@ -18,11 +18,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from cca_core.config import validate
-from cca_core.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from cca_core.embedded import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    free_port,
+    start_postgres,
+    start_redis,
+)
 from cca_core.migrate import upgrade
 from cca_core.names import worker_key
 from cca_core.settings import Settings
@@ -171,3 +178,41 @@ def start_worker(tmp_path: Path, config_data: dict[str, Any], redis_client: redi
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def base_env(tmp_path: Path) -> dict[str, str]:
+    """The caller's environment without any CCA setting, with a private HOME."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CCA")}
+    return {**env, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO),
+            "CCA_TEST_CWD": str(tmp_path)}
+
+
+@pytest.fixture
+def fleet_env(base_env, tmp_path, config_data) -> dict[str, str]:
+    config = toml.write(tmp_path / "cca.toml", config_data)
+    return {**base_env, "CCA_CONFIG": str(config)}
+
+
+@pytest.fixture
+def api_url(fleet_env) -> str:
+    """A real `cca api` (gunicorn) process."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "api", "--bind",
+                                f"127.0.0.1:{port}", "--processes", "1"], env=fleet_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code in (200, 503)
+        except httpx.TransportError:
+            return process.poll() is not None
+
+    wait_for(up, timeout_s=30, message="the API to answer")
+    assert process.poll() is None
+    yield url
+    process.terminate()
+    process.wait(15)
+
+

@@ -13,6 +13,8 @@ Step kinds; optional keys on any step: ``usage``, ``delay`` (seconds between SSE
 ones get the step ``then``; the count lives in the server, keyed by script text and index)::
 
     {"text": "saw {tool_result}"}            # end_turn; {tool_result}: last tool_result text
+                                             # (tool inputs may say "{tool_result.KEY}": KEY of
+                                             # the last tool result read as JSON)
     {"tool_use": {"name": "Bash", "input": {...}}, "text": "optional text block first"}
     {"error": 429, "retry_after": 1}         # HTTP error with the Anthropic error body
     {"error": 529, "times": 2, "then": {"text": "ok"}}
@@ -101,6 +103,21 @@ def last_tool_result(body: dict[str, Any]) -> str:
             if isinstance(block, dict) and block.get("type") == "tool_result":
                 found = "\n".join(text_blocks(block.get("content")))
     return found
+
+
+def fill_from_result(value: Any, result: str) -> Any:
+    """Replace ``"{tool_result.KEY}"`` strings in a tool input with KEY of the last tool
+    result parsed as JSON (MCP tools answer JSON), so a script can pass an id it was given."""
+    if isinstance(value, dict):
+        return {key: fill_from_result(item, result) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill_from_result(item, result) for item in value]
+    if isinstance(value, str) and value.startswith("{tool_result.") and value.endswith("}"):
+        try:
+            return json.loads(result)[value[len("{tool_result."):-1]]
+        except (ValueError, KeyError, TypeError):
+            return value
+    return value
 
 
 def side_reply(body: dict[str, Any], default: str) -> str:
@@ -250,7 +267,7 @@ def build_message(api: ModelAPI, step: dict[str, Any], body: dict[str, Any]) -> 
                 "type": "tool_use",
                 "id": f"toolu_scripted_{api.next_id():06d}",
                 "name": tool["name"],
-                "input": tool.get("input", {}),
+                "input": fill_from_result(tool.get("input", {}), last_tool_result(body)),
             }
         )
     return {
