@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, g, request
 
 from cca_api import errors, fleet, openapi, tasks
-from cca_api.auth import check_key, presented_key
+from cca_api.auth import ANONYMOUS, CONFIG_KEY, matches_any, presented_key, require_key
 from cca_api.resources import make_resources
 from cca_core.config import load_settings
+from cca_core.errors import Unauthorized
 from cca_core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/health"})
@@ -26,8 +27,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.before_request
     def _authenticate() -> None:
-        if settings.daemon.require_auth and request.path not in PUBLIC_PATHS:
-            check_key(presented_key(request), settings.daemon.api_keys)
+        if request.path in PUBLIC_PATHS:
+            return
+        presented = presented_key(request)
+        if presented is None and not settings.daemon.require_auth:
+            g.principal = ANONYMOUS
+            return
+        key = require_key(presented)
+        if not matches_any(key, settings.daemon.api_keys):
+            raise Unauthorized("the API key is not valid")
+        g.principal = CONFIG_KEY
 
     @app.after_request
     def _no_sniff(response):  # type: ignore[no-untyped-def]
