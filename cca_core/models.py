@@ -72,6 +72,7 @@ class Task(Base):
         Index("tasks_active_idx", status, lease_expires_at,
               postgresql_where=text("status IN ('queued', 'running')")),
         Index("tasks_parent_idx", parent_id, postgresql_where=text("parent_id IS NOT NULL")),
+        Index("tasks_owner_created_idx", owner, created_at.desc(), id.desc()),
     )
 
 
@@ -89,3 +90,21 @@ class TaskEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("task_events_task_idx", task_id, id),)
+
+
+class ApiKey(Base):
+    """A managed API key: only a hash of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    prefix: Mapped[str] = mapped_column(Text, unique=True)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    tenant: Mapped[str] = mapped_column(Text)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    usd_per_day: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
