@@ -37,6 +37,7 @@ class Task(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -73,6 +74,7 @@ class Task(Base):
               postgresql_where=text("status IN ('queued', 'running')")),
         Index("tasks_parent_idx", parent_id, postgresql_where=text("parent_id IS NOT NULL")),
         Index("tasks_owner_created_idx", owner, created_at.desc(), id.desc()),
+        Index("tasks_created_by_idx", created_by, created_at),
     )
 
 

@@ -33,9 +33,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('name'),
     sa.UniqueConstraint('prefix')
     )
+    op.add_column('tasks', sa.Column('created_by', sa.Text(), nullable=True))
     op.create_index('tasks_owner_created_idx', 'tasks', ['owner', sa.literal_column('created_at DESC'), sa.literal_column('id DESC')], unique=False)
+    op.create_index('tasks_created_by_idx', 'tasks', ['created_by', 'created_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('tasks_created_by_idx', table_name='tasks')
     op.drop_index('tasks_owner_created_idx', table_name='tasks')
+    op.drop_column('tasks', 'created_by')
     op.drop_table('api_keys')
