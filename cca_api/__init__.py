@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
-from cca_api import errors, fleet, openapi, tasks
-from cca_api.auth import ANONYMOUS, CONFIG_KEY, matches_any, presented_key, require_key
+from cca_api import errors, fleet, keys, openapi, tasks
+from cca_api.auth import ANONYMOUS, presented_key, require_key
+from cca_api.limits import check_rate, client_ip
 from cca_api.resources import make_resources
+from cca_api.security import harden
 from cca_core.config import load_settings
-from cca_core.errors import Unauthorized
 from cca_core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/health"})
@@ -20,28 +21,27 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("cca_api")
     app.config["MAX_CONTENT_LENGTH"] = settings.daemon.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["cca"] = make_resources(settings)
+    res = make_resources(settings)
+    app.extensions["cca"] = res
     errors.init_app(app)
-    for blueprint in (tasks.bp, fleet.bp, openapi.bp):
+    for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp):
         app.register_blueprint(blueprint)
+    security = settings.security
 
     @app.before_request
     def _authenticate() -> None:
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
             return
+        check_rate(res.redis, f"ip:{client_ip(request, security)}", security.ip_rate_limit_per_minute)
         presented = presented_key(request)
         if presented is None and not settings.daemon.require_auth:
             g.principal = ANONYMOUS
             return
-        key = require_key(presented)
-        if not matches_any(key, settings.daemon.api_keys):
-            raise Unauthorized("the API key is not valid")
-        g.principal = CONFIG_KEY
+        g.principal = res.keys.resolve(require_key(presented))
+        check_rate(res.redis, f"key:{g.principal.name}", security.rate_limit_per_minute)
 
     @app.after_request
-    def _no_sniff(response):  # type: ignore[no-untyped-def]
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    def _harden(response: Response) -> Response:
+        return harden(response, request, security)
 
     return app

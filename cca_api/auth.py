@@ -4,13 +4,16 @@ Principal with a role and a tenant. Keys are compared in constant time."""
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from flask import Request, g
+from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.errors import Forbidden, Unauthorized
+from cca_core.keys import Quotas, digest, find_key
 
 Role = Literal["admin", "submitter", "reader"]
 ROLES: tuple[Role, ...] = ("admin", "submitter", "reader")
@@ -24,6 +27,7 @@ class Principal:
     tenant: str
     role: Role
     key_id: str | None = None
+    quotas: Quotas = Quotas()
 
     @property
     def is_admin(self) -> bool:
@@ -70,3 +74,40 @@ def require_role(*roles: Role) -> Principal:
     if principal.role not in roles:
         raise Forbidden(f"a {principal.role} key may not do this (needs {' or '.join(roles)})")
     return principal
+
+
+class KeyResolver:
+    """Resolve a presented key to a Principal: config keys are admins, managed keys come from
+    Postgres. Results are cached for a few seconds, so a revocation takes effect within
+    ``ttl_s`` on every API process."""
+
+    def __init__(self, config_keys: Sequence[str], sessions: sessionmaker[Session],
+                 ttl_s: float = 5.0) -> None:
+        self._config_keys = list(config_keys)
+        self._sessions = sessions
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    def resolve(self, presented: str) -> Principal:
+        """Raise Unauthorized for an unknown or revoked key."""
+        if matches_any(presented, self._config_keys):
+            return CONFIG_KEY
+        fingerprint = digest(presented)
+        cached = self._cache.get(fingerprint)
+        if cached is None or cached[0] < time.monotonic():
+            cached = (time.monotonic() + self._ttl_s, self._lookup(presented))
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[fingerprint] = cached
+        if cached[1] is None:
+            raise Unauthorized("the API key is not valid")
+        return cached[1]
+
+    def _lookup(self, presented: str) -> Principal | None:
+        with self._sessions() as session:
+            row = find_key(session, presented)
+            if row is None:
+                return None
+            return Principal(name=row.name, tenant=row.tenant, role=row.role,  # type: ignore[arg-type]
+                             key_id=str(row.id),
+                             quotas=Quotas(row.max_concurrent, row.tokens_per_day, row.usd_per_day))

@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from cca_core.errors import CcaError
+from cca_core.errors import CcaError, QuotaExceeded
 
 log = logging.getLogger(__name__)
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -28,7 +28,10 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 def init_app(app: Flask) -> None:
     @app.errorhandler(CcaError)
     def _cca_error(exc: CcaError) -> Response:
-        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        response = jsonify({"error": exc.to_dict()})
+        response.status_code = exc.status
+        if isinstance(exc, QuotaExceeded):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="cca", charset="UTF-8"'
         return response

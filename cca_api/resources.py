@@ -9,6 +9,7 @@ from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from cca_api.auth import KeyResolver
 from cca_core.db import make_engine, make_session_factory
 from cca_core.dispatch import celery_config
 from cca_core.settings import Settings
@@ -21,6 +22,7 @@ class Resources:
     sessions: sessionmaker[Session]
     redis: redis.Redis
     celery: Celery
+    keys: KeyResolver
 
 
 def make_resources(settings: Settings) -> Resources:
@@ -29,10 +31,12 @@ def make_resources(settings: Settings) -> Resources:
                          max_overflow=max(0, settings.postgres.max_connections - settings.postgres.pool_size))
     producer = Celery("cca-api")
     producer.conf.update(celery_config(settings.redis.url, 3600))
+    sessions = make_session_factory(engine)
     return Resources(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
+        keys=KeyResolver(settings.daemon.api_keys, sessions),
         redis=redis.Redis.from_url(settings.redis.url, socket_timeout=5, socket_connect_timeout=3,
                                    max_connections=settings.redis.pool_size),
         celery=producer,

@@ -11,7 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis import RedisError
 from sqlalchemy.orm import Session
 
+from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
+from cca_api.limits import check_quotas
+from cca_api.narrowing import check_narrowing
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import transaction
@@ -54,29 +57,35 @@ def resources() -> Resources:
 @bp.post("")
 def submit() -> tuple[dict[str, Any], int]:
     res = resources()
+    principal = require_role("admin", "submitter")
     body = parse_json(request, TaskCreate)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
         raise Invalid(f"Idempotency-Key must be 1..{IDEMPOTENCY_KEY_MAX} characters",
                       field="Idempotency-Key")
-    values = submitted_values(body, res)
+    values = {**submitted_values(body, res, principal), "owner": principal.tenant,
+              "created_by": principal.name}
     with transaction(res.sessions) as session:
+        check_quotas(session, principal.name, principal.quotas)
         if body.parent_id:
-            values["depth"] = child_depth(session, body.parent_id, res)
+            values["depth"] = child_depth(session, body.parent_id, res, principal.scope())
         task, created = store.create_task(session, values, idempotency_key=key)
     if created:
         send(res, task)
     return task_view(task).model_dump(mode="json"), 202 if created else 200
 
 
-def submitted_values(body: TaskCreate, res: Resources) -> dict[str, Any]:
-    """The row to insert: the request with the fleet's defaults filled in. Raises Invalid."""
+def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> dict[str, Any]:
+    """The row to insert: the request with the fleet's defaults filled in. Raises Invalid, or
+    Forbidden when a non-admin key asks for more permissions than its role grants."""
     agents = res.settings.agents
     if body.cwd is not None:
         check_cwd(body.cwd, agents.allowed_roots)
     if body.permission_mode == "dangerous" and not agents.permissions.allow_dangerous:
         raise Invalid("permission_mode dangerous is refused: the fleet does not allow it"
                       " (agents.permissions.allow_dangerous)", field="permission_mode")
+    if not principal.is_admin:
+        check_narrowing(body, agents)
     values = body.model_dump(exclude={"metadata"})
     values["meta"] = body.metadata
     role = agents.roles.get(body.role or "")
@@ -87,12 +96,14 @@ def submitted_values(body: TaskCreate, res: Resources) -> dict[str, Any]:
     return values
 
 
-def child_depth(session: Session, parent_id: str, res: Resources) -> int:
+def child_depth(session: Session, parent_id: str, res: Resources, scope: str | None) -> int:
     """Depth of a new child of ``parent_id``. Raises Invalid when the tree would grow deeper
     or wider than the fleet allows: agents that submit agents must not fan out unbounded."""
     agents = res.settings.agents
     try:
         parent, children = store.lock_parent(session, parent_id)
+        if scope is not None and parent.owner != scope:
+            raise NotFound(parent_id)
     except NotFound:
         raise Invalid(f"parent task {parent_id} does not exist", field="parent_id") from None
     if parent.depth + 1 > agents.max_depth:
@@ -117,7 +128,7 @@ def send(res: Resources, task: Any) -> None:
 @bp.get("/<task_id>")
 def show(task_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
-        return task_view(store.get_task(session, task_id)).model_dump(mode="json")
+        return task_view(store.get_task(session, task_id, current().scope())).model_dump(mode="json")
 
 
 @bp.get("")
@@ -127,7 +138,8 @@ def index() -> dict[str, Any]:
         raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
     with transaction(resources().sessions) as session:
         tasks, cursor = store.list_tasks(session, status=query.status, role=query.role,
-                                         parent_id=query.parent_id, limit=query.limit,
+                                         parent_id=query.parent_id, owner=current().scope(),
+                                         limit=query.limit,
                                          cursor=query.cursor)
         page = TaskPage(tasks=[task_view(task) for task in tasks], next_cursor=cursor)
     return page.model_dump(mode="json")
@@ -135,15 +147,17 @@ def index() -> dict[str, Any]:
 
 @bp.post("/<task_id>/cancel")
 def cancel(task_id: str) -> dict[str, Any]:
+    scope = require_role("admin", "submitter").scope()
     with transaction(resources().sessions) as session:
-        return task_view(store.cancel_task(session, task_id)).model_dump(mode="json")
+        return task_view(store.cancel_task(session, task_id, scope)).model_dump(mode="json")
 
 
 @bp.get("/<task_id>/events")
 def events(task_id: str) -> dict[str, Any]:
     query = parse_query(request, EventsQuery)
     with transaction(resources().sessions) as session:
-        rows = store.list_events(session, task_id, after=query.after, limit=query.limit)
+        rows = store.list_events(session, task_id, after=query.after, limit=query.limit,
+                                 owner=current().scope())
         page = EventPage(events=[event_view(row) for row in rows],
                          next_after=rows[-1].id if rows else None)
     return page.model_dump(mode="json")

@@ -40,7 +40,7 @@ def config_check(state: CliState) -> None:
 
 
 def config_warnings(settings: Settings) -> list[str]:
-    from cca_worker.permissions import ignored_rules
+    from cca_core.rules import ignored_rules
 
     warnings: list[str] = []
     sections = {"agents.permissions": settings.agents.permissions}

@@ -87,6 +87,14 @@ class QuotaExceeded(CcaError):
     status = 429
     code = "quota_exceeded"
 
+    def __init__(self, message: str, *, limit: str, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.limit = limit
+        self.retry_after_s = max(1, retry_after_s)
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "limit": self.limit, "retry_after": self.retry_after_s}
+
 
 class Unavailable(CcaError):
     status = 503

@@ -112,6 +112,14 @@ class WorkerSettings(Section):
     resend_after_seconds: int = Field(300, ge=1)
 
 
+class SecuritySettings(Section):
+    rate_limit_per_minute: int = Field(600, ge=0)
+    ip_rate_limit_per_minute: int = Field(1200, ge=0)
+    trust_proxy: bool = False
+    trusted_proxies: CommaList = ["127.0.0.1", "::1"]
+    cors_origins: CommaList = []
+
+
 class AcpSettings(Section):
     """Accepted for compatibility with the guide; cca has no ACP websocket."""
 
@@ -130,6 +138,7 @@ class Settings(Section):
     postgres: PostgresSettings = PostgresSettings()
     agents: AgentSettings = AgentSettings()
     worker: WorkerSettings = WorkerSettings()
+    security: SecuritySettings = SecuritySettings()
     acp: AcpSettings = AcpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
 

@@ -81,12 +81,28 @@ def lock_parent(session: Session, parent_id: str) -> tuple[Task, int]:
     return parent, children
 
 
-def get_task(session: Session, task_id: str | uuid.UUID) -> Task:
-    """Return the task; raise NotFound."""
+def get_task(session: Session, task_id: str | uuid.UUID, owner: str | None = None) -> Task:
+    """Return the task; raise NotFound, also when ``owner`` is given and owns it not (so an id
+    of another tenant leaks nothing)."""
     task = session.get(Task, parse_task_id(str(task_id)))
-    if task is None:
+    if task is None or (owner is not None and task.owner != owner):
         raise NotFound(f"task {task_id} not found")
     return task
+
+
+def usage_today(session: Session, created_by: str) -> tuple[int, int, float]:
+    """(active tasks, tokens, USD) of the tasks a key created since midnight UTC; tokens and
+    cost are what the agents really spent (live while they run)."""
+    midnight = func.date_trunc("day", func.timezone("UTC", NOW))
+    active = session.scalar(select(func.count()).where(
+        Task.created_by == created_by, Task.status.in_(("queued", "running")))) or 0
+    tokens, cost = session.execute(select(
+        func.coalesce(func.sum(Task.input_tokens + Task.output_tokens
+                               + Task.cache_creation_input_tokens), 0),
+        func.coalesce(func.sum(Task.cost_usd), 0),
+    ).where(Task.created_by == created_by,
+            func.timezone("UTC", Task.created_at) >= midnight)).one()
+    return int(active), int(tokens), float(cost)
 
 
 def list_tasks(
@@ -95,11 +111,14 @@ def list_tasks(
     status: str | None = None,
     role: str | None = None,
     parent_id: str | None = None,
+    owner: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Task], str | None]:
-    """Newest first, keyset-paginated. Returns (tasks, next_cursor)."""
+    """Newest first, keyset-paginated, of one owner when given. Returns (tasks, next_cursor)."""
     query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+    if owner is not None:
+        query = query.where(Task.owner == owner)
     if status:
         query = query.where(Task.status == status)
     if role:
@@ -132,18 +151,18 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
                       field="cursor") from None
 
 
-def cancel_task(session: Session, task_id: str) -> Task:
+def cancel_task(session: Session, task_id: str, owner: str | None = None) -> Task:
     """Cancel a queued task at once, or ask a running one to stop.
 
-    Raises NotFound, or Conflict when the task already ended.
+    Raises NotFound (also for another owner's task), or Conflict when the task already ended.
     """
-    tid = parse_task_id(task_id)
+    tid = get_task(session, task_id, owner).id
     queued = session.scalars(
         update(Task)
         .where(Task.id == tid, Task.status == "queued")
         .values(status="cancelled", finished_at=NOW, cancel_requested_at=NOW,
                 error_code="cancelled", error_message="cancelled before it started")
-        .returning(Task)
+        .returning(Task).execution_options(populate_existing=True)
     ).one_or_none()
     if queued is not None:
         return queued
@@ -151,7 +170,7 @@ def cancel_task(session: Session, task_id: str) -> Task:
         update(Task)
         .where(Task.id == tid, Task.status == "running")
         .values(cancel_requested_at=func.coalesce(Task.cancel_requested_at, NOW))
-        .returning(Task)
+        .returning(Task).execution_options(populate_existing=True)
     ).one_or_none()
     if running is not None:
         return running
@@ -223,9 +242,11 @@ def append_events(
     )
 
 
-def list_events(session: Session, task_id: str, *, after: int = 0, limit: int = 500) -> list[TaskEvent]:
+def list_events(
+    session: Session, task_id: str, *, after: int = 0, limit: int = 500, owner: str | None = None
+) -> list[TaskEvent]:
     """Events of a task recorded so far, oldest first, with ids above ``after``."""
-    get_task(session, task_id)
+    get_task(session, task_id, owner)
     query = (
         select(TaskEvent)
         .where(TaskEvent.task_id == parse_task_id(task_id), TaskEvent.id > after)

@@ -6,11 +6,11 @@ so every ``Write(...)`` rule is translated. Deny rules hold in every mode, bypas
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cca_core.errors import Invalid
+from cca_core.rules import translate_rule
 
 SANDBOX_TOOLS = ("Read", "Glob", "Grep")
 NETWORK_DENIES = tuple(
@@ -23,7 +23,6 @@ SECRET_DENIES = (
     "Read(**/*.pem)", "Read(**/*.key)", "Read(~/.ssh/**)", "Read(**/credentials*)",
     "Read(**/secrets/**)",
 )
-_WRITE_RULE = re.compile(r"^Write\((.+)\)$")
 
 
 @dataclass(frozen=True)
@@ -33,17 +32,6 @@ class PermissionPlan:
     flags: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     note: str | None = None
-
-
-def translate_rule(rule: str) -> str:
-    """``Write(src/**)`` does nothing in the CLI; ``Edit(src/**)`` is the working form."""
-    match = _WRITE_RULE.match(rule.strip())
-    return f"Edit({match.group(1)})" if match else rule.strip()
-
-
-def ignored_rules(rules: Iterable[str]) -> list[str]:
-    """The rules the real CLI would silently ignore (for ``cca config check``)."""
-    return [rule for rule in rules if _WRITE_RULE.match(rule.strip())]
 
 
 def plan_permissions(

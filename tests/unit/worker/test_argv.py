@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cca_core.errors import Invalid
+from cca_core.rules import ignored_rules, translate_rule
 from cca_worker.argv import AgentSpec, build_argv, build_env
-from cca_worker.permissions import (
-    NETWORK_DENIES,
-    SECRET_DENIES,
-    ignored_rules,
-    plan_permissions,
-    translate_rule,
-)
+from cca_worker.permissions import NETWORK_DENIES, SECRET_DENIES, plan_permissions
 
 
 def spec(**changes) -> AgentSpec:

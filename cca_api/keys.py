@@ -1,0 +1,57 @@
+"""Managed API keys (admin only): create (the key is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import Blueprint, current_app, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from cca_api.auth import require_role
+from cca_api.body import parse_json
+from cca_api.resources import Resources
+from cca_core.db import transaction
+from cca_core.keys import Quotas, create_key, key_view, list_keys, revoke_key
+
+bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    role: Literal["admin", "submitter", "reader"] = "submitter"
+    tenant: str | None = Field(default=None, min_length=1, max_length=64,
+                               pattern=r"^[A-Za-z0-9_.\-]+$",
+                               description="Team whose tasks the key shares (default: its name).")
+    max_concurrent: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    usd_per_day: float | None = Field(default=None, ge=0)
+
+
+def resources() -> Resources:
+    return current_app.extensions["cca"]
+
+
+@bp.post("")
+def create() -> tuple[dict[str, Any], int]:
+    require_role("admin")
+    body = parse_json(request, KeyCreate)
+    with transaction(resources().sessions) as session:
+        row, secret = create_key(session, body.name, body.role, body.tenant,
+                                 Quotas(body.max_concurrent, body.tokens_per_day, body.usd_per_day))
+        return {**key_view(row), "key": secret}, 201
+
+
+@bp.get("")
+def index() -> dict[str, Any]:
+    require_role("admin")
+    with transaction(resources().sessions) as session:
+        return {"keys": [key_view(row) for row in list_keys(session)]}
+
+
+@bp.post("/<name>/revoke")
+def revoke(name: str) -> dict[str, Any]:
+    require_role("admin")
+    with transaction(resources().sessions) as session:
+        return key_view(revoke_key(session, name))
