@@ -12,6 +12,7 @@ import click
 from cca_core.client import ApiError, CcaClient
 from cca_core.config import load_settings
 from cca_core.errors import CcaError
+from cca_core.localkey import read_local_key
 from cca_core.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,7 +53,8 @@ class CliState:
 
     def client(self) -> CcaClient:
         url = self._api_url or f"http://{self.settings.daemon.bind_address}"
-        key = self._api_key or next(iter(self.settings.daemon.api_keys), None)
+        key = (self._api_key or next(iter(self.settings.daemon.api_keys), None)
+               or read_local_key(self.settings.data_dir))
         return CcaClient(url, key)
 
 

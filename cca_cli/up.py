@@ -16,6 +16,7 @@ import click
 
 from cca_cli.context import CliState, handle_errors, pass_state
 from cca_core.embedded import start_postgres, start_redis
+from cca_core.localkey import ensure_local_key
 from cca_core.migrate import upgrade
 
 STOP_TIMEOUT_S = 15
@@ -84,14 +85,18 @@ def up(state: CliState, data_dir: Path | None, workers: int) -> None:
             postgres = start_postgres(data_dir / "postgres")
             fleet.servers.append(postgres)
             postgres_url = postgres.url
-        env.update({"CCA__REDIS__URL": redis_url, "CCA__POSTGRES__URL": postgres_url})
+        env.update({"CCA__REDIS__URL": redis_url, "CCA__POSTGRES__URL": postgres_url,
+                    "CCA__DAEMON__REQUIRE_AUTH": "true",
+                    "CCA__DAEMON__API_KEYS": ",".join([*settings.daemon.api_keys,
+                                                       ensure_local_key(data_dir)])})
         upgrade(postgres_url)
         fleet.spawn("api", ["api"], env)
         host = socket.gethostname()
         for index in range(1, workers + 1):
             fleet.spawn(f"worker-{index}", ["worker", "--name", f"cca-{index}@{host}"], env)
         click.echo(f"cca is up: API http://{settings.daemon.bind_address}, {workers} worker(s), "
-                   f"data in {data_dir}. Ctrl-C stops everything.")
+                   f"data in {data_dir}, local admin key in {data_dir / 'api-key'}. "
+                   "Ctrl-C stops everything.")
         while (exited := fleet.first_exited()) is None:
             time.sleep(0.5)
         click.echo(f"cca: {exited[0]} exited with code {exited[1]}; stopping the fleet", err=True)

@@ -16,7 +16,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--daemon-url", default=os.environ.get("CCA_DAEMON_URL", DEFAULT_URL),
                         help="cca API base URL (env CCA_DAEMON_URL; default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("CCA_API_KEY"),
-                        help="API key (env CCA_API_KEY, then daemon.api_keys of the config files)")
+                        help="API key (env CCA_API_KEY, then daemon.api_keys of the config "
+                        "files, then the local key of `cca up`)")
     parser.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="streamable-http bind host")
     parser.add_argument("--port", type=int, default=9300, help="streamable-http port")
@@ -26,14 +27,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def configured_key() -> str | None:
-    """The first key of the config files, for local use without flags."""
+    """The first key of the config files, else the local key of `cca up`."""
     from cca_core.config import load_settings
     from cca_core.errors import ConfigError
+    from cca_core.localkey import read_local_key
 
     try:
-        return next(iter(load_settings().daemon.api_keys), None)
+        settings = load_settings()
     except ConfigError:
         return None
+    return next(iter(settings.daemon.api_keys), None) or read_local_key(settings.data_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

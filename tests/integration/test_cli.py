@@ -103,7 +103,7 @@ def test_cli_errors_from_the_api_name_the_field(fleet_env, api_url):
 
 def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_path, model_api,
                                                                   claude_bin):
-    data_dir = tmp_path / "fleet-data"
+    data_dir = Path(base_env["HOME"]) / ".local/share/cca"  # the default: no flag needed
     port = free_port()
     env = {**base_env, "CCA__DAEMON__BIND_ADDRESS": f"127.0.0.1:{port}",
            "CCA__AGENTS__CLAUDE_PATH": claude_bin, "ANTHROPIC_BASE_URL": model_api.url,
@@ -111,10 +111,10 @@ def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_p
     url = f"http://127.0.0.1:{port}"
 
     def start() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "up", "--data-dir",
-                                    str(data_dir)], env=env, stdout=subprocess.DEVNULL,
+        process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "up"], env=env,
+                                   stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, cwd=tmp_path)
-        wait_for(lambda: _workers_online(url) or process.poll() is not None, timeout_s=90,
+        wait_for(lambda: _workers_online(url, data_dir) or process.poll() is not None, timeout_s=90,
                  message="cca up to serve with a worker online")
         assert process.poll() is None
         return process
@@ -135,14 +135,19 @@ def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_p
     stop(first)
 
     second = start()
-    again = httpx.get(f"{url}/api/v1/tasks/{task['id']}", timeout=5).json()
+    key = (data_dir / "api-key").read_text().strip()
+    assert (data_dir / "api-key").stat().st_mode & 0o077 == 0
+    assert httpx.get(f"{url}/api/v1/tasks/{task['id']}", timeout=5).status_code == 401
+    again = httpx.get(f"{url}/api/v1/tasks/{task['id']}", headers={"X-API-Key": key}, timeout=5).json()
     assert again["status"] == "succeeded"
     stop(second)
-    assert not processes_running(f"cca_cli.main up --data-dir {data_dir}")
+    assert not processes_running("cca_cli.main up")
 
 
-def _workers_online(url: str) -> bool:
+def _workers_online(url: str, data_dir: Path) -> bool:
     try:
-        return httpx.get(f"{url}/api/v1/status", timeout=1).json()["workers"]["online"] >= 1
-    except (httpx.TransportError, ValueError, KeyError):
+        key = (data_dir / "api-key").read_text().strip()
+        status = httpx.get(f"{url}/api/v1/status", headers={"X-API-Key": key}, timeout=1)
+        return status.json()["workers"]["online"] >= 1
+    except (OSError, httpx.TransportError, ValueError, KeyError):
         return False
