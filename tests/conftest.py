@@ -194,13 +194,17 @@ def fleet_env(base_env, tmp_path, config_data) -> dict[str, str]:
     return {**base_env, "CCA_CONFIG": str(config)}
 
 
-@pytest.fixture
-def api_url(fleet_env) -> str:
-    """A real `cca api` (gunicorn) process."""
+def start_api_process(tmp_path: Path, config: dict[str, Any], name: str = "api") -> str:
+    """Start a real `cca api` (gunicorn) with ``config``; return its URL once it answers.
+    The process is stopped at the end of the test session's process group (see api_url)."""
     port = free_port()
+    env = {name_: value for name_, value in os.environ.items() if not name_.startswith("CCA")}
+    env.update({"CCA_CONFIG": str(toml.write(tmp_path / f"{name}.toml", config)),
+                "PYTHONPATH": str(REPO), "HOME": str(tmp_path / "home")})
     process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "api", "--bind",
-                                f"127.0.0.1:{port}", "--processes", "1"], env=fleet_env,
+                                f"127.0.0.1:{port}", "--processes", "1"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _api_processes.append(process)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -209,10 +213,28 @@ def api_url(fleet_env) -> str:
         except httpx.TransportError:
             return process.poll() is not None
 
-    wait_for(up, timeout_s=30, message="the API to answer")
-    assert process.poll() is None
-    yield url
-    process.terminate()
-    process.wait(15)
+    wait_for(up, timeout_s=30, message=f"the API {name} to answer")
+    assert process.poll() is None, f"the API {name} exited"
+    return url
 
 
+_api_processes: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_api_processes() -> Iterator[None]:
+    yield
+    while _api_processes:
+        process = _api_processes.pop()
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def api_url(tmp_path: Path, config_data: dict[str, Any]) -> str:
+    """A real `cca api` (gunicorn) process on the test's servers."""
+    return start_api_process(tmp_path, config_data)
