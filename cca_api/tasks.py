@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from uuid import UUID
 
 from flask import Blueprint, current_app, request
 from kombu.exceptions import OperationalError
@@ -39,7 +40,7 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: str | None = Field(default=None, json_schema_extra={"enum": list(ALL_STATUSES)})
     role: str | None = Field(default=None, max_length=64)
-    parent_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+    parent_id: UUID | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=500)
 
@@ -68,7 +69,7 @@ def submit() -> tuple[dict[str, Any], int]:
     with transaction(res.sessions) as session:
         check_quotas(session, principal.name, principal.quotas)
         if body.parent_id:
-            values["depth"] = child_depth(session, body.parent_id, res, principal.scope())
+            values["depth"] = child_depth(session, str(body.parent_id), res, principal.scope())
         task, created = store.create_task(session, values, idempotency_key=key)
     if created:
         send(res, task)
@@ -138,7 +139,8 @@ def index() -> dict[str, Any]:
         raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
     with transaction(resources().sessions) as session:
         tasks, cursor = store.list_tasks(session, status=query.status, role=query.role,
-                                         parent_id=query.parent_id, owner=current().scope(),
+                                         parent_id=str(query.parent_id) if query.parent_id else None,
+                                         owner=current().scope(),
                                          limit=query.limit,
                                          cursor=query.cursor)
         page = TaskPage(tasks=[task_view(task) for task in tasks], next_cursor=cursor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,8 +35,8 @@ class TaskCreate(BaseModel):
     json_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Name
-    parent_id: str | None = Field(
-        default=None, pattern=r"^[0-9a-fA-F-]{36}$",
+    parent_id: UUID | None = Field(
+        default=None,
         description="The task that submits this one (set by the MCP bridge inside fleet tasks).")
 
 

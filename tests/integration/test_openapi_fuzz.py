@@ -1,0 +1,35 @@
+"""Schemathesis against the OpenAPI document of a real API process: generated requests,
+valid and invalid, never cause a server error or a response the document does not allow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from cca_api.openapi import build_spec
+from tests.conftest import start_api_process
+
+pytestmark = pytest.mark.integration
+KEY = "fuzz-admin-key-0123456789"
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+def test_schemathesis_finds_no_server_error_or_schema_violation(config_data, tmp_path):
+    fuzzed = {**config_data, "daemon": {**config_data["daemon"], "require_auth": True,
+                                        "api_keys": [KEY]},
+              "security": {"rate_limit_per_minute": 0, "ip_rate_limit_per_minute": 0}}
+    url = start_api_process(tmp_path, fuzzed)
+    spec = tmp_path / "openapi.json"
+    spec.write_text(json.dumps(build_spec()))
+    binary = shutil.which("schemathesis", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert binary, "schemathesis is not installed (scripts/setup installs the test extras)"
+    run = subprocess.run(
+        [binary, "run", str(spec), "--url", url, "--header", f"X-API-Key: {KEY}",
+         "--checks", CHECKS, "--max-examples", "25", "--seed", "7", "--generation-deterministic",
+         "--request-timeout", "10", "--warnings", "off"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
