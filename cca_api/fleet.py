@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from cca_api.resources import Resources
 from cca_core import __version__, store
 from cca_core.db import transaction
 from cca_core.fleet import online_workers, queue_depths, workers_with_slots
+from cca_core.metrics import FleetCollector
 from cca_core.migrate import current_revision
 from cca_core.names import ALL_STATUSES
 
@@ -63,6 +65,15 @@ def status() -> dict[str, Any]:
         "queues": queue_depths(res.redis, queues),
         "tasks": {name: counts.get(name, 0) for name in ALL_STATUSES},
     }
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format, fleet-wide (see cca_core.metrics)."""
+    res = resources()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(res.sessions, res.redis, res.settings.worker.queues[0]))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/api/v1/workers")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,11 +53,15 @@ def claude_bin() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = start_postgres(tmp_path_factory.mktemp("postgres"), database=TEMPLATE_DB)
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp dir: pytest keeps that 0700, and Postgres runs as another user.
+    data = Path(tempfile.mkdtemp(prefix="cca-test-postgres-"))
+    data.chmod(0o755)
+    server = start_postgres(data / "data", database=TEMPLATE_DB)
     upgrade(server.url)
     yield server
     server.stop()
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
