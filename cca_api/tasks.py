@@ -121,7 +121,8 @@ def send(res: Resources, task: Any) -> None:
     """Enqueue after commit. If Redis is down the row stays queued and the sweep re-sends it."""
     try:
         res.celery.send_task(RUN_AGENT_TASK, args=[str(task.id)],
-                             **message_options(task.queue, task.priority, task.timeout_seconds))
+                             **message_options(task.queue, task.priority, task.timeout_seconds,
+                                               task_id=str(task.id), prompt=task.prompt))
     except (OperationalError, RedisError, OSError) as exc:
         log.warning("task %s stored but not enqueued yet (%s); the sweep will send it", task.id, exc)
 

@@ -5,17 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from cca_core.names import CELERY_PRIORITY, DEFAULT_QUEUE
+from cca_core.redact import preview
 
 # Room for the stop grace period and the final writes after the runner's own timeout.
 TIME_LIMIT_MARGIN_S = 120
 
 
-def message_options(queue: str | None, priority: str, timeout_s: int | None) -> dict[str, Any]:
-    """Keyword arguments for ``send_task(RUN_AGENT_TASK, args=[task_id], **options)``."""
+def message_options(
+    queue: str | None, priority: str, timeout_s: int | None, *, task_id: str | None = None,
+    prompt: str | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``send_task(RUN_AGENT_TASK, args=[task_id], **options)``.
+
+    With ``task_id`` and ``prompt``, monitoring (Flower) shows the id and a short preview of the
+    prompt with secrets removed instead of the bare argument list.
+    """
     options: dict[str, Any] = {
         "queue": queue or DEFAULT_QUEUE,
         "priority": CELERY_PRIORITY.get(priority, CELERY_PRIORITY["normal"]),
     }
+    if task_id is not None:
+        options["argsrepr"] = f"{task_id} · {preview(prompt or '')}"
+        options["kwargsrepr"] = "{}"
     if timeout_s:
         options["time_limit"] = timeout_s + TIME_LIMIT_MARGIN_S
     return options
