@@ -201,17 +201,18 @@ def fleet_env(base_env, tmp_path, config_data) -> dict[str, str]:
 
 
 def start_api_process(tmp_path: Path, config: dict[str, Any], name: str = "api") -> str:
-    """Start a real `cca api` (gunicorn) with ``config``; return its URL once it answers.
-    The process is stopped at the end of the test session's process group (see api_url)."""
+    """Start a real `cca api` (gunicorn, its own process group) with ``config``; return its URL
+    once it answers. It is stopped after the test; ``api_processes[url]`` is its process."""
     port = free_port()
     env = {name_: value for name_, value in os.environ.items() if not name_.startswith("CCA")}
     env.update({"CCA_CONFIG": str(toml.write(tmp_path / f"{name}.toml", config)),
                 "PYTHONPATH": str(REPO), "HOME": str(tmp_path / "home")})
     process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "api", "--bind",
                                 f"127.0.0.1:{port}", "--processes", "1"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _api_processes.append(process)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    api_processes[url] = process
 
     def up() -> bool:
         try:
@@ -224,19 +225,20 @@ def start_api_process(tmp_path: Path, config: dict[str, Any], name: str = "api")
     return url
 
 
-_api_processes: list[subprocess.Popen[bytes]] = []
+api_processes: dict[str, subprocess.Popen[bytes]] = {}
 
 
 @pytest.fixture(autouse=True)
 def _stop_api_processes() -> Iterator[None]:
     yield
-    while _api_processes:
-        process = _api_processes.pop()
-        process.terminate()
+    while api_processes:
+        _, process = api_processes.popitem()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 

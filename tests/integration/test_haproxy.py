@@ -1,0 +1,130 @@
+"""The real haproxy with ops/haproxy/haproxy.cfg in front of two real API processes: a few
+hundred submissions with Idempotency-Keys survive the death of one API process, each
+accepted exactly once; both backends served traffic; the health check takes out the dead one."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from cca_core.db import sqlalchemy_url
+from cca_core.embedded import free_port
+from tests.conftest import api_processes, start_api_process
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+CONFIG = Path(__file__).resolve().parents[2] / "ops/haproxy/haproxy.cfg"
+SUBMISSIONS = 300
+CLIENTS = 6
+KILL_AFTER = 100
+
+
+def render(backends: list[str], port: int, stats_port: int) -> str:
+    """The committed config with this machine's addresses."""
+    config = CONFIG.read_text()
+    for name, address in zip(("cca-api-1:9200", "cca-api-2:9200"), backends, strict=True):
+        assert name in config
+        config = config.replace(name, address)
+    return (config.replace("bind :9200", f"bind 127.0.0.1:{port}")
+                  .replace("bind 127.0.0.1:8404", f"bind 127.0.0.1:{stats_port}"))
+
+
+@pytest.fixture
+def haproxy_bin() -> str:
+    path = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    assert os.access(path, os.X_OK), "haproxy is not installed: .ci/run installs Debian's haproxy"
+    return path
+
+
+@pytest.fixture
+def balanced(tmp_path, config_data, haproxy_bin) -> Iterator[tuple[str, str, list[str]]]:
+    backends = [start_api_process(tmp_path, config_data, name) for name in ("api-1", "api-2")]
+    port, stats_port = free_port(), free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(render([url.removeprefix("http://") for url in backends], port, stats_port))
+    check = subprocess.run([haproxy_bin, "-c", "-f", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    proxy = subprocess.Popen([haproxy_bin, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    url, stats = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{stats_port}/stats;csv"
+    wait_for(lambda: _servers(stats).get("api1", {}).get("status") == "UP"
+             and _servers(stats).get("api2", {}).get("status") == "UP", timeout_s=20,
+             message="haproxy to see both backends up")
+    yield url, stats, backends
+    proxy.terminate()
+    proxy.wait(10)
+
+
+def _servers(stats_url: str) -> dict[str, dict[str, str]]:
+    try:
+        body = httpx.get(stats_url, timeout=2).text.lstrip("# ")
+    except httpx.TransportError:
+        return {}
+    rows = csv.DictReader(io.StringIO(body))
+    return {row["svname"]: row for row in rows if row["pxname"] == "cca_api_servers"}
+
+
+def submit_with_retries(url: str, key: str) -> str:
+    """What a careful client does: retry with the same Idempotency-Key until accepted."""
+    for _ in range(60):
+        try:
+            response = httpx.post(f"{url}/api/v1/tasks", json={"prompt": f"task {key}"},
+                                  headers={"Idempotency-Key": key}, timeout=10)
+        except httpx.TransportError:
+            continue
+        if response.status_code in (200, 202):
+            return response.json()["id"]
+        assert response.status_code in (502, 503, 504), response.text
+    raise AssertionError(f"submission {key} never accepted")
+
+
+def test_submissions_survive_a_dead_api_process_exactly_once(balanced, database_url):
+    url, stats, backends = balanced
+    accepted: dict[str, str] = {}
+    lock = threading.Lock()
+    killed = threading.Event()
+    served_before_kill: dict[str, int] = {}
+
+    def client(worker: int) -> None:
+        for i in range(worker, SUBMISSIONS, CLIENTS):
+            key = f"submission-{i}"
+            task_id = submit_with_retries(url, key)
+            with lock:
+                accepted[key] = task_id
+                if len(accepted) == KILL_AFTER and not killed.is_set():
+                    served_before_kill.update({name: int(row["stot"])
+                                               for name, row in _servers(stats).items()})
+                    os.killpg(api_processes[backends[1]].pid, signal.SIGKILL)
+                    killed.set()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert killed.is_set()
+    assert served_before_kill["api1"] > 0 and served_before_kill["api2"] > 0, served_before_kill
+    wait_for(lambda: _servers(stats)["api2"]["status"].startswith("DOWN"), timeout_s=10,
+             message="the health check to take the dead backend out")
+    assert _servers(stats)["api1"]["status"] == "UP"
+
+    engine = create_engine(sqlalchemy_url(database_url))
+    with engine.connect() as connection:
+        rows = dict(connection.execute(text(
+            "SELECT idempotency_key, id::text FROM tasks WHERE idempotency_key IS NOT NULL")).all())
+        total = connection.execute(text("SELECT count(*) FROM tasks")).scalar()
+    engine.dispose()
+    assert len(accepted) == SUBMISSIONS
+    assert total == SUBMISSIONS  # no duplicate
+    assert rows == accepted  # no loss, and every client saw the task its key made
