@@ -21,7 +21,7 @@ from cca_core.settings import Settings
 
 ENV_PREFIX = "CCA_"  # dynaconf adds one "_": variables are spelled CCA__SECTION__KEY
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_KEYS = ("key", "token", "secret", "password")
+_SECRET_KEYS = ("key", "token", "secret", "password", "basic_auth")
 MASK = "********"
 
 

@@ -151,3 +151,26 @@ def _workers_online(url: str, data_dir: Path) -> bool:
         return status.json()["workers"]["online"] >= 1
     except (OSError, httpx.TransportError, ValueError, KeyError):
         return False
+
+
+def test_doctor_names_each_failure_with_its_fix(fleet_env, start_worker):
+    failing = cca("doctor", env=fleet_env)
+    assert failing.returncode == 1
+    assert "FAIL workers" in failing.stdout and "fix: start one: `cca worker`" in failing.stdout
+    for healthy in ("ok   claude", "ok   redis", "ok   postgres", "ok   pgvector", "ok   migrations"):
+        assert healthy in failing.stdout, failing.stdout
+    start_worker("w1")
+    passing = cca("doctor", "--json", env=fleet_env)
+    checks = {check["name"]: check for check in json.loads(passing.stdout)}
+    assert passing.returncode == 0, passing.stdout
+    assert checks["workers"]["detail"] == "1 online, 2 agent slots"
+    assert "2.1.197" in checks["claude"]["detail"]
+
+
+def test_doctor_reports_unreachable_servers(base_env):
+    env = {**base_env, "CCA__REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
+           "CCA__POSTGRES__URL": f"postgres://u:secretpw@127.0.0.1:{free_port()}/cca"}
+    result = cca("doctor", env=env)
+    assert result.returncode == 1
+    assert "FAIL redis" in result.stdout and "FAIL postgres" in result.stdout
+    assert "secretpw" not in result.stdout and "Traceback" not in result.stdout

@@ -1,0 +1,34 @@
+"""``cca flower``: Flower on the fleet's broker, with basic auth from ``[flower]``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cca_cli.context import CliState, fail, handle_errors, pass_state
+from cca_cli.ops import require_servers
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), help="Default flower.port.")
+@click.option("--address", help="Default flower.address.")
+@pass_state
+@handle_errors
+def flower(state: CliState, port: int | None, address: str | None) -> None:
+    """Run Flower (queues, workers, tasks) on the fleet's broker."""
+    from cca_worker.app import make_celery
+
+    settings = state.settings
+    require_servers(settings)
+    address = address or settings.flower.address
+    if not settings.flower.basic_auth and address not in LOOPBACK:
+        fail(f"refusing to serve Flower on {address} without flower.basic_auth "
+             "(set CCA__FLOWER__BASIC_AUTH=user:password)", 2)
+    # Through the environment, so the credentials never show in `ps`.
+    if settings.flower.basic_auth:
+        os.environ["FLOWER_BASIC_AUTH"] = ",".join(settings.flower.basic_auth)
+    make_celery(settings).start(["flower", f"--port={port or settings.flower.port}",
+                                 f"--address={address}", "--persistent=False"])
