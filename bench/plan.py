@@ -1,0 +1,25 @@
+"""How much each measurement does: ``--quick`` (CI smoke, under a minute) or the default
+(at most about five minutes on two cores)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Counts:
+    submissions: int
+    submit_warmup: int
+    client_threads: int
+    latency_samples: int
+    latency_warmup: int
+    tasks: int
+    slots: int
+    profile_tasks: int
+    rounds: int  # (a) and (c) alternate baseline and cca this many times
+
+
+QUICK = Counts(submissions=300, submit_warmup=40, client_threads=4, latency_samples=20,
+               latency_warmup=4, tasks=48, slots=8, profile_tasks=10, rounds=2)
+DEFAULT = Counts(submissions=3000, submit_warmup=200, client_threads=4, latency_samples=300,
+                 latency_warmup=10, tasks=600, slots=8, profile_tasks=50, rounds=3)

@@ -1,0 +1,72 @@
+"""The stand-in for ``claude``: a Python script started with ``-S`` that records its own start
+time in ``./started`` (its working directory is the task's) and prints a minimal successful
+stream-json run. Also measures what starting it costs, directly and through cca's reaper shim.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.waiting import BenchError
+from cca_worker.process import EOF, spawn
+
+STAMP = "started"
+_SCRIPT = '''#!{python} -S
+import os, sys, time
+started = time.time()
+with open(".started.tmp", "w") as f:
+    f.write(repr(started))
+os.rename(".started.tmp", "{stamp}")
+sys.stdout.write(
+    '{{"type":"system","subtype":"init","session_id":"s"}}\\n'
+    '{{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":1,'
+    '"total_cost_usd":0,"usage":{{"input_tokens":1,"output_tokens":1}},"session_id":"s"}}\\n')
+'''
+
+
+def install(root: Path) -> Path:
+    """Write the executable stand-in into ``root``; return its path."""
+    path = root / "claude-standin"
+    path.write_text(_SCRIPT.format(python=sys.executable, stamp=STAMP))
+    path.chmod(0o755)
+    return path
+
+
+def read_stamp(workdir: Path) -> float | None:
+    """The start time the stand-in recorded in ``workdir``, or None if it has not yet."""
+    try:
+        return float((workdir / STAMP).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def start_latency_direct(standin: Path, workdir: Path) -> float:
+    """Seconds from just before ``Popen`` to the stand-in's recorded start."""
+    workdir.mkdir(parents=True)
+    before = time.time()
+    subprocess.run([str(standin)], cwd=workdir, stdin=subprocess.DEVNULL,
+                   capture_output=True, check=True)
+    return _stamp(workdir) - before
+
+
+def start_latency_reaper(standin: Path, workdir: Path) -> float:
+    """Seconds from just before cca's ``spawn`` (reaper shim, new session) to the stand-in's
+    recorded start; reads its output to the end like the worker does."""
+    workdir.mkdir(parents=True)
+    env = {"PATH": os.environ.get("PATH", os.defpath)}
+    before = time.time()
+    with spawn([str(standin)], env=env, cwd=str(workdir), grace_s=3.0) as proc:
+        while proc.read_line(5.0) is not EOF:
+            pass
+    return _stamp(workdir) - before
+
+
+def _stamp(workdir: Path) -> float:
+    stamp = read_stamp(workdir)
+    if stamp is None:
+        raise BenchError(f"the stand-in recorded no start time in {workdir}")
+    return stamp

@@ -1,0 +1,83 @@
+"""(a) Submissions/s: ``POST /api/v1/tasks`` through gunicorn vs a bare INSERT + commit +
+``send_task`` loop, from the same number of client threads, in interleaved rounds. No worker
+runs: tasks queue."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from bench.config import BODY
+from bench.cpu import cpu_spent
+from bench.launch import api_server
+from bench.parallel import Job, JobFactory, run_parallel
+from bench.plan import Counts
+from bench.producer import Producer, make_producer
+from bench.report import Section, latency_row, rate_row
+from bench.servers import Bench
+from bench.tally import Tally
+from bench.waiting import BenchError
+
+TARGET = 0.7
+
+
+def measure(bench: Bench, counts: Counts) -> Section:
+    """Warm both sides up, then alternate rounds of baseline and cca submissions."""
+    values = bench.task_values()
+    bench.reset()
+    producer = make_producer(bench.settings())
+    base, cca = Tally(), Tally()
+    try:
+        with api_server(bench, processes=2) as url:
+            sides = [(base, lambda: _bare(producer, values)), (cca, lambda: _post(url))]
+            for _, make_job in sides:
+                run_parallel(counts.submit_warmup, counts.client_threads, make_job)
+            for _ in range(counts.rounds):
+                for tally, make_job in sides:
+                    _round(bench, counts, tally, make_job)
+    finally:
+        producer.close()
+    bench.reset()
+    return Section([
+        rate_row("(a) submissions/s", cca.rate, base.rate, TARGET),
+        latency_row("(a) CPU ms per submission", cca.cpu_ms, base.cpu_ms),
+    ], [
+        f"(a) {counts.submissions} submissions each from {counts.client_threads} client "
+        f"threads in {counts.rounds} alternating rounds; cca: gunicorn sync, 2 processes, httpx "
+        f"with keep-alive off (sync workers close every connection anyway), rate limits checked "
+        f"but set too high to refuse; baseline: SQLAlchemy insert(Task) of the same non-NULL "
+        f"values + commit + send_task with the same options, on a pool and producer configured "
+        f"like the API's. CPU counts every process of the benchmark: the clients use "
+        f"{cca.own_cpu_ms:.2f} ms of cca's (httpx) and {base.own_cpu_ms:.2f} ms of the "
+        f"baseline's (the whole bare loop).",
+    ])
+
+
+def _round(bench: Bench, counts: Counts, tally: Tally, make_job: JobFactory) -> None:
+    n = counts.submissions // counts.rounds
+    with cpu_spent(bench.cpu_roots) as cpu:
+        elapsed = run_parallel(n, counts.client_threads, make_job)
+    print(f"  {n} in {elapsed:.2f}s", file=sys.stderr)
+    tally.add(n, elapsed, cpu)
+
+
+@contextmanager
+def _post(base_url: str) -> Iterator[Job]:
+    """One client thread of cca's side: POST a task, expect 202."""
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=base_url, limits=limits, timeout=30) as client:
+        def post() -> None:
+            response = client.post("/api/v1/tasks", json=BODY)
+            if response.status_code != 202:
+                raise BenchError(f"POST answered {response.status_code}: {response.text[:300]}")
+        yield post
+
+
+@contextmanager
+def _bare(producer: Producer, values: dict[str, Any]) -> Iterator[Job]:
+    """One client thread of the baseline."""
+    yield lambda: producer.insert_bare(values)
