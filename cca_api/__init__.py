@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from cca_api import errors, fleet, keys, openapi, tasks
+from cca_api import errors, fleet, keys, openapi, schedules, tasks
 from cca_api.auth import ANONYMOUS, presented_key, require_key
 from cca_api.limits import check_rate, client_ip
 from cca_api.resources import make_resources
@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     res = make_resources(settings)
     app.extensions["cca"] = res
     errors.init_app(app)
-    for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp):
+    for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp, schedules.bp):
         app.register_blueprint(blueprint)
     security = settings.security
 

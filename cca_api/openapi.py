@@ -9,8 +9,10 @@ from flask import Blueprint, Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from cca_api import schedules
 from cca_api.tasks import EventsQuery, ListQuery
 from cca_core import __version__
+from cca_core.schedule_schemas import RunPage, ScheduleCreate, SchedulePage, ScheduleUpdate, ScheduleView
 from cca_core.schemas import EventPage, TaskCreate, TaskPage, TaskView
 
 bp = Blueprint("openapi", __name__)
@@ -22,6 +24,8 @@ ERROR_SCHEMA = {
 }
 ANY_OBJECT = {"type": "object", "additionalProperties": True}
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
+REQUESTS = (TaskCreate, ScheduleCreate, ScheduleUpdate)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -43,19 +47,20 @@ def _query(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def _op(summary: str, ok: str, schema: dict[str, Any], *errors: int, **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "responses": {ok: _json(schema, summary), **_errors(401, *errors)},
-            **extra}
+    return {"summary": summary,
+            "responses": {ok: _json(schema, summary), **_errors(401, 429, *errors)}, **extra}
 
 
 def build_spec() -> dict[str, Any]:
     """Return the OpenAPI document of the task and fleet API."""
     _, defs = models_json_schema(
-        [(model, "validation" if model is TaskCreate else "serialization")
-         for model in (TaskCreate, TaskView, TaskPage, EventPage)],
+        [(model, "validation" if model in REQUESTS else "serialization")
+         for model in (TaskCreate, TaskView, TaskPage, EventPage, ScheduleCreate, ScheduleUpdate,
+                       ScheduleView, SchedulePage, RunPage)],
         ref_template=REF)
     schemas = {**defs["$defs"], "Error": ERROR_SCHEMA}
     tasks: dict[str, Any] = {
-        "post": _op("Submit an agent task", "202", _ref(TaskView), 400, 413, 415, 422,
+        "post": _op("Submit an agent task", "202", _ref(TaskView), 400, 403, 413, 415, 422,
                     requestBody={"required": True,
                                  "content": {"application/json": {"schema": _ref(TaskCreate)}}},
                     parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
@@ -63,6 +68,7 @@ def build_spec() -> dict[str, Any]:
         "get": _op("List tasks, newest first", "200", _ref(TaskPage), 422,
                    parameters=_query(ListQuery)),
     }
+    tasks["post"]["responses"]["200"] = _json(_ref(TaskView), "the task an Idempotency-Key already made")
     paths = {
         "/api/v1/tasks": tasks,
         "/api/v1/tasks/{task_id}": {"get": _op("Get a task", "200", _ref(TaskView), 404,
@@ -79,6 +85,7 @@ def build_spec() -> dict[str, Any]:
         "/api/v1/workers": {"get": _op("Workers online", "200", ANY_OBJECT)},
         "/api/v1/redis/status": {"get": _op("Redis status", "200", ANY_OBJECT)},
         "/api/v1/postgres/status": {"get": _op("Postgres status", "200", ANY_OBJECT)},
+        **schedule_paths(),
     }
     return {
         "openapi": "3.1.0",
@@ -88,6 +95,39 @@ def build_spec() -> dict[str, Any]:
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"apiKey": []}, {"bearer": []}],
+    }
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def schedule_paths() -> dict[str, Any]:
+    """The schedule endpoints: recurring tasks fired by the beat."""
+    one = [SCHEDULE_ID]
+    return {
+        "/api/v1/schedules": {
+            "post": _op("Create a schedule", "201", _ref(ScheduleView), 400, 403, 409, 415, 422,
+                        requestBody=_body(ScheduleCreate)),
+            "get": _op("List schedules by name", "200", _ref(SchedulePage), 422,
+                       parameters=_query(schedules.ListQuery)),
+        },
+        "/api/v1/schedules/{schedule_id}": {
+            "get": _op("Get a schedule", "200", _ref(ScheduleView), 404, parameters=one),
+            "patch": _op("Change a schedule (the fields given)", "200", _ref(ScheduleView), 400,
+                         403, 404, 409, 415, 422, parameters=one, requestBody=_body(ScheduleUpdate)),
+            "delete": {"summary": "Delete a schedule (its tasks stay)", "parameters": one,
+                       "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404)}},
+        },
+        "/api/v1/schedules/{schedule_id}/run": {"post": _op(
+            "Run a schedule's task now", "202", _ref(TaskView), 403, 404, 422, parameters=one)},
+        "/api/v1/schedules/{schedule_id}/pause": {"post": _op(
+            "Pause a schedule", "200", _ref(ScheduleView), 403, 404, parameters=one)},
+        "/api/v1/schedules/{schedule_id}/resume": {"post": _op(
+            "Resume a schedule", "200", _ref(ScheduleView), 403, 404, parameters=one)},
+        "/api/v1/schedules/{schedule_id}/runs": {"get": _op(
+            "Tasks a schedule created, latest fire first", "200", _ref(RunPage), 404, 422,
+            parameters=[SCHEDULE_ID, *_query(schedules.RunsQuery)])},
     }
 
 

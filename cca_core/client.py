@@ -76,3 +76,31 @@ class CcaClient:
 
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/health")
+
+    def create_schedule(self, schedule: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/schedules", json=schedule)
+
+    def schedules(self, name: str | None = None) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/schedules", params={"name": name} if name else {})
+
+    def schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/schedules/{schedule_id}")
+
+    def update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/api/v1/schedules/{schedule_id}", json=changes)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self.request("DELETE", f"/api/v1/schedules/{schedule_id}")
+
+    def run_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/schedules/{schedule_id}/run")
+
+    def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/schedules/{schedule_id}/pause")
+
+    def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/schedules/{schedule_id}/resume")
+
+    def schedule_runs(self, schedule_id: str, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self.request("GET", f"/api/v1/schedules/{schedule_id}/runs", params=params)

@@ -6,7 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,6 +53,10 @@ class Task(Base):
     created_by: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("schedules.id", ondelete="SET NULL"))
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     result: Mapped[str | None] = mapped_column(Text)
     structured_output: Mapped[Any | None] = mapped_column(JSONB)
@@ -75,6 +92,9 @@ class Task(Base):
         Index("tasks_parent_idx", parent_id, postgresql_where=text("parent_id IS NOT NULL")),
         Index("tasks_owner_created_idx", owner, created_at.desc(), id.desc()),
         Index("tasks_created_by_idx", created_by, created_at),
+        # The dedupe key of scheduled fires: one task per schedule and fire time.
+        Index("tasks_schedule_fire_idx", schedule_id, scheduled_for, unique=True,
+              postgresql_where=text("schedule_id IS NOT NULL")),
     )
 
 
@@ -110,3 +130,37 @@ class ApiKey(Base):
     usd_per_day: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Schedule(Base):
+    """A recurring agent job: when it fires (cron in a time zone, or an interval), the task it
+    creates, and its policies. The beat fires it; its tasks point back with ``schedule_id``."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    cron: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(Text, default="UTC")
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    anchor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    template: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    overlap: Mapped[str] = mapped_column(Text, default="skip")
+    catchup: Mapped[str] = mapped_column(Text, default="skip_missed")
+    expires_seconds: Mapped[int | None] = mapped_column(Integer)
+    next_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_fire_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_task_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    last_skip_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_skip_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint(owner, name, name="schedules_owner_name_key"),
+        CheckConstraint("(cron IS NULL) <> (interval_seconds IS NULL)", name="schedules_one_timing"),
+        Index("schedules_due_idx", next_fire_at, postgresql_where=text("enabled")),
+    )

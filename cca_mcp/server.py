@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
 from cca_core.client import ApiError, CcaClient
+from cca_core.schedule_schemas import SchedulePage, ScheduleView
 from cca_mcp.errors import explain
 from cca_mcp.models import (
     Agents,
@@ -33,7 +34,8 @@ INSTRUCTIONS = (
     "cca runs Claude Code agents on a fleet of workers. Hand a self-contained sub-task to "
     "cca_task (it returns an id at once, or waits up to wait_seconds), keep working, then "
     "collect it with cca_wait. Use cca_status, cca_tasks, cca_events to follow work and "
-    "cca_cancel to stop it."
+    "cca_cancel to stop it. cca_schedule_create makes a recurring job (cron or interval); "
+    "cca_schedules lists them and cca_schedule_delete removes one."
 )
 
 
@@ -166,6 +168,58 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
         """What the fleet is doing right now: the running tasks with turns, tokens and cost."""
         page = await call(client.tasks, status="running", limit=100)
         return TaskList(tasks=[TaskInfo.from_api(task) for task in page["tasks"]])
+
+    @server.tool()
+    async def cca_schedule_create(
+        name: str,
+        prompt: str,
+        cron: str | None = None,
+        timezone: str | None = None,
+        interval_seconds: int | None = None,
+        role: str | None = None,
+        model: str | None = None,
+        priority: Literal["low", "normal", "high", "critical"] = "normal",
+        token_budget: int | None = None,
+        timeout_seconds: int | None = None,
+        allowed_tools: list[str] | None = None,
+        cwd: str | None = None,
+        overlap: Literal["skip", "allow", "cancel_previous"] = "skip",
+        catchup: Literal["skip_missed", "run_once"] = "skip_missed",
+        expires_seconds: int | None = None,
+    ) -> ScheduleView:
+        """Create a recurring fleet job that submits `prompt` as a task on a schedule.
+
+        Give either `cron` (5 fields, e.g. "0 7 * * 1-5" = weekdays at 07:00, with an IANA
+        `timezone` such as "Europe/Berlin"; default UTC) or `interval_seconds`. `overlap`:
+        what to do when the previous run is still going (skip, allow, cancel_previous);
+        `catchup`: fires missed while no beat ran (skip_missed, or run_once);
+        `expires_seconds`: drop a fire that could not start within this long.
+        """
+        task = {key: value for key, value in {
+            "prompt": prompt, "role": role, "model": model, "priority": priority,
+            "token_budget": token_budget, "timeout_seconds": timeout_seconds,
+            "allowed_tools": allowed_tools, "cwd": cwd}.items() if value is not None}
+        body = {key: value for key, value in {
+            "name": name, "cron": cron, "timezone": timezone, "interval_seconds": interval_seconds,
+            "overlap": overlap, "catchup": catchup, "expires_seconds": expires_seconds,
+            "task": task}.items() if value is not None}
+        return ScheduleView(**await call(client.create_schedule, body))
+
+    @server.tool()
+    async def cca_schedules() -> SchedulePage:
+        """The fleet's recurring jobs: timing, policies, next and last fire, why a fire was
+        last skipped."""
+        return SchedulePage(**await call(client.schedules))
+
+    @server.tool()
+    async def cca_schedule_delete(schedule: str) -> str:
+        """Delete a recurring job, by id or by name. The tasks it already created stay."""
+        found = await call(client.schedules, schedule)
+        ids = [item["id"] for item in found["schedules"]] or [schedule]
+        if len(ids) > 1:
+            raise ToolError(f"{len(ids)} schedules are named {schedule}: give the id")
+        await call(client.delete_schedule, ids[0])
+        return f"schedule {schedule} deleted"
 
     @server.resource("cca://tasks/{task_id}", mime_type="application/json")
     def task_resource(task_id: str) -> str:

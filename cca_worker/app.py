@@ -15,6 +15,7 @@ from cca_core.dispatch import celery_config
 from cca_core.logs import configure_logging
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
+from cca_worker.expiry import make_expiry_handler
 from cca_worker.fleet import make_fleet_step
 from cca_worker.process import set_parent_death_signal
 from cca_worker.runner import WorkerContext, run_task
@@ -33,6 +34,7 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings.redis.url, visibility_timeout(settings)))
     app.steps["consumer"].add(make_fleet_step(settings))
     signals.worker_process_init.connect(_die_with_the_worker, weak=False)
+    signals.task_revoked.connect(make_expiry_handler(settings), weak=False)
     signals.setup_logging.connect(
         lambda **_: configure_logging(settings.daemon.log_level, settings.daemon.log_format),
         weak=False)

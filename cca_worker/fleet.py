@@ -19,10 +19,10 @@ from celery import bootsteps
 
 from cca_core import __version__
 from cca_core.db import make_engine, make_session_factory
-from cca_core.dispatch import message_options
 from cca_core.models import Task
-from cca_core.names import RUN_AGENT_TASK, SWEEP_LOCK_KEY, worker_key
+from cca_core.names import SWEEP_LOCK_KEY, worker_key
 from cca_core.settings import Settings
+from cca_core.submission import enqueue
 from cca_worker import budget
 from cca_worker.sweep import sweep
 
@@ -97,8 +97,6 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                 log.warning("sweep: re-sent %s, ended %s", report.resent, report.ended)
 
         def _send(self, task: Task) -> None:
-            self.consumer.app.send_task(
-                RUN_AGENT_TASK, args=[str(task.id)],
-                **message_options(task.queue, task.priority, task.timeout_seconds))
+            enqueue(self.consumer.app, task)
 
     return FleetStep

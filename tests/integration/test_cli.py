@@ -122,7 +122,8 @@ def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_p
     def stop(process: subprocess.Popen[bytes]) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
-        markers = (str(data_dir), "cca_cli.main worker --name cca-1@", "cca_cli.main api")
+        markers = (str(data_dir), "cca_cli.main worker --name cca-1@", "cca_cli.main api",
+                   "cca_cli.main beat")
         wait_for(lambda: not any(processes_running(marker) for marker in markers), timeout_s=20,
                  message="every process of the fleet to exit")
 

@@ -22,7 +22,7 @@ from cca_mcp.server import make_server
 
 pytestmark = pytest.mark.integration
 TOOLS = {"cca_task", "cca_wait", "cca_status", "cca_cancel", "cca_tasks", "cca_events",
-         "cca_agents", "cca_activity"}
+         "cca_agents", "cca_activity", "cca_schedule_create", "cca_schedules", "cca_schedule_delete"}
 
 
 def script(*steps: dict) -> str:
@@ -244,3 +244,25 @@ def test_over_stdio_against_a_running_api(api_url, tmp_path):
 
     submitted, status = run(go)
     assert not submitted.is_error and status.structured_content["task"]["prompt"] == "over stdio"
+
+
+def test_a_recurring_job_is_created_listed_and_deleted_through_the_bridge(api_client):
+    server = make_server(api_client, parent_id="")
+    created = call(server, "cca_schedule_create", {
+        "name": "weekday-review", "prompt": "review yesterday's commits", "cron": "0 7 * * 1-5",
+        "timezone": "Europe/Berlin", "role": "reviewer", "overlap": "cancel_previous"})
+    assert not created.is_error, created.content
+    schedule = created.structured_content
+    assert (schedule["cron"], schedule["overlap"], schedule["next_fire_at"] is not None) == (
+        "0 7 * * 1-5", "cancel_previous", True)
+    listed = call(server, "cca_schedules").structured_content
+    assert [item["name"] for item in listed["schedules"]] == ["weekday-review"]
+    assert not call(server, "cca_schedule_delete", {"schedule": "weekday-review"}).is_error
+    assert call(server, "cca_schedules").structured_content["schedules"] == []
+
+
+def test_a_bad_cron_expression_comes_back_as_an_error_naming_the_field(api_client):
+    result = call(make_server(api_client, parent_id=""), "cca_schedule_create",
+                  {"name": "bad", "prompt": "p", "cron": "every morning"})
+    assert result.is_error
+    assert "(field cron)" in result.content[0].text

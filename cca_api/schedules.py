@@ -1,0 +1,142 @@
+"""Schedule endpoints: create, list, show, change, delete, run now, pause, resume, runs.
+
+Ownership works as for tasks: a schedule belongs to the caller's tenant, non-admins see only
+their own (another tenant's answers 404), and readers may only look.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from cca_api.auth import Principal, Role, current, require_role
+from cca_api.body import parse_json, parse_query
+from cca_api.narrowing import check_narrowing
+from cca_api.resources import Resources
+from cca_core import firing, schedule_store, schedules
+from cca_core.db import transaction
+from cca_core.models import Schedule
+from cca_core.schedule_schemas import (
+    RunPage,
+    ScheduleCreate,
+    SchedulePage,
+    ScheduleUpdate,
+    run_view,
+    schedule_view,
+)
+from cca_core.schemas import TaskCreate, task_view
+from cca_core.submission import enqueue
+
+bp = Blueprint("schedules", __name__, url_prefix="/api/v1/schedules")
+WRITERS: tuple[Role, ...] = ("admin", "submitter")
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=100)
+
+
+class RunsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=20, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=500)
+
+
+def resources() -> Resources:
+    return current_app.extensions["cca"]
+
+
+def fleet_defaults(res: Resources) -> dict[str, Any]:
+    return {"agents": res.settings.agents, "default_queue": res.settings.worker.queues[0]}
+
+
+def check_permissions(schedule: Schedule, principal: Principal, res: Resources) -> None:
+    """A non-admin's template may narrow its role's permissions, never widen them."""
+    if not principal.is_admin:
+        check_narrowing(TaskCreate.model_validate(schedule.template), res.settings.agents)
+
+
+def view(schedule: Schedule) -> dict[str, Any]:
+    return schedule_view(schedule).model_dump(mode="json")
+
+
+@bp.post("")
+def create() -> tuple[dict[str, Any], int]:
+    res, principal = resources(), require_role(*WRITERS)
+    body = parse_json(request, ScheduleCreate)
+    with transaction(res.sessions) as session:
+        schedule = schedules.create_schedule(session, body, owner=principal.tenant,
+                                             created_by=principal.name, **fleet_defaults(res))
+        check_permissions(schedule, principal, res)
+        return view(schedule), 201
+
+
+@bp.get("")
+def index() -> dict[str, Any]:
+    query = parse_query(request, ListQuery)
+    with transaction(resources().sessions) as session:
+        rows = schedule_store.list_schedules(session, current().scope(), query.name)
+        return SchedulePage(schedules=[schedule_view(row) for row in rows]).model_dump(mode="json")
+
+
+@bp.get("/<schedule_id>")
+def show(schedule_id: str) -> dict[str, Any]:
+    with transaction(resources().sessions) as session:
+        return view(schedule_store.get_schedule(session, schedule_id, current().scope()))
+
+
+@bp.patch("/<schedule_id>")
+def update(schedule_id: str) -> dict[str, Any]:
+    res, principal = resources(), require_role(*WRITERS)
+    changes = parse_json(request, ScheduleUpdate)
+    with transaction(res.sessions) as session:
+        schedule = schedules.update_schedule(session, schedule_id, changes, owner=principal.scope(),
+                                             **fleet_defaults(res))
+        if changes.task is not None:
+            check_permissions(schedule, principal, res)
+        return view(schedule)
+
+
+@bp.delete("/<schedule_id>")
+def remove(schedule_id: str) -> tuple[str, int]:
+    scope = require_role(*WRITERS).scope()
+    with transaction(resources().sessions) as session:
+        schedule_store.delete_schedule(session, schedule_id, scope)
+    return "", 204
+
+
+@bp.post("/<schedule_id>/pause")
+def pause(schedule_id: str) -> dict[str, Any]:
+    scope = require_role(*WRITERS).scope()
+    with transaction(resources().sessions) as session:
+        return view(schedules.set_enabled(session, schedule_id, False, scope))
+
+
+@bp.post("/<schedule_id>/resume")
+def resume(schedule_id: str) -> dict[str, Any]:
+    scope = require_role(*WRITERS).scope()
+    with transaction(resources().sessions) as session:
+        return view(schedules.set_enabled(session, schedule_id, True, scope))
+
+
+@bp.post("/<schedule_id>/run")
+def run(schedule_id: str) -> tuple[dict[str, Any], int]:
+    res, principal = resources(), require_role(*WRITERS)
+    with transaction(res.sessions) as session:
+        check_permissions(schedule_store.get_schedule(session, schedule_id, principal.scope()),
+                          principal, res)
+        task = firing.run_now(session, schedule_id, principal.scope(), **fleet_defaults(res))
+    enqueue(res.celery, task)
+    return task_view(task).model_dump(mode="json"), 202
+
+
+@bp.get("/<schedule_id>/runs")
+def runs(schedule_id: str) -> dict[str, Any]:
+    query = parse_query(request, RunsQuery)
+    with transaction(resources().sessions) as session:
+        schedule = schedule_store.get_schedule(session, schedule_id, current().scope())
+        tasks, cursor = schedule_store.list_runs(session, schedule.id, limit=query.limit,
+                                                 cursor=query.cursor)
+        return RunPage(runs=[run_view(task) for task in tasks], next_cursor=cursor).model_dump(mode="json")

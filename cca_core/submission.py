@@ -1,0 +1,65 @@
+"""Turning a task body into a row, and a stored row into its Celery message.
+
+Shared by every producer of tasks (the API, the beat, the sweep), so a scheduled task is
+exactly the task the API would have made from the same body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from kombu.exceptions import OperationalError
+from redis import RedisError
+
+from cca_core.dispatch import message_options
+from cca_core.errors import Invalid
+from cca_core.models import Task
+from cca_core.names import RUN_AGENT_TASK
+from cca_core.schemas import TaskCreate
+from cca_core.settings import AgentSettings
+from cca_core.workspace import check_cwd
+
+log = logging.getLogger(__name__)
+
+
+class Producer(Protocol):
+    """What sends messages: a Celery app (``send_task`` by name, never an import)."""
+
+    def send_task(self, name: str, args: Any = ..., **options: Any) -> Any: ...
+
+
+def task_values(body: TaskCreate, agents: AgentSettings, default_queue: str) -> dict[str, Any]:
+    """The row to insert: the body with the fleet's defaults filled in. Raises Invalid."""
+    if body.cwd is not None:
+        check_cwd(body.cwd, agents.allowed_roots)
+    if body.permission_mode == "dangerous" and not agents.permissions.allow_dangerous:
+        raise Invalid("permission_mode dangerous is refused: the fleet does not allow it"
+                      " (agents.permissions.allow_dangerous)", field="permission_mode")
+    values = body.model_dump(exclude={"metadata"})
+    values["meta"] = body.metadata
+    role = agents.roles.get(body.role or "")
+    values["token_budget"] = body.token_budget or (role and role.token_budget) or agents.token_budget_per_task
+    values["timeout_seconds"] = (body.timeout_seconds or (role and role.timeout_seconds)
+                                 or agents.default_timeout_seconds)
+    values["queue"] = body.queue or default_queue
+    return values
+
+
+def enqueue(producer: Producer, task: Task) -> bool:
+    """Send the task's message after its row committed; a task with ``expires_at`` carries it
+    as the message's expiry. If Redis is down the row stays queued and the sweep re-sends it.
+
+    Returns whether the message was sent.
+    """
+    options = message_options(task.queue, task.priority, task.timeout_seconds,
+                              task_id=str(task.id), prompt=task.prompt)
+    if task.expires_at is not None:
+        options["expires"] = task.expires_at
+    try:
+        producer.send_task(RUN_AGENT_TASK, args=[str(task.id)], **options)
+    except (OperationalError, RedisError, OSError) as exc:
+        log.warning("task %s stored but not enqueued yet (%s); the sweep will send it", task.id, exc)
+        return False
+    return True
+
