@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from cca_cli import keys, ops, tasks, up
+from cca_cli import beat, doctor, flower, keys, ops, schedules, tasks, up
 from cca_cli.context import CliState
 from cca_core import __version__
 
@@ -23,7 +23,8 @@ def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
 
 
 for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, ops.config, ops.db,
-                ops.worker, ops.api, up.up, keys.keys):
+                ops.worker, ops.api, up.up, keys.keys, schedules.schedules, beat.beat,
+                doctor.doctor, flower.flower):
     cli.add_command(command)
 
 

@@ -61,9 +61,10 @@ class Fleet:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where embedded data lives (default embedded.data_dir).")
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True)
+@click.option("--flower", "with_flower", is_flag=True, help="Also run Flower (flower.port).")
 @pass_state
 @handle_errors
-def up(state: CliState, data_dir: Path | None, workers: int) -> None:
+def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) -> None:
     """Run the API, workers and (embedded) servers until Ctrl-C."""
     settings = state.settings
     data_dir = (data_dir or settings.data_dir).expanduser().resolve()
@@ -94,7 +95,10 @@ def up(state: CliState, data_dir: Path | None, workers: int) -> None:
         host = socket.gethostname()
         for index in range(1, workers + 1):
             fleet.spawn(f"worker-{index}", ["worker", "--name", f"cca-{index}@{host}"], env)
-        click.echo(f"cca is up: API http://{settings.daemon.bind_address}, {workers} worker(s), "
+        fleet.spawn("beat", ["beat"], env)
+        if with_flower:
+            fleet.spawn("flower", ["flower"], env)
+        click.echo(f"cca is up: API http://{settings.daemon.bind_address}, {workers} worker(s) and a beat, "
                    f"data in {data_dir}, local admin key in {data_dir / 'api-key'}. "
                    "Ctrl-C stops everything.")
         while (exited := fleet.first_exited()) is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 def _split_commas(value: Any) -> Any:
@@ -120,6 +120,31 @@ class SecuritySettings(Section):
     cors_origins: CommaList = []
 
 
+class BeatSettings(Section):
+    """The beat that fires schedules (``cca beat``); several may run, one leads."""
+
+    tick_seconds: float = Field(1.0, gt=0, le=60)
+    misfire_grace_seconds: int = Field(60, ge=0)
+    leader_timeout_seconds: int = Field(10, ge=2, le=3600)
+    max_fires_per_tick: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _leader_outlives_a_tick(self) -> BeatSettings:
+        if self.leader_timeout_seconds < 3 * self.tick_seconds:
+            raise ValueError("leader_timeout_seconds must be at least 3 x tick_seconds: a beat "
+                             "queries Postgres once a tick, and a quieter session loses the lock")
+        return self
+
+
+class FlowerSettings(Section):
+    """Flower, the Celery monitor (``cca flower``)."""
+
+    address: str = "127.0.0.1"
+    port: int = Field(5555, gt=0, lt=65536)
+    basic_auth: CommaList = []
+    url: str = ""
+
+
 class AcpSettings(Section):
     """Accepted for compatibility with the guide; cca has no ACP websocket."""
 
@@ -139,6 +164,8 @@ class Settings(Section):
     agents: AgentSettings = AgentSettings()
     worker: WorkerSettings = WorkerSettings()
     security: SecuritySettings = SecuritySettings()
+    beat: BeatSettings = BeatSettings()
+    flower: FlowerSettings = FlowerSettings()
     acp: AcpSettings = AcpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
 
