@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from uuid import UUID
 
 from flask import Blueprint, current_app, request
-from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ConfigDict, Field
-from redis import RedisError
 from sqlalchemy.orm import Session
 
 from cca_api.auth import Principal, current, require_role
@@ -19,9 +16,8 @@ from cca_api.narrowing import check_narrowing
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import transaction
-from cca_core.dispatch import message_options
 from cca_core.errors import Invalid, NotFound
-from cca_core.names import ALL_STATUSES, RUN_AGENT_TASK
+from cca_core.names import ALL_STATUSES
 from cca_core.schemas import (
     EventPage,
     TaskCreate,
@@ -29,9 +25,8 @@ from cca_core.schemas import (
     event_view,
     task_view,
 )
-from cca_core.workspace import check_cwd
+from cca_core.submission import enqueue, task_values
 
-log = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
 
@@ -72,28 +67,16 @@ def submit() -> tuple[dict[str, Any], int]:
             values["depth"] = child_depth(session, str(body.parent_id), res, principal.scope())
         task, created = store.create_task(session, values, idempotency_key=key)
     if created:
-        send(res, task)
+        enqueue(res.celery, task)
     return task_view(task).model_dump(mode="json"), 202 if created else 200
 
 
 def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> dict[str, Any]:
-    """The row to insert: the request with the fleet's defaults filled in. Raises Invalid, or
-    Forbidden when a non-admin key asks for more permissions than its role grants."""
-    agents = res.settings.agents
-    if body.cwd is not None:
-        check_cwd(body.cwd, agents.allowed_roots)
-    if body.permission_mode == "dangerous" and not agents.permissions.allow_dangerous:
-        raise Invalid("permission_mode dangerous is refused: the fleet does not allow it"
-                      " (agents.permissions.allow_dangerous)", field="permission_mode")
+    """The row to insert. Raises Invalid, or Forbidden when a non-admin key asks for more
+    permissions than its role grants."""
+    values = task_values(body, res.settings.agents, res.settings.worker.queues[0])
     if not principal.is_admin:
-        check_narrowing(body, agents)
-    values = body.model_dump(exclude={"metadata"})
-    values["meta"] = body.metadata
-    role = agents.roles.get(body.role or "")
-    values["token_budget"] = body.token_budget or (role and role.token_budget) or agents.token_budget_per_task
-    values["timeout_seconds"] = (body.timeout_seconds or (role and role.timeout_seconds)
-                                 or agents.default_timeout_seconds)
-    values["queue"] = body.queue or res.settings.worker.queues[0]
+        check_narrowing(body, res.settings.agents)
     return values
 
 
@@ -115,16 +98,6 @@ def child_depth(session: Session, parent_id: str, res: Resources, scope: str | N
         raise Invalid(f"task {parent_id} already has {children} children, the limit "
                       f"(agents.max_children_per_task)", field="parent_id", code="children_limit")
     return int(parent.depth) + 1
-
-
-def send(res: Resources, task: Any) -> None:
-    """Enqueue after commit. If Redis is down the row stays queued and the sweep re-sends it."""
-    try:
-        res.celery.send_task(RUN_AGENT_TASK, args=[str(task.id)],
-                             **message_options(task.queue, task.priority, task.timeout_seconds,
-                                               task_id=str(task.id), prompt=task.prompt))
-    except (OperationalError, RedisError, OSError) as exc:
-        log.warning("task %s stored but not enqueued yet (%s); the sweep will send it", task.id, exc)
 
 
 @bp.get("/<task_id>")

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -156,16 +156,3 @@ def list_runs(session: Session, schedule_id: uuid.UUID, *, limit: int,
         return tasks, None
     last = tasks[limit - 1]
     return tasks[:limit], store.encode_cursor(last.scheduled_for or last.created_at, last.id)
-
-
-def expire_task(session: Session, task_id: str) -> bool:
-    """End a queued task whose message expired before a worker took it. False if it was not
-    queued any more. (A status write: it belongs beside the others in ``store``.)"""
-    expired = session.execute(
-        update(Task)
-        .where(Task.id == store.parse_task_id(task_id), Task.status == "queued")
-        .values(status="cancelled", finished_at=func.now(), error_code="expired",
-                error_message="its fire expired before a worker took it")
-        .returning(Task.id)
-    ).one_or_none()
-    return expired is not None

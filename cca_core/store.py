@@ -225,6 +225,19 @@ def finish_task(session: Session, task_id: str, attempt: int, outcome: Outcome) 
     return finished is not None
 
 
+def expire_task(session: Session, task_id: str) -> bool:
+    """End a queued task whose message expired before a worker took it. False if it was not
+    queued any more."""
+    expired = session.execute(
+        update(Task)
+        .where(Task.id == parse_task_id(task_id), Task.status == "queued")
+        .values(status="cancelled", finished_at=NOW, error_code="expired",
+                error_message="its fire expired before a worker took it")
+        .returning(Task.id)
+    ).one_or_none()
+    return expired is not None
+
+
 def append_events(
     session: Session, task_id: str, attempt: int, events: Sequence[dict[str, Any]]
 ) -> None:

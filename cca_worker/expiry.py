@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.db import make_engine, make_session_factory, transaction
 from cca_core.names import RUN_AGENT_TASK
-from cca_core.schedule_store import expire_task
 from cca_core.settings import Settings
+from cca_core.store import expire_task
 
 log = logging.getLogger(__name__)
 
