@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import Engine, text
 
 from bench import standin
-from bench.config import BODY, cca_config, write_toml
+from bench.config import BODY, cca_config
 from bench.processes import Children
 from bench.producer import api_row
 from cca_core.config import validate
@@ -25,6 +25,7 @@ from cca_core.db import make_engine
 from cca_core.embedded import start_postgres, start_redis
 from cca_core.migrate import upgrade
 from cca_core.settings import Settings
+from tests.support.toml import write as write_toml
 
 
 @dataclass
