@@ -119,7 +119,7 @@ def worker(state: CliState, queues: str | None, concurrency: int | None, name: s
     node = name or settings.worker.hostname or f"cca@{socket.gethostname()}"
     level = {"warn": "warning"}.get(settings.daemon.log_level, settings.daemon.log_level)
     make_celery(settings).worker_main([
-        "worker", "--pool", "prefork", "--concurrency", str(settings.daemon.max_agents),
+        "--quiet", "worker", "--pool", "prefork", "--concurrency", str(settings.daemon.max_agents),
         "--queues", ",".join(settings.worker.queues), "--hostname", node,
         "--loglevel", (loglevel or level).upper(), "--task-events", "--without-mingle",
         "--without-gossip",

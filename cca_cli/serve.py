@@ -19,6 +19,8 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
                         "timeout": 60, "graceful_timeout": 10,
                         "loglevel": {"warn": "warning"}.get(settings.daemon.log_level,
                                                             settings.daemon.log_level)}
+        if settings.daemon.log_format == "json":
+            self.options["logconfig_dict"] = json_logconfig(self.options["loglevel"])
         super().__init__()
 
     def load_config(self) -> None:
@@ -30,6 +32,17 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
 
         configure_logging(self.settings.daemon.log_level, self.settings.daemon.log_format)
         return create_app(self.settings)
+
+
+def json_logconfig(level: str) -> dict[str, Any]:
+    """gunicorn's own loggers in the same one-object-per-line JSON as cca's."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    logger = {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"json": {"()": "cca_core.logs.JsonFormatter"}},
+            "handlers": {"stderr": handler},
+            "loggers": {"gunicorn.error": logger, "gunicorn.access": logger},
+            "root": {"handlers": ["stderr"], "level": level.upper()}}
 
 
 def serve(settings: Settings, bind: str | None = None, processes: int | None = None) -> None:

@@ -175,3 +175,25 @@ def test_doctor_reports_unreachable_servers(base_env):
     assert result.returncode == 1
     assert "FAIL redis" in result.stdout and "FAIL postgres" in result.stdout
     assert "secretpw" not in result.stdout and "Traceback" not in result.stdout
+
+
+def test_json_logs_are_one_object_per_line(fleet_env):
+    env = {**fleet_env, "CCA__DAEMON__LOG_FORMAT": "json"}
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "api", "--bind",
+                                f"127.0.0.1:{port}", "--processes", "1"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), timeout_s=30,
+             message="the API to answer")
+    process.terminate()
+    lines = [line for line in process.communicate(timeout=20)[0].splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]
+    assert any("Listening at" in entry["message"] for entry in entries)
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code in (200, 503)
+    except httpx.TransportError:
+        return False
