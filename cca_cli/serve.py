@@ -15,7 +15,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
 
     def __init__(self, settings: Settings, bind: str, processes: int) -> None:
         self.settings = settings
-        self.options = {"bind": bind, "workers": processes, "worker_class": "sync",
+        self.options: dict[str, Any] = {"bind": bind, "workers": processes, "worker_class": "sync",
                         "timeout": 60, "graceful_timeout": 10,
                         "loglevel": {"warn": "warning"}.get(settings.daemon.log_level,
                                                             settings.daemon.log_level)}
