@@ -76,7 +76,16 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
     limits = Limits(timeout_s=timeout_seconds(task, agents), stall_s=agents.stall_timeout_seconds,
                     token_budget=token_budget(task, agents),
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
-    end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task_id, attempt))
+    try:
+        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task_id, attempt))
+    except Exception as exc:
+        # Postgres or Redis failed under the supervisor: never leave the agent unwatched.
+        proc.stop()
+        proc.wait()
+        log.exception("task %s: supervision failed; the agent was stopped", task_id)
+        outcome = Outcome(status="failed", error_code="supervision_failed",
+                          error_message=f"the worker could not supervise the agent: {exc}"[:1000])
+        return _finish(ctx, task_id, attempt, outcome)
     outcome = decide(end)
     budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
                   ctx.settings.worker.budget_window_seconds)
