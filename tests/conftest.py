@@ -153,6 +153,11 @@ class WorkerProcess:
 def start_worker(tmp_path: Path, config_data: dict[str, Any], redis_client: redis.Redis,
                  model_api: ModelAPI) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
+    # A HOME of the test's own for the worker and so its agents: claude's Bash tool sources
+    # $HOME/.bashrc, and a machine's real one may take locks (pyenv rehash) that an agent
+    # killed mid-way leaves behind for every later test.
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
 
     def start(name: str = "w1", *, extra_args: tuple[str, ...] = (),
               env: dict[str, str] | None = None, **sections: dict[str, Any]) -> WorkerProcess:
@@ -163,7 +168,7 @@ def start_worker(tmp_path: Path, config_data: dict[str, Any], redis_client: redi
         node = f"{name}@test"
         log = tmp_path / f"{name}.log"
         process_env = {
-            "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)),
+            "PATH": os.environ["PATH"], "HOME": str(home),
             "CCA_CONFIG": str(config), "PYTHONPATH": str(REPO),
             "ANTHROPIC_BASE_URL": model_api.url, "ANTHROPIC_API_KEY": "test-model-key",
             **(env or {}),

@@ -66,24 +66,6 @@ def no_agent_left_behind(tmp_path: Path, claude_bin: str) -> Iterator[None]:
 
 
 @pytest.fixture
-def start_worker(start_worker: Callable[..., Any], tmp_path: Path) -> Callable[..., Any]:
-    """The shared fixture, with a HOME of the test's own for the worker and so its agents.
-
-    Agents inherit the worker's HOME, and claude's Bash tool sources ``$HOME/.bashrc`` for its
-    shell snapshot. The machine's real one runs ``pyenv rehash``, which takes a lock file; a
-    test that kills an agent tree in the middle of it leaves that lock behind and every later
-    Bash tool call on the machine waits 60 s for it.
-    """
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-
-    def start(name: str = "w1", *, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
-        return start_worker(name, env={"HOME": str(home), **(env or {})}, **kwargs)
-
-    return start
-
-
-@pytest.fixture
 def fleet(make_settings: Callable[..., Any]) -> Callable[..., FleetAPI]:
     """``fleet(**sections)``: the real API app built with the given settings sections."""
     def build(**sections: dict[str, Any]) -> FleetAPI:
