@@ -16,7 +16,10 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import functools
+import importlib.util
 import os
+import py_compile
 import queue
 import shutil
 import signal
@@ -184,6 +187,18 @@ class AgentProcess:
                     del self._tail[:-STDERR_TAIL_BYTES]
 
 
+@functools.cache
+def _shim_path() -> str:
+    """The shim's compiled bytecode (a script given by its .py is compiled at every start),
+    or its source where the package's cache directory is not writable."""
+    cached = importlib.util.cache_from_source(reaper.__file__)
+    try:
+        py_compile.compile(reaper.__file__, cfile=cached, doraise=True)
+    except (OSError, py_compile.PyCompileError):
+        return reaper.__file__
+    return cached
+
+
 def spawn(
     argv: Sequence[str], *, env: Mapping[str, str], cwd: str, grace_s: float = 5.0
 ) -> AgentProcess:
@@ -202,7 +217,7 @@ def spawn(
     if grace_s < 0:
         raise ValueError(f"grace_s must be >= 0, got {grace_s}")
     program = _resolve(argv[0], env, cwd)
-    shim = [sys.executable, "-I", "-S", reaper.__file__, "--grace", repr(float(grace_s))]
+    shim = [sys.executable, "-I", "-S", _shim_path(), "--grace", repr(float(grace_s))]
     shim += ["--parent", str(os.getpid()), "--", program, *argv[1:]]
     popen = subprocess.Popen(
         shim,

@@ -18,10 +18,9 @@ Stdlib only, with no side effects on import: ``cca_worker.process`` reuses its h
 
 from __future__ import annotations
 
-import contextlib
+import _signal as signal  # the C module: `signal` imports enum, a third of the shim's start
 import ctypes
 import os
-import signal
 import sys
 import time
 
@@ -175,8 +174,10 @@ def _kill_descendants(limit_s: float) -> int:
     deadline = time.monotonic() + limit_s
     while (found := descendants(os.getpid())) and time.monotonic() < deadline:
         for pid in found:
-            with contextlib.suppress(ProcessLookupError):
+            try:  # noqa: SIM105 - contextlib costs the shim's start time
                 os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         _reap(-1)
         # Killed grandchildren re-parent to us before they can be reaped: wait for that.
         signal.sigtimedwait({signal.SIGCHLD}, 0.01)
