@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.errors import Forbidden, Unauthorized
 from cca_core.keys import Quotas, digest, find_key
+from cca_core.models import Task
+from cca_core.store import parse_task_id
+from cca_core.tasktoken import verify
 
 Role = Literal["admin", "submitter", "reader"]
 ROLES: tuple[Role, ...] = ("admin", "submitter", "reader")
@@ -28,6 +31,7 @@ class Principal:
     role: Role
     key_id: str | None = None
     quotas: Quotas = Quotas()
+    task_id: str | None = None  # set for a fleet agent's bridge: it may only add children
 
     @property
     def is_admin(self) -> bool:
@@ -77,16 +81,17 @@ def require_role(*roles: Role) -> Principal:
 
 
 class KeyResolver:
-    """Resolve a presented key to a Principal: config keys are admins, managed keys come from
-    Postgres. Results are cached for a few seconds, so a revocation takes effect within
-    ``ttl_s`` on every API process."""
+    """Resolve a presented key to a Principal: config keys are admins, managed keys and task
+    tokens come from Postgres. Valid keys are cached for a few seconds, so a revocation (or a
+    task's end) takes effect within ``ttl_s`` on every API process."""
 
     def __init__(self, config_keys: Sequence[str], sessions: sessionmaker[Session],
-                 ttl_s: float = 5.0) -> None:
+                 task_token_secret: str = "", ttl_s: float = 5.0) -> None:
         self._config_keys = list(config_keys)
+        self._task_token_secret = task_token_secret
         self._sessions = sessions
         self._ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: dict[str, tuple[float, Principal]] = {}
 
     def resolve(self, presented: str) -> Principal:
         """Raise Unauthorized for an unknown or revoked key."""
@@ -94,20 +99,33 @@ class KeyResolver:
             return CONFIG_KEY
         fingerprint = digest(presented)
         cached = self._cache.get(fingerprint)
-        if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + self._ttl_s, self._lookup(presented))
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[fingerprint] = cached
-        if cached[1] is None:
+        if cached is not None and cached[0] >= time.monotonic():
+            return cached[1]
+        principal = self._lookup(presented)
+        if principal is None:  # not cached: a key or task may become valid at any moment
             raise Unauthorized("the API key is not valid")
-        return cached[1]
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[fingerprint] = (time.monotonic() + self._ttl_s, principal)
+        return principal
 
     def _lookup(self, presented: str) -> Principal | None:
+        task_id = verify(self._task_token_secret, presented)
         with self._sessions() as session:
+            if task_id is not None:
+                return _task_principal(session, task_id)
             row = find_key(session, presented)
             if row is None:
                 return None
             return Principal(name=row.name, tenant=row.tenant, role=row.role,  # type: ignore[arg-type]
                              key_id=str(row.id),
                              quotas=Quotas(row.max_concurrent, row.tokens_per_day, row.usd_per_day))
+
+
+def _task_principal(session: Session, task_id: str) -> Principal | None:
+    """A running task's bridge acts for the task's tenant, as a submitter of its children."""
+    task = session.get(Task, parse_task_id(task_id))
+    if task is None or task.status != "running":
+        return None
+    return Principal(name=task.created_by or f"task:{task_id}", tenant=task.owner or "local",
+                     role="submitter", task_id=task_id)

@@ -36,7 +36,7 @@ def make_resources(settings: Settings) -> Resources:
         settings=settings,
         engine=engine,
         sessions=sessions,
-        keys=KeyResolver(settings.daemon.api_keys, sessions),
+        keys=KeyResolver(settings.daemon.api_keys, sessions, settings.daemon.task_token_secret),
         redis=redis.Redis.from_url(settings.redis.url, socket_timeout=5, socket_connect_timeout=3,
                                    max_connections=settings.redis.pool_size),
         celery=producer,

@@ -16,7 +16,7 @@ from cca_api.narrowing import check_narrowing
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import transaction
-from cca_core.errors import Invalid, NotFound
+from cca_core.errors import Forbidden, Invalid, NotFound
 from cca_core.names import ALL_STATUSES
 from cca_core.schemas import (
     EventPage,
@@ -55,6 +55,8 @@ def submit() -> tuple[dict[str, Any], int]:
     res = resources()
     principal = require_role("admin", "submitter")
     body = parse_json(request, TaskCreate)
+    if principal.task_id is not None and str(body.parent_id) != principal.task_id:
+        raise Forbidden("a task token may only submit children of its own task", field="parent_id")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
         raise Invalid(f"Idempotency-Key must be 1..{IDEMPOTENCY_KEY_MAX} characters",

@@ -16,7 +16,7 @@ import click
 
 from cca_cli.context import CliState, handle_errors, pass_state
 from cca_core.embedded import start_postgres, start_redis
-from cca_core.localkey import ensure_local_key
+from cca_core.localkey import TOKEN_SECRET, ensure_local_key
 from cca_core.migrate import upgrade
 
 STOP_TIMEOUT_S = 15
@@ -89,7 +89,9 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) 
         env.update({"CCA__REDIS__URL": redis_url, "CCA__POSTGRES__URL": postgres_url,
                     "CCA__DAEMON__REQUIRE_AUTH": "true",
                     "CCA__DAEMON__API_KEYS": ",".join([*settings.daemon.api_keys,
-                                                       ensure_local_key(data_dir)])})
+                                                       ensure_local_key(data_dir)]),
+                    "CCA__DAEMON__TASK_TOKEN_SECRET": (settings.daemon.task_token_secret
+                                                       or ensure_local_key(data_dir, TOKEN_SECRET))})
         upgrade(postgres_url)
         fleet.spawn("api", ["api"], env)
         host = socket.gethostname()

@@ -43,6 +43,7 @@ class DaemonSettings(Section):
     api_keys: CommaList = []
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     api_processes: int = Field(2, ge=1, le=64)
+    task_token_secret: str = ""
 
     @field_validator("bind_address")
     @classmethod

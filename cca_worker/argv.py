@@ -64,11 +64,13 @@ def build_argv(claude_path: str, spec: AgentSpec) -> list[str]:
     return [*argv, "--", spec.prompt]
 
 
-def bridge_config(python: str, api_url: str, task_id: str) -> dict[str, Any]:
-    """The MCP config that gives a fleet agent the cca bridge, as the child of ``task_id``."""
+def bridge_config(python: str, api_url: str, task_id: str, token: str | None) -> dict[str, Any]:
+    """The MCP config that gives a fleet agent the cca bridge, as the child of ``task_id``.
+    The task token (if the fleet has a secret) reaches the bridge's environment only."""
+    env = {"CCA_TASK_ID": task_id, **({"CCA_API_KEY": token} if token else {})}
     return {"mcpServers": {"cca": {
         "type": "stdio", "command": python, "args": ["-m", "cca_mcp", "--daemon-url", api_url],
-        "env": {"CCA_TASK_ID": task_id},
+        "env": env,
     }}}
 
 

@@ -18,6 +18,7 @@ from cca_core.db import transaction
 from cca_core.errors import Invalid
 from cca_core.outcome import Outcome
 from cca_core.settings import Settings
+from cca_core.tasktoken import mint
 from cca_core.workspace import prepare_workdir
 from cca_worker import budget
 from cca_worker.argv import build_argv, build_env
@@ -55,7 +56,9 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
         return None
     attempt = task.attempts
     try:
-        spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()), python=sys.executable)
+        secret = ctx.settings.daemon.task_token_secret
+        spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()), python=sys.executable,
+                                  bridge_token=mint(secret, task_id) if secret else None)
         workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
     except Invalid as exc:
         outcome = Outcome(status="failed", error_code=exc.code, error_message=exc.message)

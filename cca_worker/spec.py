@@ -16,7 +16,7 @@ def role_settings(agents: AgentSettings, role: str | None) -> RoleSettings:
 
 
 def resolve_spec(
-    task: Any, agents: AgentSettings, session_id: str, python: str
+    task: Any, agents: AgentSettings, session_id: str, python: str, bridge_token: str | None = None
 ) -> tuple[AgentSpec, str | None]:
     """Return the AgentSpec and a note to record (dangerous mode). Raises Invalid.
 
@@ -44,7 +44,8 @@ def resolve_spec(
         max_budget_usd=task.max_budget_usd,
         json_schema=task.json_schema,
         append_system_prompt=role.append_system_prompt,
-        mcp_config=bridge_config(python, agents.bridge_url, str(task.id)) if bridge else None,
+        mcp_config=(bridge_config(python, agents.bridge_url, str(task.id), bridge_token)
+                    if bridge else None),
         env=plan.env,
     )
     return spec, plan.note

@@ -11,10 +11,13 @@ import sys
 import httpx
 import pytest
 
+from tests.conftest import start_api_process
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 INNER_RESULT = "inner-result-7f3a"
+ADMIN = "bridge-admin-key-0123456789"
+ADMIN_HEADERS = {"X-API-Key": ADMIN}
 
 
 def script(*steps: dict) -> str:
@@ -31,9 +34,9 @@ def outer_script() -> str:
     )
 
 
-def finished(api_url: str, task_id: str) -> dict:
+def finished(api_url: str, task_id: str, headers: dict[str, str] | None = None) -> dict:
     def check():
-        task = httpx.get(f"{api_url}/api/v1/tasks/{task_id}", timeout=5).json()
+        task = httpx.get(f"{api_url}/api/v1/tasks/{task_id}", headers=headers, timeout=5).json()
         return task if task["status"] not in ("queued", "running") else None
 
     return wait_for(check, timeout_s=90, message=f"task {task_id} to finish")
@@ -64,14 +67,21 @@ def test_claude_with_the_bridge_hands_a_task_to_the_fleet(api_url, start_worker,
     assert [(task["status"], task["result"]) for task in tasks] == [("succeeded", INNER_RESULT)]
 
 
-def test_a_fleet_agent_submits_a_child_task_and_collects_its_result(api_url, start_worker):
-    start_worker("w1", daemon={"max_agents": 2}, agents={"bridge_url": api_url})
-    outer = httpx.post(f"{api_url}/api/v1/tasks", json={"prompt": outer_script()}, timeout=5).json()
-    done = finished(api_url, outer["id"])
+def test_a_fleet_agent_submits_a_child_task_and_collects_its_result(config_data, tmp_path,
+                                                                   start_worker):
+    # With auth on: the agent's bridge authenticates with its task token, never a cca key.
+    secured = {**config_data, "daemon": {**config_data["daemon"], "require_auth": True,
+                                         "api_keys": [ADMIN], "task_token_secret": "t0ken-s3cret"}}
+    api_url = start_api_process(tmp_path, secured)
+    start_worker("w1", daemon={**secured["daemon"], "max_agents": 2},
+                 agents={"bridge_url": api_url})
+    outer = httpx.post(f"{api_url}/api/v1/tasks", json={"prompt": outer_script()},
+                       headers=ADMIN_HEADERS, timeout=5).json()
+    done = finished(api_url, outer["id"], ADMIN_HEADERS)
     assert done["status"] == "succeeded", done
     assert INNER_RESULT in done["result"]
     children = httpx.get(f"{api_url}/api/v1/tasks", params={"parent_id": outer["id"]},
-                         timeout=5).json()["tasks"]
+                         headers=ADMIN_HEADERS, timeout=5).json()["tasks"]
     assert len(children) == 1
     child = children[0]
     assert (child["status"], child["result"], child["depth"]) == ("succeeded", INNER_RESULT, 1)

@@ -211,3 +211,29 @@ def _avoid_minute_boundary() -> None:
     """Counters reset each minute; do not start a counted burst in its last seconds."""
     if time.time() % 60 > 52:
         time.sleep(61 - time.time() % 60)
+
+
+def test_a_task_token_may_only_add_children_of_its_running_task(make_settings):
+    from cca_core import store
+    from cca_core.db import transaction
+    from cca_core.tasktoken import mint
+
+    app = create_app(make_settings(daemon={"require_auth": True, "api_keys": [ADMIN],
+                                           "task_token_secret": "t0ken-s3cret"}))
+    client = app.test_client()
+    key = make_key(client, "team-key", tenant="team")
+    parent = submit(client, key).get_json()
+    other = submit(client, key).get_json()
+    token = mint("t0ken-s3cret", parent["id"])
+    assert client.get("/api/v1/tasks", headers=as_key(token)).status_code == 401  # not running
+    with transaction(app.extensions["cca"].sessions) as session:
+        store.claim_task(session, parent["id"], worker="w", pid=1, lease_s=60, max_attempts=3)
+    child = submit(client, token, parent_id=parent["id"])
+    assert child.status_code == 202, child.get_json()
+    assert (child.get_json()["parent_id"], child.get_json()["depth"]) == (parent["id"], 1)
+    assert submit(client, token).status_code == 403
+    assert submit(client, token, parent_id=other["id"]).status_code == 403
+    assert client.get(f"/api/v1/tasks/{child.get_json()['id']}", headers=as_key(token)).status_code == 200
+    assert client.get("/api/v1/keys", headers=as_key(token)).status_code == 403
+    forged = mint("wrong-secret", parent["id"])
+    assert client.get("/api/v1/tasks", headers=as_key(forged)).status_code == 401

@@ -117,9 +117,9 @@ def test_the_bridge_is_given_as_an_inline_strict_mcp_config():
 
     from cca_worker.argv import bridge_config
 
-    config = bridge_config("/venv/bin/python", "http://api:9200", "task-7")
+    config = bridge_config("/venv/bin/python", "http://api:9200", "task-7", "ccat_task-7_mac")
     argv = build_argv("claude", spec(mcp_config=config))
     given = json.loads(argv[argv.index("--mcp-config") + 1])
     assert given["mcpServers"]["cca"]["args"] == ["-m", "cca_mcp", "--daemon-url", "http://api:9200"]
-    assert given["mcpServers"]["cca"]["env"] == {"CCA_TASK_ID": "task-7"}
+    assert given["mcpServers"]["cca"]["env"] == {"CCA_TASK_ID": "task-7", "CCA_API_KEY": "ccat_task-7_mac"}
     assert "--strict-mcp-config" in argv and argv.index("--strict-mcp-config") < argv.index("--")
