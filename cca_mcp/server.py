@@ -87,11 +87,10 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
         With wait_seconds = 0 (default) it returns at once with the task id; collect the
         result later with cca_wait. With wait_seconds > 0 it waits up to that long.
         """
-        body = {name: value for name, value in {
-            "prompt": prompt, "role": role, "model": model, "priority": priority,
-            "token_budget": token_budget, "timeout_seconds": timeout_seconds,
-            "allowed_tools": allowed_tools, "cwd": cwd, "json_schema": json_schema,
-            "metadata": metadata, "parent_id": parent}.items() if value is not None}
+        body = given(prompt=prompt, role=role, model=model, priority=priority,
+                     token_budget=token_budget, timeout_seconds=timeout_seconds,
+                     allowed_tools=allowed_tools, cwd=cwd, json_schema=json_schema,
+                     metadata=metadata, parent_id=parent)
         task = await call(client.submit, body)
         if wait_seconds > 0:
             return await follow(task["id"], wait_seconds, ctx)
@@ -195,14 +194,11 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
         `catchup`: fires missed while no beat ran (skip_missed, or run_once);
         `expires_seconds`: drop a fire that could not start within this long.
         """
-        task = {key: value for key, value in {
-            "prompt": prompt, "role": role, "model": model, "priority": priority,
-            "token_budget": token_budget, "timeout_seconds": timeout_seconds,
-            "allowed_tools": allowed_tools, "cwd": cwd}.items() if value is not None}
-        body = {key: value for key, value in {
-            "name": name, "cron": cron, "timezone": timezone, "interval_seconds": interval_seconds,
-            "overlap": overlap, "catchup": catchup, "expires_seconds": expires_seconds,
-            "task": task}.items() if value is not None}
+        task = given(prompt=prompt, role=role, model=model, priority=priority,
+                     token_budget=token_budget, timeout_seconds=timeout_seconds,
+                     allowed_tools=allowed_tools, cwd=cwd)
+        body = given(name=name, cron=cron, timezone=timezone, interval_seconds=interval_seconds,
+                     overlap=overlap, catchup=catchup, expires_seconds=expires_seconds, task=task)
         return ScheduleView(**await call(client.create_schedule, body))
 
     @server.tool()
@@ -230,6 +226,11 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
             raise ResourceError(explain(exc, client.base_url)) from None
 
     return server
+
+
+def given(**fields: Any) -> dict[str, Any]:
+    """The fields Claude set: unset (None) ones are left to the API's defaults."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def progress(task: dict[str, Any]) -> str:
