@@ -1,14 +1,15 @@
 """Spawn and stop agent processes so that none outlives its task (Linux only).
 
-The only module that starts ``claude``. Each agent runs under the ``reaper.py`` shim, in
-a new session, with stdin on /dev/null::
+The only module that starts ``claude``. Each agent runs under a reaper shim, forked for it
+by the pool process's fork server (``forkserver.py``), in a new session, with stdin on
+/dev/null::
 
-    pool process ── reaper.py (subreaper, SIGTERM on parent death) ── claude ── tools…
+    pool process ══ fork server ── shim (subreaper) ── claude ── tools…
 
-The shim turns a stop request, or the death of the pool process, into SIGTERM → grace →
-SIGKILL of the agent, then kills every descendant left behind, including the ``setsid``
-shells of claude's Bash tool. If the shim itself hangs, :meth:`AgentProcess.wait` kills
-the whole tree it can still find.
+The shim turns a stop request, or the death of the pool process (which ends the fork
+server), into SIGTERM → grace → SIGKILL of the agent, then kills every descendant left
+behind, including the ``setsid`` shells of claude's Bash tool. If the shim itself hangs,
+:meth:`AgentProcess.wait` kills the whole tree it can still find.
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
-import functools
-import importlib.util
 import os
-import py_compile
 import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,13 +30,13 @@ from types import TracebackType
 from typing import IO
 
 from cca_worker import reaper
-from cca_worker.reaper import make_subreaper, set_parent_death_signal
+from cca_worker.forkclient import ForkServer, fork_server
+from cca_worker.reaper import set_parent_death_signal
 
 __all__ = [
     "EOF",
     "AgentProcess",
     "ExitStatus",
-    "make_subreaper",
     "set_parent_death_signal",
     "spawn",
 ]
@@ -66,9 +63,10 @@ class ExitStatus:
     ``returncode`` is the agent's exit code, or 128+N if signal N killed it (so SIGTERM
     gives 143 whether claude exited on it or died of it, SIGKILL 137); the same holds if
     the shim itself was killed (a stop during its start-up, or the last resort of
-    ``wait``). ``stopped`` is True if :meth:`AgentProcess.stop` was called while the
-    process was still running, whatever the exit code. ``duration_s`` runs from
-    :func:`spawn` until stdout closed, which is just before the shim exits.
+    ``wait``), and 137 stands for unknown if the fork server died before the shim. ``stopped``
+    is True if a :meth:`AgentProcess.stop` request reached the shim while it still ran.
+    ``duration_s`` runs from :func:`spawn` until stdout closed, which is just before the
+    shim exits.
     """
 
     returncode: int
@@ -83,21 +81,22 @@ class AgentProcess:
     As a context manager it stops and waits on exit.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], grace_s: float) -> None:
-        assert popen.stdout is not None and popen.stderr is not None
-        self._popen = popen
+    def __init__(self, server: ForkServer, pid: int, stdout: IO[bytes], stderr: IO[bytes],
+                 grace_s: float) -> None:
+        self._server = server
+        self._pid = pid
         self._grace_s = grace_s
         self._started = time.monotonic()
         self._lock = threading.Lock()
-        self._stopped = False
+        self._stop_sent = False
         self._eof = False
         self._stdout_closed_at: float | None = None
         self._status: ExitStatus | None = None
         self._lines: queue.SimpleQueue[str | _Eof] = queue.SimpleQueue()
         self._tail = bytearray()
         self._readers = [
-            threading.Thread(target=self._pump_lines, args=(popen.stdout,), daemon=True),
-            threading.Thread(target=self._pump_tail, args=(popen.stderr,), daemon=True),
+            threading.Thread(target=self._pump_lines, args=(stdout,), daemon=True),
+            threading.Thread(target=self._pump_tail, args=(stderr,), daemon=True),
         ]
         for thread in self._readers:
             thread.start()
@@ -105,7 +104,7 @@ class AgentProcess:
     @property
     def pid(self) -> int:
         """The pid of the reaper shim (the agent is its only direct child)."""
-        return self._popen.pid
+        return self._pid
 
     @property
     def stderr_tail(self) -> str:
@@ -129,10 +128,10 @@ class AgentProcess:
     def stop(self) -> None:
         """Ask the agent to stop (SIGTERM to the shim); return at once. Idempotent."""
         with self._lock:
-            if self._stopped or self._popen.poll() is not None:
+            if self._stop_sent:
                 return
-            self._stopped = True
-            self._popen.send_signal(signal.SIGTERM)
+            self._stop_sent = True
+        self._server.stop(self._pid)
 
     def wait(self, timeout_s: float | None = None) -> ExitStatus:
         """Wait for the shim to exit and return how the agent ended; idempotent.
@@ -144,18 +143,18 @@ class AgentProcess:
         if self._status is not None:
             return self._status
         limit = self._grace_s + _WAIT_MARGIN_S if timeout_s is None else timeout_s
-        try:
-            returncode = self._popen.wait(limit)
-        except subprocess.TimeoutExpired:
-            _kill_tree(self._popen.pid)
-            returncode = self._popen.wait(_KILL_WAIT_S)
-        if returncode < 0:
-            returncode = 128 - returncode
+        end = self._server.wait(self._pid, limit)
+        if end is None:
+            _kill_tree(self._pid)
+            end = self._server.wait(self._pid, _KILL_WAIT_S)
+        if end is None:
+            raise subprocess.TimeoutExpired(f"reaper shim {self._pid}", limit + _KILL_WAIT_S)
+        code = os.waitstatus_to_exitcode(end.status)
         for thread in self._readers:
             thread.join(_JOIN_S)
         # The shim exits just after closing stdout; wait() may be called much later.
         duration_s = (self._stdout_closed_at or time.monotonic()) - self._started
-        self._status = ExitStatus(returncode, self._stopped, duration_s)
+        self._status = ExitStatus(128 - code if code < 0 else code, end.stopped, duration_s)
         return self._status
 
     def __enter__(self) -> AgentProcess:
@@ -187,26 +186,13 @@ class AgentProcess:
                     del self._tail[:-STDERR_TAIL_BYTES]
 
 
-@functools.cache
-def _shim_path() -> str:
-    """The shim's compiled bytecode (a script given by its .py is compiled at every start),
-    or its source where the package's cache directory is not writable."""
-    cached = importlib.util.cache_from_source(reaper.__file__)
-    try:
-        py_compile.compile(reaper.__file__, cfile=cached, doraise=True)
-    except (OSError, py_compile.PyCompileError):
-        return reaper.__file__
-    return cached
-
-
 def spawn(
     argv: Sequence[str], *, env: Mapping[str, str], cwd: str, grace_s: float = 5.0
 ) -> AgentProcess:
-    """Start ``argv`` under the reaper shim with exactly ``env`` and ``cwd``.
+    """Start ``argv`` under a reaper shim with exactly ``env`` and ``cwd``.
 
     ``argv[0]`` is looked up on ``env["PATH"]`` (or taken relative to ``cwd`` if it holds
-    a slash). Call from a long-lived thread: the kernel reports the death of the calling
-    *thread*, not process, to the shim as a stop request.
+    a slash). Thread-safe.
 
     Raises ValueError if argv is empty or grace_s negative, FileNotFoundError if the
     program or ``cwd`` does not exist, PermissionError if the program is not executable,
@@ -217,19 +203,24 @@ def spawn(
     if grace_s < 0:
         raise ValueError(f"grace_s must be >= 0, got {grace_s}")
     program = _resolve(argv[0], env, cwd)
-    shim = [sys.executable, "-I", "-S", _shim_path(), "--grace", repr(float(grace_s))]
-    shim += ["--parent", str(os.getpid()), "--", program, *argv[1:]]
-    popen = subprocess.Popen(
-        shim,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=_STDOUT_BUFFER,
-        env=dict(env),
-        cwd=cwd,
-        start_new_session=True,
-    )
-    return AgentProcess(popen, grace_s)
+    if not os.path.isdir(cwd):
+        raise FileNotFoundError(errno.ENOENT, "no such directory", cwd)
+    stdout_r, stdout_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    server = fork_server()
+    try:
+        pid = server.spawn([program, *argv[1:]], env, cwd, float(grace_s),
+                           (stdin, stdout_w, stderr_w))
+    except BaseException:
+        os.close(stdout_r)
+        os.close(stderr_r)
+        raise
+    finally:
+        for fd in (stdin, stdout_w, stderr_w):
+            os.close(fd)
+    return AgentProcess(server, pid, open(stdout_r, "rb", buffering=_STDOUT_BUFFER),
+                        open(stderr_r, "rb", buffering=0), grace_s)
 
 
 def _resolve(program: str, env: Mapping[str, str], cwd: str) -> str:

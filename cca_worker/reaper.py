@@ -1,35 +1,36 @@
 """Run one command so that nothing it starts outlives it (Linux only).
 
-Usage: ``python -I -S reaper.py --grace SECONDS [--parent PID] -- ARGV...``
+:func:`run` turns the calling process into the command's shim: a child subreaper, so every
+orphan of the command's tree (a ``setsid`` shell of claude's Bash tool, say) is re-parented
+to it rather than to init. It runs the command with the shim's own stdio and exactly the
+environment given, and then:
 
-The shim makes itself a child subreaper, so every orphan of the command's tree (a
-``setsid`` shell of claude's Bash tool, say) is re-parented to it rather than to init.
-It runs ARGV with the shim's own stdio and exact environment, and then:
-
-* on SIGTERM, SIGINT or SIGHUP -- including the SIGTERM the kernel sends when the parent
-  dies -- it sends SIGTERM to the command and SIGKILL ``--grace`` seconds later;
+* on SIGTERM, SIGINT or SIGHUP -- including the SIGTERM the kernel sends when the shim's
+  parent dies -- it sends SIGTERM to the command and SIGKILL ``grace_s`` seconds later;
 * once the command has exited, it SIGKILLs and reaps every remaining descendant;
-* it exits with the command's exit code, 128+N if signal N killed the command,
-  127 if the command could not be started, 143 if told to stop before it started,
-  and 2 on a usage error.
+* it returns the command's exit code, 128+N if signal N killed the command, 127 if the
+  command could not be started, and 143 if told to stop before it started.
 
-Stdlib only, with no side effects on import: ``cca_worker.process`` reuses its helpers.
+The fork server (``forkserver.py``) calls it in a fresh fork for each agent. Stdlib only,
+with no side effects on import: ``cca_worker.process`` reuses its helpers.
 """
 
 from __future__ import annotations
 
-import _signal as signal  # the C module: `signal` imports enum, a third of the shim's start
+import contextlib
 import ctypes
+import functools
 import os
+import signal
 import sys
 import time
+from collections.abc import Mapping, Sequence
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 _WAKE_SIGNALS = _STOP_SIGNALS | {signal.SIGCHLD}
 _CLEANUP_LIMIT_S = 10.0
-_USAGE = "usage: reaper.py --grace SECONDS [--parent PID] -- ARGV..."
 
 
 def make_subreaper() -> None:
@@ -51,10 +52,14 @@ def set_parent_death_signal(sig: int) -> None:
 def _prctl(option: int, value: int) -> None:
     if not sys.platform.startswith("linux"):
         raise NotImplementedError("prctl() is Linux-only")
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+    if _libc().prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def process_table() -> dict[int, tuple[int, int]]:
@@ -68,11 +73,16 @@ def process_table() -> dict[int, tuple[int, int]]:
 
 def read_stat(pid: int) -> tuple[str, int, int] | None:
     """Return ``(state, ppid, start time)`` of ``pid``, or None if it no longer exists."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+    try:  # os.open: a file object would cost five more system calls per process
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # The command name may contain spaces and parentheses; fields resume after the last ')'.
     fields = data[data.rindex(b")") + 2 :].split()
     return fields[0].decode(), int(fields[1]), int(fields[19])
@@ -94,30 +104,28 @@ def descendants(root: int) -> dict[int, int]:
     return found
 
 
-def _parse(args: list[str]) -> tuple[float, int | None, list[str]]:
-    grace, parent = 5.0, None
-    while args and args[0] != "--":
-        if len(args) < 2 or args[0] not in ("--grace", "--parent"):
-            raise ValueError(f"unexpected argument {args[0]!r}")
-        if args[0] == "--grace":
-            grace = float(args[1])
-        else:
-            parent = int(args[1])
-        args = args[2:]
-    if len(args) < 2:
-        raise ValueError("no command after '--'")
-    return grace, parent, args[1:]
+def run(argv: Sequence[str], env: Mapping[str, str], grace_s: float, parent: int) -> int:
+    """Be the shim of ``argv`` (resolved path first) until it and its tree are gone; return
+    the exit code described above. ``parent`` is the pid the caller expects as its parent:
+    if that one is already gone, nothing is started.
+
+    Blocks the stop signals and SIGCHLD for good: call it only in a process made for it.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE_SIGNALS)
+    for sig in _WAKE_SIGNALS:  # an inherited handler or SIG_IGN would swallow them
+        signal.signal(sig, signal.SIG_DFL)
+    make_subreaper()
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent or _STOP_SIGNALS & signal.sigpending():
+        return 128 + signal.SIGTERM
+    status = _supervise(_start(argv, env), grace_s)
+    if survivors := _kill_descendants(_CLEANUP_LIMIT_S):
+        os.write(2, f"cca-reaper: {survivors} descendants did not die\n".encode())
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
-def _initial_environ() -> dict[bytes, bytes]:
-    # os.environ may already hold LC_CTYPE from Python's C-locale coercion, which -I cannot
-    # turn off; /proc keeps the environment exactly as it was passed to execve.
-    with open("/proc/self/environ", "rb") as f:
-        items = f.read().split(b"\0")
-    return {k: v for k, sep, v in (item.partition(b"=") for item in items) if sep and k}
-
-
-def _start(argv: list[str], env: dict[bytes, bytes]) -> int:
+def _start(argv: Sequence[str], env: Mapping[str, str]) -> int:
     shim = os.getpid()
     pid = os.fork()
     if pid:
@@ -129,7 +137,7 @@ def _start(argv: list[str], env: dict[bytes, bytes]) -> int:
         if os.getppid() != shim:
             os._exit(128 + signal.SIGKILL)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.execvpe(argv[0], argv, env)
+        os.execve(argv[0], list(argv), dict(env))
     except BaseException as exc:  # the forked child must never return into the shim's code
         os.write(2, f"cca-reaper: cannot run {argv[0]!r}: {exc}\n".encode(errors="replace"))
     os._exit(127)
@@ -169,40 +177,26 @@ def _supervise(child: int, grace_s: float) -> int:
     return status
 
 
+def _has_children() -> bool:
+    """Whether this process has a child, running or exited, without reaping it. A subreaper
+    whose own children are all gone has no descendants left either."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def _kill_descendants(limit_s: float) -> int:
     """SIGKILL and reap every descendant; return how many were still alive at ``limit_s``."""
+    if not _has_children():  # the usual end: skip reading the whole process table
+        return 0
     deadline = time.monotonic() + limit_s
     while (found := descendants(os.getpid())) and time.monotonic() < deadline:
         for pid in found:
-            try:  # noqa: SIM105 - contextlib costs the shim's start time
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         _reap(-1)
         # Killed grandchildren re-parent to us before they can be reaped: wait for that.
         signal.sigtimedwait({signal.SIGCHLD}, 0.01)
     return len(found)
-
-
-def main(args: list[str]) -> int:
-    """Run the shim; return its exit code."""
-    try:
-        grace_s, parent, argv = _parse(args)
-    except ValueError as exc:
-        print(f"cca-reaper: {exc}\n{_USAGE}", file=sys.stderr)
-        return 2
-    signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE_SIGNALS)
-    make_subreaper()
-    set_parent_death_signal(signal.SIGTERM)
-    orphaned = parent is not None and os.getppid() != parent
-    if orphaned or _STOP_SIGNALS & signal.sigpending():
-        return 128 + signal.SIGTERM
-    status = _supervise(_start(argv, _initial_environ()), grace_s)
-    if survivors := _kill_descendants(_CLEANUP_LIMIT_S):
-        print(f"cca-reaper: {survivors} descendants did not die", file=sys.stderr)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -249,19 +250,41 @@ def test_spawn_refuses_a_missing_or_non_executable_program(tmp_path: Path) -> No
 
 
 def test_shim_whose_parent_already_died_starts_nothing() -> None:
-    shim = [sys.executable, "-I", "-S", reaper.__file__, "--grace", "1", "--parent", "1"]
+    code = (f"import sys; from cca_worker import reaper; sys.exit(reaper.run("
+            f"[{sys.executable!r}, {FAKE_CLAUDE!r}, 'environ'], {{}}, 1.0, parent=1))")
 
-    done = subprocess.run(
-        [*shim, "--", sys.executable, FAKE_CLAUDE, "environ"], capture_output=True, timeout=10
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=10,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
 
     assert (done.returncode, done.stdout) == (128 + signal.SIGTERM, b"")
 
 
-def test_shim_rejects_a_bad_command_line() -> None:
-    shim = [sys.executable, "-I", "-S", reaper.__file__, "--grace", "1"]
+def test_concurrent_spawns_from_many_threads_each_get_their_own_agent(tmp_path: Path) -> None:
+    def run(index: int) -> list[str]:
+        with spawn([sys.executable, FAKE_CLAUDE, "lines", "3", "0"], env=dict(os.environ),
+                   cwd=str(tmp_path), grace_s=1.0) as agent:
+            return [f"{index}:{line}" for line in read_until_eof(agent)]
 
-    done = subprocess.run(shim, capture_output=True, timeout=10)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outputs = list(pool.map(run, range(16)))
 
-    assert done.returncode == 2
-    assert b"usage" in done.stderr
+    assert outputs == [[f"{i}:line-{n}" for n in range(3)] for i in range(16)]
+
+
+def test_death_of_the_fork_server_stops_its_agents_and_the_next_spawn_starts_a_new_one(
+    start: Start, pids: list[int],
+) -> None:
+    agent = start("tree", "sleep")
+    tree = json.loads(next_line(agent))
+    pids += [tree["pid"], *tree["grandchildren"]]
+    server = reaper.read_stat(agent.pid)
+    assert server is not None
+
+    os.kill(server[1], signal.SIGKILL)
+
+    status = agent.wait()
+    assert status.returncode == 128 + signal.SIGKILL
+    assert wait_until(lambda: all(is_gone(p) for p in [tree["pid"], *tree["grandchildren"]]))
+    again = start("lines", "1", "0")
+    assert read_until_eof(again) == ["line-0"]
+    assert again.wait().returncode == 0
