@@ -35,15 +35,25 @@ class EventSink:
         self._pending.append(event)
 
     def flush(self) -> None:
-        """Write what is buffered. Postgres errors propagate; Redis is best effort."""
+        """Write what is buffered in a transaction of its own. Postgres errors propagate;
+        Redis is best effort."""
         if not self._pending:
             return
-        batch, self._pending = self._pending, []
         with transaction(self._sessions) as session:
-            store.append_events(session, self._task_id, self._attempt, batch)
-        self._publish(batch)
+            batch = self.stage(session)
+        self.publish(batch)
 
-    def _publish(self, batch: list[dict[str, Any]]) -> None:
+    def stage(self, session: Session) -> list[dict[str, Any]]:
+        """Add what is buffered to ``session``'s transaction (the run's last events join
+        its finishing write); return it for :meth:`publish` once committed."""
+        batch, self._pending = self._pending, []
+        store.append_events(session, self._task_id, self._attempt, batch)
+        return batch
+
+    def publish(self, batch: list[dict[str, Any]]) -> None:
+        """Append committed events to the task's Redis stream (best effort)."""
+        if not batch:
+            return
         key = events_stream_key(self._task_id)
         try:
             pipe = self._redis.pipeline(transaction=False)

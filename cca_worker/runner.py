@@ -74,8 +74,8 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
                      grace_s=agents.stop_grace_seconds)
     except OSError as exc:
         outcome = Outcome(status="failed", error_code="spawn_failed",
-                                error_message=f"cannot start {agents.claude_path}: {exc}")
-        return _finish(ctx, task_id, attempt, outcome)
+                          error_message=f"cannot start {agents.claude_path}: {exc}")
+        return _finish(ctx, task_id, attempt, outcome, sink)
     limits = Limits(timeout_s=timeout_seconds(task, agents), stall_s=agents.stall_timeout_seconds,
                     token_budget=token_budget(task, agents),
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
@@ -92,7 +92,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
     outcome = decide(end)
     budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
                   ctx.settings.worker.budget_window_seconds)
-    return _finish(ctx, task_id, attempt, outcome)
+    return _finish(ctx, task_id, attempt, outcome, sink)
 
 
 def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, turns: int,
@@ -105,11 +105,17 @@ def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, t
     return lease.cancel_requested or not lease.owned
 
 
-def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outcome) -> str | None:
+def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outcome,
+            sink: EventSink | None = None) -> str | None:
+    """Record the outcome, and in the same transaction the run's last events."""
     with transaction(ctx.sessions) as session:
-        if not store.finish_task(session, task_id, attempt, outcome):
-            log.warning("task %s: attempt %s lost ownership before finishing", task_id, attempt)
-            return None
+        staged = sink.stage(session) if sink else []
+        finished = store.finish_task(session, task_id, attempt, outcome)
+    if sink:
+        sink.publish(staged)
+    if not finished:
+        log.warning("task %s: attempt %s lost ownership before finishing", task_id, attempt)
+        return None
     log.info("task %s finished: %s", task_id, outcome.status)
     return outcome.status
 

@@ -29,7 +29,8 @@ def supervise(
     proc: AgentProcess, limits: Limits, sink: EventSink,
     heartbeat: Callable[[Tokens, int, frozenset[str]], bool],
 ) -> RunEnd:
-    """Run the read loop until the process ends; return what was seen.
+    """Run the read loop until the process ends; return what was seen. Events still
+    buffered in ``sink`` at the end are the caller's to write, with the outcome.
 
     ``heartbeat(tokens, turns, models)`` is called every ``heartbeat_s`` (it renews the lease
     and records progress) and answers whether to stop: the task was cancelled or lost.
@@ -68,7 +69,6 @@ def supervise(
             sink.flush()
             last_flush = now
     status = proc.wait()
-    sink.flush()
     return RunEnd(
         result=result, stop_reason=stop_reason, returncode=status.returncode,
         stderr_tail=proc.stderr_tail, tokens=meter.totals, models=frozenset(meter.models),
