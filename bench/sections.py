@@ -24,15 +24,15 @@ from cca_worker.events import EventSink
 
 # (owner, attribute, label, is a context manager); nested steps are indented in the label.
 STEPS: list[tuple[Any, str, str, bool]] = [
-    (runner, "transaction", "claim + finish transactions (Postgres)", True),
+    (runner, "transaction", "claim + finish (with last events) (Postgres)", True),
     (runner, "resolve_spec", "resolve_spec", False),
     (runner, "prepare_workdir", "prepare_workdir (mkdir)", False),
     (runner, "build_env", "build_env", False),
     (runner, "_config_dir", "per-slot CLAUDE_CONFIG_DIR (mkdir)", False),
-    (runner, "spawn", "spawn (Popen of the reaper shim)", False),
+    (runner, "spawn", "spawn (request to the fork server)", False),
     (runner, "supervise", "supervise (shim + stand-in run, read loop)", False),
-    (events, "transaction", "  of which: events INSERT (Postgres)", True),
-    (EventSink, "_publish", "  of which: events XADD (Redis)", False),
+    (events, "transaction", "  of which: events INSERT during the run", True),
+    (EventSink, "publish", "events XADD (Redis)", False),
     (runner.budget, "record", "budget.record (Redis)", False),
     (runner, "decide", "decide", False),
 ]
