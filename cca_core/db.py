@@ -43,3 +43,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One session, committed if the block succeeds, rolled back otherwise."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def autocommit(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One session whose statements each commit on their own: for a block of one write that
+    must be atomic by itself (a conditional claim), it saves the BEGIN and COMMIT round
+    trips."""
+    with factory() as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session

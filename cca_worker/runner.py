@@ -14,7 +14,7 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core import store
-from cca_core.db import transaction
+from cca_core.db import autocommit, transaction
 from cca_core.errors import Invalid
 from cca_core.outcome import Outcome
 from cca_core.settings import Settings
@@ -48,7 +48,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
     """Run the task if this delivery can claim it. Returns the terminal status, or None when
     the task was not ours to run (finished, cancelled, owned by a live run)."""
     agents = ctx.settings.agents
-    with transaction(ctx.sessions) as session:
+    with autocommit(ctx.sessions) as session:
         task = store.claim_task(session, task_id, worker=ctx.hostname, pid=os.getpid(),
                                 lease_s=agents.lease_seconds, max_attempts=agents.max_attempts)
     if task is None:

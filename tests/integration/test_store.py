@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text, update
 
 from cca_core import store
-from cca_core.db import make_engine, make_session_factory, transaction
+from cca_core.db import autocommit, make_engine, make_session_factory, transaction
 from cca_core.models import Task
 from cca_core.outcome import Outcome
 
@@ -27,7 +27,8 @@ def new_task(sessions, **values) -> str:
 
 
 def claim(sessions, task_id, worker="w1", lease_s=30, max_attempts=3):
-    with transaction(sessions) as session:
+    """As the worker claims: one conditional UPDATE in an autocommit session."""
+    with autocommit(sessions) as session:
         return store.claim_task(session, task_id, worker=worker, pid=123, lease_s=lease_s,
                                 max_attempts=max_attempts)
 
@@ -44,6 +45,29 @@ def test_redelivered_message_does_not_run_agent_twice(sessions):
     first = claim(sessions, task_id, "w1")
     assert first is not None and first.attempts == 1 and first.worker == "w1"
     assert claim(sessions, task_id, "w2") is None
+
+
+def test_a_claim_in_autocommit_is_committed_at_once_and_the_pool_stays_transactional(
+    sessions, database_url,
+):
+    task_id = new_task(sessions)
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)  # one connection, reused
+    single = make_session_factory(engine)
+    try:
+        with autocommit(single) as session:
+            assert store.claim_task(session, task_id, worker="w1", pid=1, lease_s=30,
+                                    max_attempts=3) is not None
+            with transaction(sessions) as other:
+                assert store.get_task(other, task_id).status == "running"
+
+        with single() as session:
+            session.execute(update(Task).where(Task.id == store.parse_task_id(task_id))
+                            .values(worker="w2"))
+            session.rollback()
+    finally:
+        engine.dispose()
+    with transaction(sessions) as session:
+        assert store.get_task(session, task_id).worker == "w1"
 
 
 def test_a_running_task_whose_lease_expired_is_claimable_again(sessions):
