@@ -23,6 +23,9 @@ from cca_core.models import Task, TaskEvent
 from cca_core.outcome import Outcome
 
 NOW = func.now()
+# A run's writes come from short sessions that hold no Task objects to keep in step, so the
+# ORM's Python-side evaluation of each UPDATE's criteria would be pure cost.
+_NO_SYNC = {"synchronize_session": False}
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def claim_task(
                Task.attempts < max_attempts)
         .values(status="running", worker=worker, worker_pid=pid, attempts=Task.attempts + 1,
                 started_at=NOW, lease_expires_at=NOW + timedelta(seconds=lease_s))
-        .returning(Task)
+        .returning(Task), execution_options=_NO_SYNC
     ).one_or_none()
 
 
@@ -206,7 +209,7 @@ def renew_lease(
         update(Task)
         .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
         .values(lease_expires_at=NOW + timedelta(seconds=lease_s), **(progress or {}))
-        .returning(Task.cancel_requested_at)
+        .returning(Task.cancel_requested_at), execution_options=_NO_SYNC
     ).one_or_none()
     if cancel_requested_at is None:
         return Lease(owned=False, cancel_requested=True)
@@ -220,7 +223,7 @@ def finish_task(session: Session, task_id: str, attempt: int, outcome: Outcome) 
         update(Task)
         .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
         .values(**values, finished_at=NOW, lease_expires_at=None)
-        .returning(Task.id)
+        .returning(Task.id), execution_options=_NO_SYNC
     ).one_or_none()
     return finished is not None
 
