@@ -7,6 +7,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 from celery import Celery
@@ -43,10 +44,11 @@ def api_server(bench: Bench, processes: int = 2) -> Iterator[str]:
 
 
 @contextmanager
-def cca_worker(bench: Bench, name: str, max_agents: int) -> Iterator[Child]:
-    """Run ``cca worker`` with ``max_agents`` slots; yield it once it announced itself in
-    Redis."""
-    config = bench.write_config(name, max_agents=max_agents)
+def cca_worker(bench: Bench, name: str, max_agents: int,
+               standin: Path | None = None) -> Iterator[Child]:
+    """Run ``cca worker`` with ``max_agents`` slots (and ``standin`` as claude, by default the
+    instant one); yield it once it announced itself in Redis."""
+    config = bench.write_config(name, max_agents=max_agents, standin=standin)
     node = f"{name}@bench"
     argv = [sys.executable, "-m", "cca_cli.main", "worker", "--name", node]
     child = bench.children.start(name, argv, child_env(CCA_CONFIG=str(config)), bench.root)
@@ -59,15 +61,17 @@ def cca_worker(bench: Bench, name: str, max_agents: int) -> Iterator[Child]:
 
 
 @contextmanager
-def bare_worker(bench: Bench, name: str, concurrency: int) -> Iterator[Celery]:
-    """Run the baseline's Celery worker (prefork, ``concurrency`` processes); yield a
-    producer app for it once it ran a first task."""
+def bare_worker(bench: Bench, name: str, concurrency: int,
+                standin: Path | None = None) -> Iterator[Celery]:
+    """Run the baseline's Celery worker (prefork, ``concurrency`` processes, running
+    ``standin``); yield a producer app for it once it ran a first task."""
+    standin = standin or bench.standin
     env = child_env(BENCH_REDIS_URL=bench.redis_url, BENCH_WORKSPACE=str(bench.bare_workspace),
-                    BENCH_STANDIN=str(bench.standin))
+                    BENCH_STANDIN=str(standin))
     argv = [sys.executable, "-m", "celery", "-A", "bench.bare_worker", "worker", *WORKER_FLAGS,
             "--concurrency", str(concurrency), "--queues", QUEUE, "--hostname", f"{name}@bench"]
     child = bench.children.start(name, argv, env, REPO)
-    app = make_bare_celery(bench.redis_url, bench.bare_workspace, bench.standin)
+    app = make_bare_celery(bench.redis_url, bench.bare_workspace, standin)
     try:
         key = f"bench:ready:{uuid.uuid4().hex}"
         app.send_task(RECORD_START, args=[key], **OPTIONS)

@@ -27,6 +27,8 @@ from cca_core.migrate import upgrade
 from cca_core.settings import Settings
 from tests.support.toml import write as write_toml
 
+TURN_S = 0.1  # the stand-in's model turn in (c): shorter than any real claude run
+
 
 @dataclass
 class Bench:
@@ -38,7 +40,8 @@ class Bench:
     engine: Engine
     redis: redis.Redis
     children: Children
-    standin: Path
+    standin: Path  # answers at once
+    standin_turn: Path  # answers after one model turn (TURN_S)
     postgres_pid: int
     _task_values: dict[str, Any] | None = None
 
@@ -47,15 +50,16 @@ class Bench:
         """The roots of every process tree the benchmark runs (Postgres daemonizes)."""
         return (os.getpid(), self.postgres_pid)
 
-    def config_data(self, max_agents: int) -> dict[str, Any]:
+    def config_data(self, max_agents: int, standin: Path | None = None) -> dict[str, Any]:
         return cca_config(redis_url=self.redis_url, postgres_url=self.postgres_url,
-                          root=self.root, claude_path=self.standin, max_agents=max_agents)
+                          root=self.root, claude_path=standin or self.standin,
+                          max_agents=max_agents)
 
     def settings(self, max_agents: int = 2) -> Settings:
         return validate(self.config_data(max_agents))
 
-    def write_config(self, name: str, max_agents: int) -> Path:
-        return write_toml(self.root / f"{name}.toml", self.config_data(max_agents))
+    def write_config(self, name: str, max_agents: int, standin: Path | None = None) -> Path:
+        return write_toml(self.root / f"{name}.toml", self.config_data(max_agents, standin))
 
     @property
     def cca_workspace(self) -> Path:
@@ -99,6 +103,7 @@ def open_bench(keep: bool = False) -> Iterator[Bench]:
         yield Bench(root=root, redis_url=redis_server.url, postgres_url=postgres.url,
                     engine=engine, redis=redis.Redis.from_url(redis_server.url),
                     children=children, standin=standin.install(root),
+                    standin_turn=standin.install(root, TURN_S),
                     postgres_pid=postgres.server.get_pid())
     finally:
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT,

@@ -1,8 +1,9 @@
 """The stand-in for ``claude``: a bash script that records its own start time in
 ``./started`` (its working directory is the task's) and prints a minimal successful
-stream-json run. Bash starts in about a millisecond, where a Python stand-in took 8 ms, so
-the benchmark measures the fleet rather than the stand-in's interpreter. Also measures
-what starting it costs, directly and through cca's reaper shim.
+stream-json run: ``init``, then (after an optional model turn, ``sleep``) ``result``. Bash
+starts in about a millisecond, where a Python stand-in took 8 ms, so the benchmark measures
+the fleet rather than the stand-in's interpreter. Also measures what starting it costs,
+directly and through cca's reaper shim.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ STAMP = "started"
 # $EPOCHREALTIME (bash >= 5) is the time in microseconds; the newline marks a whole stamp.
 _SCRIPT = """#!/bin/bash
 printf '%s\\n' "$EPOCHREALTIME" > {stamp}
-printf '%s\\n' '{{"type":"system","subtype":"init","session_id":"s"}}' \\
-  '{{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":1,\
+printf '%s\\n' '{{"type":"system","subtype":"init","session_id":"s"}}'
+{turn}printf '%s\\n' '{{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":1,\
 "total_cost_usd":0,"usage":{{"input_tokens":1,"output_tokens":1}},"session_id":"s"}}'
 """
 
 
-def install(root: Path) -> Path:
-    """Write the executable stand-in into ``root``; return its path."""
-    path = root / "claude-standin"
-    path.write_text(_SCRIPT.format(stamp=STAMP))
+def install(root: Path, turn_s: float = 0.0) -> Path:
+    """Write the executable stand-in into ``root``; return its path. With ``turn_s`` it waits
+    that long (an external ``sleep``) between its two events, as claude waits for the model."""
+    path = root / (f"claude-standin-{turn_s * 1000:g}ms" if turn_s else "claude-standin")
+    turn = f"sleep {turn_s:g}\n" if turn_s else ""
+    path.write_text(_SCRIPT.format(stamp=STAMP, turn=turn))
     path.chmod(0o755)
     return path
 

@@ -2,7 +2,8 @@
 cca (``store.create_task`` + ``send_task`` as the API does, worker claims, spawns through the
 reaper, supervises, records events and the outcome) vs a bare prefork worker whose task runs
 ``subprocess.run([stand-in])`` and pushes its completion to Redis. Both workers stay up (on
-their own queues) while batches alternate."""
+their own queues) while batches alternate. Measured twice: with a stand-in that answers at
+once and with one that waits for a model turn."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -23,7 +26,7 @@ from bench.plan import Counts
 from bench.processes import Child
 from bench.producer import Producer, make_producer
 from bench.report import Section, latency_row, ms, percentile, rate_row
-from bench.servers import Bench
+from bench.servers import TURN_S, Bench
 from bench.tally import Tally
 from bench.waiting import BenchError, wait_until
 from cca_core.models import Task
@@ -31,18 +34,63 @@ from cca_core.models import Task
 TARGET = 0.8
 
 
+@dataclass
+class Comparison:
+    """Both sides' tallies, and each task's time in its slot, for one stand-in."""
+
+    cca: Tally = field(default_factory=Tally)
+    base: Tally = field(default_factory=Tally)
+    cca_slots: list[float] = field(default_factory=list)
+    base_slots: list[float] = field(default_factory=list)
+
+
 def measure(bench: Bench, counts: Counts) -> Section:
-    """Warm both workers with two tasks per slot, alternate batches, then profile cca's
-    runner in-process."""
+    """Compare with the stand-in answering at once, then with it answering after a model
+    turn; then profile cca's runner in-process."""
     values = bench.task_values()
+    at_once = _compare(bench, counts, values, bench.standin, "c")
+    after_turn = _compare(bench, counts, values, bench.standin_turn, "c-turn")
+    bench.reset()
+    profile = sections.profile(bench, values, counts.profile_tasks)
+    bench.reset()
+    turn = f"turn {TURN_S * 1000:g} ms"
+    return Section([
+        rate_row(f"(c) tasks/s (max_agents={counts.slots}), instant", at_once.cca.rate,
+                 at_once.base.rate, TARGET),
+        latency_row("(c) CPU ms per task, instant", at_once.cca.cpu_ms, at_once.base.cpu_ms),
+        latency_row("(c) time in slot p50 ms, instant", ms(percentile(at_once.cca_slots, 50)),
+                    ms(percentile(at_once.base_slots, 50))),
+        rate_row(f"(c) tasks/s (max_agents={counts.slots}), {turn}", after_turn.cca.rate,
+                 after_turn.base.rate, TARGET),
+        latency_row(f"(c) CPU ms per task, {turn}", after_turn.cca.cpu_ms,
+                    after_turn.base.cpu_ms),
+        latency_row(f"(c) time in slot p50 ms, {turn}", ms(percentile(after_turn.cca_slots, 50)),
+                    ms(percentile(after_turn.base_slots, 50))),
+    ], [
+        f"(c) {counts.tasks} tasks each in {counts.rounds} alternating batches after "
+        f"{2 * counts.slots} warm-up, once with the stand-in answering at once ('instant': "
+        f"the fleet's own cost per task against Celery's, all of it CPU on this machine) and "
+        f"once with it waiting {TURN_S * 1000:g} ms between its two events as claude waits "
+        f"for the model ('{turn}', still far shorter than any real run); cca submitted with "
+        f"store.create_task + send_task (the API's row and message, no HTTP), done = row "
+        f"succeeded, time in slot = claim → finish; baseline done = RPUSH at the end of the "
+        f"bare task.",
+        *profile,
+    ])
+
+
+def _compare(bench: Bench, counts: Counts, values: dict[str, Any], standin: Path,
+             name: str) -> Comparison:
+    """Warm both workers (running ``standin``) with two tasks per slot, then alternate
+    batches."""
     bench.reset()
     producer = make_producer(bench.settings(max_agents=counts.slots))
-    base, cca = Tally(), Tally()
-    base_slots: list[float] = []
-    cca_slots: list[float] = []
+    found = Comparison()
     try:
-        with bare_worker(bench, "bare-c", concurrency=counts.slots) as app, \
-                cca_worker(bench, "cca-c", max_agents=counts.slots) as worker:
+        with bare_worker(bench, f"bare-{name}", concurrency=counts.slots,
+                         standin=standin) as app, \
+                cca_worker(bench, f"cca-{name}", max_agents=counts.slots,
+                           standin=standin) as worker:
             def bare(n: int, tally: Tally, slots: list[float]) -> None:
                 _bare_batch(bench, app, n, tally, slots)
 
@@ -52,25 +100,11 @@ def measure(bench: Bench, counts: Counts) -> Section:
             for batch in (bare, real):
                 batch(2 * counts.slots, Tally(), [])
             for _ in range(counts.rounds):
-                bare(counts.tasks // counts.rounds, base, base_slots)
-                real(counts.tasks // counts.rounds, cca, cca_slots)
+                bare(counts.tasks // counts.rounds, found.base, found.base_slots)
+                real(counts.tasks // counts.rounds, found.cca, found.cca_slots)
     finally:
         producer.close()
-    bench.reset()
-    profile = sections.profile(bench, values, counts.profile_tasks)
-    bench.reset()
-    return Section([
-        rate_row(f"(c) tasks/s (max_agents={counts.slots})", cca.rate, base.rate, TARGET),
-        latency_row("(c) CPU ms per task", cca.cpu_ms, base.cpu_ms),
-        latency_row("(c) time in slot p50 ms", ms(percentile(cca_slots, 50)),
-                    ms(percentile(base_slots, 50))),
-    ], [
-        f"(c) {counts.tasks} tasks each in {counts.rounds} alternating batches after "
-        f"{2 * counts.slots} warm-up; cca submitted with store.create_task + send_task (the "
-        f"API's row and message, no HTTP), done = row succeeded, time in slot = claim → "
-        f"finish; baseline done = RPUSH at the end of the bare task.",
-        *profile,
-    ])
+    return found
 
 
 def _bare_batch(bench: Bench, app: Celery, n: int, tally: Tally, slots: list[float]) -> None:
