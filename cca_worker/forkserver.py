@@ -4,7 +4,8 @@ for each agent on request (Linux only; stdlib only, started as its own interpret
 Starting each shim as a fresh interpreter cost about 18 ms per agent; a fork of this idle
 process costs well under one. The server is the shims' parent, so each shim still gets
 SIGTERM when the server dies, and the server exits as soon as its socket reaches end of
-file, which the kernel makes happen when the pool process dies::
+file, which the kernel makes happen when the pool process dies. It is a subreaper too: if
+a shim is killed before its agent, the server adopts the agent and kills its tree::
 
     pool process ══ socket ══ fork server ── shim (subreaper) ── claude ── tools…
                                           ── shim ── claude ── …
@@ -26,6 +27,7 @@ import select
 import signal
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +36,7 @@ from cca_worker import reaper
 _HEADER = struct.Struct(">I")
 _STDIO_FDS = 3
 _MAX_MESSAGE = 64 << 20
+_ORPHANS_LIMIT_S = 10.0
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -72,6 +75,7 @@ def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
 def serve(fd: int) -> None:
     """Serve spawn and stop requests on the connected stream socket ``fd`` until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker, which ends us
+    reaper.make_subreaper()
     sock = socket.socket(fileno=fd)
     shims: dict[int, int] = {}  # pidfd -> pid, for every shim not yet reaped
     stopped: set[int] = set()
@@ -82,6 +86,8 @@ def serve(fd: int) -> None:
                 pid = shims.pop(pidfd)
                 os.close(pidfd)
                 _, status = os.waitpid(pid, 0)
+                if os.WIFSIGNALED(status):  # the shim may have died before its command
+                    _kill_orphans(set(shims.values()))
                 send(sock, {"exited": pid, "status": status, "stopped": pid in stopped})
                 stopped.discard(pid)
         if fd in ready:
@@ -126,6 +132,20 @@ def _become_shim(request: dict[str, Any], stdio: list[int], server: int) -> None
         os.write(2, f"cca-reaper: {exc}\n".encode(errors="replace"))
     finally:
         os._exit(code)
+
+
+def _kill_orphans(shims: set[int]) -> None:
+    """Kill the tree of every child that is not a shim: a command whose shim was killed
+    before it is adopted by this subreaper, and must not run on unwatched."""
+    server = os.getpid()
+    deadline = time.monotonic() + _ORPHANS_LIMIT_S
+    while time.monotonic() < deadline:
+        orphans = [pid for pid, (ppid, _) in reaper.process_table().items()
+                   if ppid == server and pid not in shims]
+        if not orphans:
+            return
+        for pid in orphans:
+            reaper.kill_tree(pid)
 
 
 def _close(fds: list[int]) -> None:

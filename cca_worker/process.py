@@ -14,13 +14,11 @@ behind, including the ``setsid`` shells of claude's Bash tool. If the shim itsel
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -43,7 +41,7 @@ __all__ = [
 
 STDERR_TAIL_BYTES = 4096
 _WAIT_MARGIN_S = 5.0
-_KILL_WAIT_S = 5.0
+_KILL_WAIT_S = 5.0  # after killing a hung shim's tree, for its exit to be reported
 _JOIN_S = 2.0
 _STDOUT_BUFFER = 1 << 16
 
@@ -145,7 +143,7 @@ class AgentProcess:
         limit = self._grace_s + _WAIT_MARGIN_S if timeout_s is None else timeout_s
         end = self._server.wait(self._pid, limit)
         if end is None:
-            _kill_tree(self._pid)
+            reaper.kill_tree(self._pid)
             end = self._server.wait(self._pid, _KILL_WAIT_S)
         if end is None:
             raise subprocess.TimeoutExpired(f"reaper shim {self._pid}", limit + _KILL_WAIT_S)
@@ -236,46 +234,3 @@ def _resolve(program: str, env: Mapping[str, str], cwd: str) -> str:
     if not os.access(path, os.X_OK):
         raise PermissionError(errno.EACCES, "program is not executable", path)
     return os.path.abspath(path)
-
-
-def _kill_tree(root: int) -> None:
-    """SIGKILL ``root`` and all its descendants, freezing the tree first so none escapes."""
-    stat = reaper.read_stat(root)
-    if stat is None:
-        return
-    # A stopped process cannot fork, and while the stopped shim lives, orphans below it
-    # still re-parent to it, so the set found this way is complete once it stops growing.
-    members = {root: stat[2]}
-    frontier = dict(members)
-    while frontier:
-        for pid, start in frontier.items():
-            _signal(pid, start, signal.SIGSTOP)
-        found = reaper.descendants(root)
-        frontier = {pid: start for pid, start in found.items() if pid not in members}
-        members.update(frontier)
-    for pid, start in members.items():
-        _signal(pid, start, signal.SIGKILL)
-    _reap_adopted([pid for pid in members if pid != root])
-
-
-def _signal(pid: int, start: int, sig: int) -> None:
-    stat = reaper.read_stat(pid)
-    if stat is not None and stat[2] == start:  # the pid was not reused meanwhile
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
-def _reap_adopted(pids: list[int]) -> None:
-    # If this process is a subreaper, the killed processes become its zombies.
-    deadline = time.monotonic() + _KILL_WAIT_S
-    pending = set(pids)
-    while pending and time.monotonic() < deadline:
-        for pid in list(pending):
-            stat = reaper.read_stat(pid)
-            if stat is None or stat[0] == "Z":
-                pending.discard(pid)
-        if pending:
-            time.sleep(0.01)
-    for pid in pids:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)

@@ -217,6 +217,20 @@ def test_wait_kills_the_whole_tree_when_the_shim_hangs(start: Start, pids: list[
     assert wait_until(lambda: all(is_gone(p) for p in [tree["pid"], *tree["grandchildren"]]))
 
 
+def test_a_shim_killed_before_its_agent_leaves_no_process_behind(start: Start,
+                                                                 pids: list[int]) -> None:
+    agent = start("tree", "sleep")
+    tree = json.loads(next_line(agent))
+    pids += [tree["pid"], *tree["grandchildren"]]
+
+    os.kill(agent.pid, signal.SIGKILL)
+
+    assert agent.wait().returncode == 128 + signal.SIGKILL
+    # Gone, not zombies of the fork server, which adopted them: it reaped them too.
+    assert wait_until(lambda: all(reaper.read_stat(p) is None
+                                  for p in [tree["pid"], *tree["grandchildren"]]))
+
+
 def test_agent_gets_exactly_the_env_and_cwd_passed_and_an_empty_stdin(
     tmp_path: Path,
 ) -> None:
@@ -247,6 +261,18 @@ def test_spawn_refuses_a_missing_or_non_executable_program(tmp_path: Path) -> No
         spawn(["./script"], env=env, cwd=str(tmp_path))
     with pytest.raises(FileNotFoundError):
         spawn([sys.executable], env=env, cwd=str(tmp_path / "missing"))
+
+
+def test_a_program_the_kernel_cannot_execute_ends_127_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "broken").write_text("#!/no/such/interpreter\n")
+    (tmp_path / "broken").chmod(0o755)
+
+    with spawn(["./broken"], env={"PATH": "/bin"}, cwd=str(tmp_path)) as agent:
+        assert read_until_eof(agent) == []
+        status = agent.wait()
+
+    assert (status.returncode, status.stopped) == (127, False)
+    assert "cannot run" in agent.stderr_tail and "broken" in agent.stderr_tail
 
 
 def test_shim_whose_parent_already_died_starts_nothing() -> None:
