@@ -192,6 +192,7 @@ _CLAIM = (
     .returning(Task)
     .execution_options(synchronize_session=False)
 )
+_INSERT_EVENTS = insert(TaskEvent.__table__)
 _FINISH = (
     update(Task)
     .where(Task.id == bindparam("finish_id"), Task.status == "running",
@@ -262,8 +263,8 @@ def append_events(
     if not events:
         return
     tid = parse_task_id(task_id)
-    session.execute(
-        insert(TaskEvent),
+    session.execute(  # the table, not the entity: the ORM's bulk insert costs more CPU
+        _INSERT_EVENTS,
         [
             {"task_id": tid, "attempt": attempt, "type": str(event.get("type", "unknown")),
              "subtype": event.get("subtype"), "data": event}
