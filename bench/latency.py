@@ -9,13 +9,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
 from celery import Celery
 from sqlalchemy import select
 
 from bench import standin
 from bench.bare import OPTIONS, RECORD_START
-from bench.config import BODY
+from bench.client import post_task
 from bench.launch import api_server, bare_worker, cca_worker
 from bench.plan import Counts
 from bench.processes import Child
@@ -56,13 +55,11 @@ def measure(bench: Bench, counts: Counts) -> Section:
     direct: list[float] = []
     spawns = bench.root / "spawn"
     with bare_worker(bench, "bare-b", concurrency=SLOTS) as app, api_server(bench) as url, \
-            cca_worker(bench, "cca-b", max_agents=SLOTS) as worker, \
-            httpx.Client(base_url=url, limits=httpx.Limits(max_keepalive_connections=0),
-                         timeout=TIMEOUT_S) as client:
-        _warm_slots(bench, client, worker)
+            cca_worker(bench, "cca-b", max_agents=SLOTS) as worker:
+        _warm_slots(bench, url, worker)
         for index in range(counts.latency_warmup + counts.latency_samples):
             base.append(_bare_once(bench, app, index))
-            samples.append(_cca_once(bench, client, worker))
+            samples.append(_cca_once(bench, url, worker))
             reaper.append(standin.start_latency_reaper(bench.standin, spawns / f"r{index}"))
             direct.append(standin.start_latency_direct(bench.standin, spawns / f"d{index}"))
     bench.reset()
@@ -94,18 +91,18 @@ def _bare_once(bench: Bench, app: Celery, index: int) -> float:
     return float(popped[1]) - before
 
 
-def _warm_slots(bench: Bench, client: httpx.Client, worker: Child) -> None:
+def _warm_slots(bench: Bench, url: str, worker: Child) -> None:
     """Run one task in each pool process of the cca worker (they build their connections on
     the first task), by submitting as many tasks at once as there are slots."""
-    warm = [_post(client) for _ in range(SLOTS)]
+    warm = [post_task(url, TIMEOUT_S) for _ in range(SLOTS)]
     wait_until(lambda: all(_finished(bench, task_id) for task_id in warm), timeout_s=TIMEOUT_S,
                what="the warm-up tasks", child=worker)
 
 
-def _cca_once(bench: Bench, client: httpx.Client, worker: Child) -> CcaSample:
+def _cca_once(bench: Bench, url: str, worker: Child) -> CcaSample:
     """POST a task, wait for its stand-in to start, then for its row to succeed."""
     submitted = time.time()
-    task_id = _post(client)
+    task_id = post_task(url, TIMEOUT_S)
     answered = time.time()
     workdir = bench.cca_workspace / task_id
     started = wait_until(lambda: standin.read_stamp(workdir), timeout_s=TIMEOUT_S,
@@ -113,13 +110,6 @@ def _cca_once(bench: Bench, client: httpx.Client, worker: Child) -> CcaSample:
     row = wait_until(lambda: _finished(bench, task_id), timeout_s=TIMEOUT_S,
                      what=f"task {task_id} to finish", child=worker, interval_s=0.002)
     return CcaSample(submitted, answered, row.inserted, row.claimed, started)
-
-
-def _post(client: httpx.Client) -> str:
-    response = client.post("/api/v1/tasks", json=BODY)
-    if response.status_code != 202:
-        raise BenchError(f"POST answered {response.status_code}: {response.text[:300]}")
-    return str(response.json()["id"])
 
 
 @dataclass(frozen=True)
@@ -149,12 +139,12 @@ def _notes(samples: Sequence[CcaSample], reaper: list[float], direct: list[float
 
     return [
         f"(b) {counts.latency_samples} tasks each, one at a time, baseline and cca alternating "
-        f"(after {counts.latency_warmup} warm-up), both workers -c {SLOTS}; cca: POST → the "
-        f"stand-in's recorded start, next POST once the row succeeded; baseline: apply_async "
-        f"→ the bare task's recorded start (BLPOP). The benchmark polls for the stand-in's "
-        f"file every 0.5 ms. Spawn, in turn with those, from this process: "
-        f"cca_worker.process.spawn (reaper shim) vs subprocess.run of the stand-in; 'minus the "
-        f"stand-in's own start' subtracts the direct spawn p50.",
+        f"(after {counts.latency_warmup} warm-up), both workers -c {SLOTS}; cca: POST "
+        f"(http.client, a new connection) → the stand-in's recorded start, next POST once "
+        f"the row succeeded; baseline: apply_async → the bare task's recorded start (BLPOP). "
+        f"The benchmark polls for the stand-in's file every 0.5 ms. Spawn, in turn with "
+        f"those, from this process: cca_worker.process.spawn (reaper shim) vs subprocess.run "
+        f"of the stand-in; 'minus the stand-in's own start' subtracts the direct spawn p50.",
         "(b) where cca's time goes, median of each phase (ms; the phases need not add up):",
         f"      POST → INSERT begins (HTTP, gunicorn, Flask, validation)  {p50(_to_insert):7.1f}",
         f"      INSERT → claim begins (commit, send_task, Redis, worker)  {p50(_to_claim):7.1f}",

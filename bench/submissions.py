@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
-
-from bench.config import BODY
+from bench.client import post_task
 from bench.cpu import cpu_spent
 from bench.launch import api_server
 from bench.parallel import Job, JobFactory, run_parallel
@@ -20,7 +18,6 @@ from bench.producer import Producer, make_producer
 from bench.report import Section, latency_row, rate_row
 from bench.servers import Bench
 from bench.tally import Tally
-from bench.waiting import BenchError
 
 TARGET = 0.7
 
@@ -47,13 +44,13 @@ def measure(bench: Bench, counts: Counts) -> Section:
         latency_row("(a) CPU ms per submission", cca.cpu_ms, base.cpu_ms),
     ], [
         f"(a) {counts.submissions} submissions each from {counts.client_threads} client "
-        f"threads in {counts.rounds} alternating rounds; cca: gunicorn sync, 2 processes, httpx "
-        f"with keep-alive off (sync workers close every connection anyway), rate limits checked "
-        f"but set too high to refuse; baseline: SQLAlchemy insert(Task) of the same non-NULL "
-        f"values + commit + send_task with the same options, on a pool and producer configured "
-        f"like the API's. CPU counts every process of the benchmark: the clients use "
-        f"{cca.own_cpu_ms:.2f} ms of cca's (httpx) and {base.own_cpu_ms:.2f} ms of the "
-        f"baseline's (the whole bare loop).",
+        f"threads in {counts.rounds} alternating rounds; cca: gunicorn sync, 2 processes, "
+        f"http.client, a connection per request (sync workers close every connection "
+        f"anyway), rate limits checked but set too high to refuse; baseline: SQLAlchemy "
+        f"insert(Task) of the same non-NULL values + commit + send_task with the same "
+        f"options, on a pool and producer configured like the API's. CPU counts every "
+        f"process of the benchmark: the clients use {cca.own_cpu_ms:.2f} ms of cca's "
+        f"(http.client) and {base.own_cpu_ms:.2f} ms of the baseline's (the whole bare loop).",
     ])
 
 
@@ -68,13 +65,9 @@ def _round(bench: Bench, counts: Counts, tally: Tally, make_job: JobFactory) -> 
 @contextmanager
 def _post(base_url: str) -> Iterator[Job]:
     """One client thread of cca's side: POST a task, expect 202."""
-    limits = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(base_url=base_url, limits=limits, timeout=30) as client:
-        def post() -> None:
-            response = client.post("/api/v1/tasks", json=BODY)
-            if response.status_code != 202:
-                raise BenchError(f"POST answered {response.status_code}: {response.text[:300]}")
-        yield post
+    def post() -> None:
+        post_task(base_url)
+    yield post
 
 
 @contextmanager

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Interval, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import Interval, Table, bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -192,7 +192,7 @@ _CLAIM = (
     .returning(Task)
     .execution_options(synchronize_session=False)
 )
-_INSERT_EVENTS = insert(TaskEvent.__table__)
+_INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__))
 _FINISH = (
     update(Task)
     .where(Task.id == bindparam("finish_id"), Task.status == "running",
