@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import pytest
 
-from cca_worker import reaper
+from cca_worker import forkserver, reaper
 from cca_worker.process import EOF, AgentProcess, spawn
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -295,6 +295,27 @@ def test_concurrent_spawns_from_many_threads_each_get_their_own_agent(tmp_path: 
         outputs = list(pool.map(run, range(16)))
 
     assert outputs == [[f"{i}:line-{n}" for n in range(3)] for i in range(16)]
+
+
+def test_a_request_that_fits_one_sendmsg_is_written_by_it_alone() -> None:
+    # A standby that got its whole request may close the socket at once; any further write
+    # on it (even of nothing) would then fail the spawn with EPIPE.
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def sendmsg(self, buffers: list[bytes], ancillary: Any) -> int:
+            self.calls.append("sendmsg")
+            return sum(len(buffer) for buffer in buffers)
+
+        def sendall(self, data: bytes) -> None:
+            self.calls.append(f"sendall {len(data)}")
+
+    recorder = Recorder()
+
+    forkserver.send(recorder, {"op": "spawn", "argv": ["x"]}, [0, 1, 2])  # type: ignore[arg-type]
+
+    assert recorder.calls == ["sendmsg"]
 
 
 def test_death_of_the_fork_server_stops_its_agents_and_the_next_spawn_starts_a_new_one(
