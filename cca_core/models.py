@@ -68,6 +68,15 @@ class Task(Base):
     cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Numeric(14, 6, asdecimal=False), default=0)
     num_turns: Mapped[int] = mapped_column(Integer, default=0)
+    # What the attempts before the current one spent; the usage columns above include it.
+    earlier_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    earlier_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    earlier_cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0,
+                                                                 server_default="0")
+    earlier_cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0,
+                                                                     server_default="0")
+    earlier_cost_usd: Mapped[float] = mapped_column(Numeric(14, 6, asdecimal=False), default=0,
+                                                    server_default="0")
     session_id: Mapped[str | None] = mapped_column(Text)
     permission_denials: Mapped[list[Any]] = mapped_column(JSONB, default=list)
 

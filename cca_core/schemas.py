@@ -41,6 +41,9 @@ class TaskCreate(BaseModel):
 
 
 class Usage(BaseModel):
+    """Tokens the task's agents used, summed over its attempts (a task re-run after its worker
+    died counts both runs); live while it runs."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_input_tokens: int = 0

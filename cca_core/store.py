@@ -178,6 +178,17 @@ def cancel_task(session: Session, task_id: str, owner: str | None = None) -> Tas
     raise Conflict(f"task {task_id} already ended as {task.status}", code="already_finished")
 
 
+# A run reports what it spent itself; the row keeps the sum over the task's attempts, so a
+# task re-run after its worker died shows (and counts against quotas) what both runs cost.
+_SUMMED = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+           "cache_creation_input_tokens", "cost_usd")
+
+
+def _plus_earlier(name: str, value: Any) -> Any:
+    """What to write to usage column ``name`` for a run that spent ``value``."""
+    return getattr(Task, f"earlier_{name}") + value if name in _SUMMED else value
+
+
 # The statements every run executes are built once, with bound parameters: building an ORM
 # statement costs more CPU than Postgres spends running it. No ORM synchronisation either:
 # a run's writes come from short sessions that hold no Task objects to keep in step.
@@ -188,7 +199,8 @@ _CLAIM = (
            Task.cancel_requested_at.is_(None), Task.attempts < bindparam("claim_max_attempts"))
     .values(status="running", worker=bindparam("claim_worker"), worker_pid=bindparam("claim_pid"),
             attempts=Task.attempts + 1, started_at=NOW,
-            lease_expires_at=NOW + bindparam("claim_lease", type_=Interval))
+            lease_expires_at=NOW + bindparam("claim_lease", type_=Interval),
+            **{f"earlier_{name}": getattr(Task, name) for name in _SUMMED})
     .returning(Task)
     .execution_options(synchronize_session=False)
 )
@@ -197,7 +209,8 @@ _FINISH = (
     update(Task)
     .where(Task.id == bindparam("finish_id"), Task.status == "running",
            Task.attempts == bindparam("finish_attempt"))
-    .values({**{name: bindparam(f"outcome_{name}") for name in Outcome.__dataclass_fields__},
+    .values({**{name: _plus_earlier(name, bindparam(f"outcome_{name}"))
+                for name in Outcome.__dataclass_fields__},
              "finished_at": NOW, "lease_expires_at": None})
     .returning(Task.id)
     .execution_options(synchronize_session=False)
@@ -221,12 +234,13 @@ def claim_task(
 def renew_lease(
     session: Session, task_id: str, attempt: int, lease_s: int, progress: dict[str, Any] | None = None
 ) -> Lease:
-    """Extend the lease of a run and record its progress (tokens, turns, cost so far);
-    tell whether it is still ours and whether to stop."""
+    """Extend the lease of a run and record its progress (tokens, turns, cost so far, added
+    to what earlier attempts spent); tell whether it is still ours and whether to stop."""
     cancel_requested_at = session.execute(
         update(Task)
         .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
-        .values(lease_expires_at=NOW + timedelta(seconds=lease_s), **(progress or {}))
+        .values(lease_expires_at=NOW + timedelta(seconds=lease_s),
+                **{name: _plus_earlier(name, value) for name, value in (progress or {}).items()})
         .returning(Task.cancel_requested_at), execution_options={"synchronize_session": False}
     ).one_or_none()
     if cancel_requested_at is None:
@@ -235,7 +249,8 @@ def renew_lease(
 
 
 def finish_task(session: Session, task_id: str, attempt: int, outcome: Outcome) -> bool:
-    """Record the one terminal status of a run. False if the run no longer owned the task."""
+    """Record the one terminal status of a run (its usage added to what earlier attempts
+    spent). False if the run no longer owned the task."""
     values = {f"outcome_{name}": value for name, value in asdict(outcome).items()}
     finished = session.execute(
         _FINISH, {"finish_id": parse_task_id(task_id), "finish_attempt": attempt, **values}

@@ -385,6 +385,8 @@ def test_task_of_a_killed_worker_runs_again_to_one_terminal_result(fleet, start_
              message="the sleep 32 tool to run")
     wait_for(lambda: [e for e in api.events(task["id"]) if blocks(e, "tool_use")], timeout_s=10,
              message="attempt 1 to record its tool call")
+    spent_first = api.wait_until(task["id"], lambda t: t["usage"]["input_tokens"] > 0, 10,
+                                 "attempt 1's heartbeat to record its usage")["usage"]
     victim = workers[running["worker"]]
     survivor = next(w for name, w in workers.items() if name != running["worker"])
     tree = descendants(victim.process.pid)
@@ -422,6 +424,9 @@ def test_task_of_a_killed_worker_runs_again_to_one_terminal_result(fleet, start_
     results = [e for e in events if e["type"] == "result"]
     assert len(results) == 1 and results[0] is last[-1]
     assert results[0]["data"]["result"] == "finished: second-attempt"
+    # What the killed first run spent stays counted, on top of the second run's own usage.
+    assert done["usage"]["input_tokens"] == (spent_first["input_tokens"]
+                                             + results[0]["data"]["usage"]["input_tokens"])
     # Stays ended: a later look shows the same single terminal status.
     assert api.get(task["id"]) == done
 

@@ -92,6 +92,33 @@ def test_the_old_run_cannot_finish_or_renew_after_losing_its_task(sessions):
         assert not store.finish_task(session, task_id, 2, Outcome(status="succeeded"))
 
 
+def test_a_re_run_task_keeps_what_every_attempt_spent(sessions):
+    task_id = new_task(sessions)
+    first = claim(sessions, task_id, "w1")
+    progress = {"input_tokens": 100, "output_tokens": 10, "cache_read_input_tokens": 5,
+                "cache_creation_input_tokens": 1, "num_turns": 2, "cost_usd": 0.5}
+    with transaction(sessions) as session:
+        assert store.renew_lease(session, task_id, first.attempts, 30, progress).owned
+    expire_lease(sessions, task_id)  # the first worker died mid-run
+    second = claim(sessions, task_id, "w2")
+    assert second is not None and second.attempts == 2
+    with transaction(sessions) as session:
+        store.renew_lease(session, task_id, 2, 30, {**progress, "input_tokens": 20})
+        assert store.get_task(session, task_id).input_tokens == 120
+
+    outcome = Outcome(status="succeeded", input_tokens=30, output_tokens=3,
+                      cache_read_input_tokens=2, cache_creation_input_tokens=1, cost_usd=0.25,
+                      num_turns=1)
+    with transaction(sessions) as session:
+        assert store.finish_task(session, task_id, 2, outcome)
+    with transaction(sessions) as session:
+        task = store.get_task(session, task_id)
+    assert (task.input_tokens, task.output_tokens, task.cache_read_input_tokens,
+            task.cache_creation_input_tokens) == (130, 13, 7, 2)
+    assert task.cost_usd == pytest.approx(0.75)
+    assert task.num_turns == 1  # the turns of the run that produced the result
+
+
 def test_a_cancelled_task_never_starts(sessions):
     task_id = new_task(sessions)
     with transaction(sessions) as session:
