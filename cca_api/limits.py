@@ -1,25 +1,20 @@
-"""Rate limits (per key and per client IP, counted in Redis so every API process shares
-them) and per-key quotas (concurrent tasks, tokens and USD per day, counted in Postgres)."""
+"""Rate limits per key and per client IP, counted in Redis so every API process shares them
+(per-key quotas are ``cca_core.quotas``)."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import time
-from datetime import UTC, datetime, timedelta
 
 import redis
 from flask import Request
-from sqlalchemy.orm import Session
 
 from cca_core.errors import QuotaExceeded
-from cca_core.keys import Quotas
 from cca_core.settings import SecuritySettings
-from cca_core.store import usage_today
 
 log = logging.getLogger(__name__)
 WINDOW_S = 60
-CONCURRENT_RETRY_S = 5
 
 
 def client_ip(request: Request, security: SecuritySettings) -> str:
@@ -64,27 +59,3 @@ def check_rate(client: redis.Redis, bucket: str, limit: int) -> None:
         raise QuotaExceeded(f"rate limit of {limit} requests per minute reached for {bucket}",
                             limit=bucket.split(":", 1)[0] + "_per_minute", retry_after_s=retry,
                             code="rate_limited")
-
-
-def check_quotas(session: Session, key_name: str, quotas: Quotas) -> None:
-    """Raise QuotaExceeded (naming the limit) when a new task would exceed a key's quota."""
-    if quotas == Quotas():
-        return
-    active, tokens, cost = usage_today(session, key_name)
-    if quotas.max_concurrent is not None and active >= quotas.max_concurrent:
-        raise QuotaExceeded(f"{active} tasks queued or running, the key's limit is "
-                            f"{quotas.max_concurrent}", limit="max_concurrent",
-                            retry_after_s=CONCURRENT_RETRY_S)
-    if quotas.tokens_per_day is not None and tokens >= quotas.tokens_per_day:
-        raise QuotaExceeded(f"{tokens} tokens used today, the key's limit is "
-                            f"{quotas.tokens_per_day}", limit="tokens_per_day",
-                            retry_after_s=_until_midnight())
-    if quotas.usd_per_day is not None and cost >= quotas.usd_per_day:
-        raise QuotaExceeded(f"${cost:.4f} spent today, the key's limit is ${quotas.usd_per_day}",
-                            limit="usd_per_day", retry_after_s=_until_midnight())
-
-
-def _until_midnight() -> int:
-    now = datetime.now(UTC)
-    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return int((midnight - now).total_seconds()) + 1

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 
 from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
-from cca_api.limits import check_quotas
 from cca_api.narrowing import check_narrowing
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import transaction
 from cca_core.errors import Forbidden, Invalid, NotFound
 from cca_core.names import ALL_STATUSES
+from cca_core.quotas import check_quotas
 from cca_core.schemas import (
     EventPage,
     TaskCreate,

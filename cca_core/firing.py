@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from cca_core import store
 from cca_core.catchup import plan_fires
-from cca_core.errors import Conflict, Invalid
+from cca_core.errors import Conflict, Invalid, QuotaExceeded
 from cca_core.models import Schedule, Task
+from cca_core.quotas import check_quotas, quotas_of
 from cca_core.schedule_store import active_runs, db_now, get_schedule, insert_run, lock_due
 from cca_core.schedules import timing_of
 from cca_core.schemas import TaskCreate
@@ -66,9 +67,11 @@ def fire_schedule(session: Session, schedule: Schedule, now: datetime, *, agents
 def run_now(session: Session, schedule_id: str, owner: str | None, *, agents: AgentSettings,
             default_queue: str) -> Task:
     """Create a task from the schedule at once, whatever its overlap policy and even when
-    paused; its next fire stays as it was. Raises NotFound, or Invalid when its template is
-    no longer valid for the fleet."""
+    paused; its next fire stays as it was. Raises NotFound, Invalid when its template is no
+    longer valid for the fleet, or QuotaExceeded when the schedule's creator is over a
+    quota."""
     schedule = get_schedule(session, schedule_id, owner, lock=True)
+    _check_creator_quotas(session, schedule)
     now = db_now(session)
     task = insert_run(session, run_values(schedule, now, agents, default_queue))
     if task is None:
@@ -104,8 +107,9 @@ def _fire(session: Session, schedule: Schedule, fire: datetime, now: datetime, *
             with contextlib.suppress(Conflict):  # it ended meanwhile: nothing to cancel
                 store.cancel_task(session, str(previous.id))
     try:
+        _check_creator_quotas(session, schedule)
         values = run_values(schedule, fire, agents, default_queue)
-    except Invalid as exc:
+    except (Invalid, QuotaExceeded) as exc:
         _skip(schedule, now, f"fire at {fire.isoformat()} skipped: {exc.message}")
         return None
     task = insert_run(session, values)
@@ -116,6 +120,13 @@ def _fire(session: Session, schedule: Schedule, fire: datetime, now: datetime, *
              fire.isoformat(), task.id)
     schedule.last_fire_at, schedule.last_task_id = fire, task.id
     return task
+
+
+def _check_creator_quotas(session: Session, schedule: Schedule) -> None:
+    """A schedule's tasks count against the key that created it, as if that key sent them:
+    raise QuotaExceeded when that key is over a quota."""
+    if schedule.created_by:
+        check_quotas(session, schedule.created_by, quotas_of(session, schedule.created_by))
 
 
 def _skip(schedule: Schedule, now: datetime, reason: str) -> None:

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from cca_core import firing, schedule_store, store
 from cca_core.db import make_engine, make_session_factory, transaction
 from cca_core.dispatch import celery_config
-from cca_core.errors import Invalid, NotFound
+from cca_core.errors import Invalid, NotFound, QuotaExceeded
+from cca_core.keys import Quotas, create_key
 from cca_core.models import Schedule, Task
 from cca_core.outcome import Outcome
 from cca_core.schedules import check_template
@@ -200,6 +201,26 @@ def test_run_now_fires_even_when_paused_and_only_for_the_owner(sessions, setting
     with pytest.raises(NotFound), transaction(sessions) as session:
         firing.run_now(session, schedule_id, "other-team", agents=settings.agents,
                        default_queue="cca")
+
+
+def test_fires_count_against_the_quotas_of_the_key_that_created_the_schedule(sessions,
+                                                                            settings):
+    with transaction(sessions) as session:
+        create_key(session, "tester", "submitter", tenant="team", quotas=Quotas(max_concurrent=1))
+    schedule_id = make_schedule(sessions, settings, interval_seconds=60, overlap="allow")
+    make_due(sessions, schedule_id)
+    [first] = fire(sessions, settings)
+
+    make_due(sessions, schedule_id)
+    assert fire(sessions, settings) == []
+    assert "the key's limit is 1" in get(sessions, schedule_id).last_skip_reason
+    with pytest.raises(QuotaExceeded), transaction(sessions) as session:
+        firing.run_now(session, schedule_id, "team", agents=settings.agents, default_queue="cca")
+
+    with transaction(sessions) as session:
+        store.cancel_task(session, str(first.id))
+    make_due(sessions, schedule_id)
+    assert len(fire(sessions, settings)) == 1
 
 
 def test_a_paused_schedule_never_fires_and_resumes_from_now(sessions, settings):

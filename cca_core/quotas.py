@@ -1,0 +1,51 @@
+"""Per-key quotas (concurrent tasks, tokens and USD per day), counted in Postgres from what
+agents really spent. Checked for every task a key causes: submitted through the API, or
+fired from a schedule the key created."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cca_core.errors import QuotaExceeded
+from cca_core.keys import Quotas
+from cca_core.models import ApiKey
+from cca_core.store import usage_today
+
+CONCURRENT_RETRY_S = 5
+
+
+def check_quotas(session: Session, key_name: str, quotas: Quotas) -> None:
+    """Raise QuotaExceeded (naming the limit) when a new task would exceed a key's quota."""
+    if quotas == Quotas():
+        return
+    active, tokens, cost = usage_today(session, key_name)
+    if quotas.max_concurrent is not None and active >= quotas.max_concurrent:
+        raise QuotaExceeded(f"{active} tasks queued or running, the key's limit is "
+                            f"{quotas.max_concurrent}", limit="max_concurrent",
+                            retry_after_s=CONCURRENT_RETRY_S)
+    if quotas.tokens_per_day is not None and tokens >= quotas.tokens_per_day:
+        raise QuotaExceeded(f"{tokens} tokens used today, the key's limit is "
+                            f"{quotas.tokens_per_day}", limit="tokens_per_day",
+                            retry_after_s=_until_midnight())
+    if quotas.usd_per_day is not None and cost >= quotas.usd_per_day:
+        raise QuotaExceeded(f"${cost:.4f} spent today, the key's limit is ${quotas.usd_per_day}",
+                            limit="usd_per_day", retry_after_s=_until_midnight())
+
+
+def quotas_of(session: Session, key_name: str) -> Quotas:
+    """The quotas of the managed key named ``key_name``; none for a key of the config (or a
+    revoked one, which creates nothing new through the API either)."""
+    row = session.scalars(select(ApiKey).where(ApiKey.name == key_name,
+                                               ApiKey.revoked_at.is_(None))).one_or_none()
+    if row is None:
+        return Quotas()
+    return Quotas(row.max_concurrent, row.tokens_per_day, row.usd_per_day)
+
+
+def _until_midnight() -> int:
+    now = datetime.now(UTC)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((midnight - now).total_seconds()) + 1
