@@ -28,12 +28,11 @@ _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from cca_worker.forkserver
 @dataclass(frozen=True)
 class ShimExit:
     """How a shim ended: its wait status, and whether a stop request reached it running.
-    ``lost`` means the fork server died first, so the status is unknown (reported as
-    SIGKILL); its shim got SIGTERM from the kernel and stopped its agent."""
+    If the fork server died first the status is unknown and reported as SIGKILL; the shim
+    got SIGTERM from the kernel and stopped its agent."""
 
     status: int
     stopped: bool
-    lost: bool = False
 
 
 class ForkServer:
@@ -94,7 +93,7 @@ class ForkServer:
             if pid in self._exits:
                 return self._exits.pop(pid)
             if pid not in self._running:
-                return ShimExit(signal.SIGKILL, stopped=False, lost=True)
+                return ShimExit(signal.SIGKILL, stopped=False)
             return None
 
     def close(self) -> None:

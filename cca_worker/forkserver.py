@@ -142,7 +142,6 @@ def _hand_over(standby: _Standby, request: dict[str, Any], fds: list[int],
     shim; the reply to send."""
     try:
         if len(fds) != _STDIO_FDS:
-            standby.sock.close()
             return {"error": f"expected {_STDIO_FDS} file descriptors, got {len(fds)}"}
         send(standby.sock, request, fds)
         shims[standby.pidfd] = standby.pid
