@@ -24,7 +24,8 @@ from cca_worker.events import EventSink
 
 # (owner, attribute, label, is a context manager); nested steps are indented in the label.
 STEPS: list[tuple[Any, str, str, bool]] = [
-    (runner, "transaction", "claim + finish (with last events) (Postgres)", True),
+    (runner, "autocommit", "claim (Postgres)", True),
+    (runner, "transaction", "finish, with the last events (Postgres)", True),
     (runner, "resolve_spec", "resolve_spec", False),
     (runner, "prepare_workdir", "prepare_workdir (mkdir)", False),
     (runner, "build_env", "build_env", False),

@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from cca_core.errors import CcaError, QuotaExceeded
@@ -14,6 +17,7 @@ log = logging.getLogger(__name__)
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large",
               415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}
+UNAVAILABLE_RETRY_S = 1
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
@@ -42,6 +46,19 @@ def init_app(app: Flask) -> None:
         response = error_response(status, HTTP_CODES.get(status, "error"), exc.description or exc.name)
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def _unavailable(exc: Exception) -> Response:
+        # Postgres or Redis unreachable, or a pooled connection lost to a restart: the
+        # request changed nothing (or, with an Idempotency-Key, is safe to repeat).
+        cause = exc.orig if isinstance(exc, OperationalError) else exc  # never the SQL text
+        log.warning("a backing service is unavailable: %s", cause)
+        response = error_response(503, "unavailable",
+                                  "Postgres or Redis is unavailable; retry shortly")
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_S)
         return response
 
     @app.errorhandler(Exception)

@@ -21,6 +21,8 @@ from cca_worker import forkserver
 log = logging.getLogger(__name__)
 
 _SPAWN_REPLY_S = 30.0
+# After a spawn, the next standby is forked this much later, not while the agent starts.
+_STANDBY_AFTER_S = 0.02
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from cca_worker.forkserver import serve; " \
         "serve(int(sys.argv[2]))"
 
@@ -50,7 +52,7 @@ class ForkServer:
         self._send_lock = threading.Lock()
         self._spawn_lock = threading.Lock()
         self._changed = threading.Condition()
-        self._replies: list[dict[str, Any]] = []
+        self._standby: _Standby | None = None
         self._exits: dict[int, ShimExit] = {}
         self._running: set[int] = set()
         self.alive = True
@@ -60,30 +62,23 @@ class ForkServer:
               stdio: tuple[int, int, int]) -> int:
         """Start a shim running ``argv`` (its program already resolved); return its pid.
         Raises OSError if the server cannot start it."""
-        request = {"op": "spawn", "argv": list(argv), "env": dict(env), "cwd": cwd,
-                   "grace_s": grace_s}
+        request = {"argv": list(argv), "env": dict(env), "cwd": cwd, "grace_s": grace_s}
         with self._spawn_lock:
-            with self._send_lock:
-                forkserver.send(self._sock, request, stdio)
-            with self._changed:
-                if not self._changed.wait_for(lambda: self._replies or not self.alive,
-                                              _SPAWN_REPLY_S):
-                    self._proc.kill()  # a late reply would answer the next request
-                    raise OSError(f"the fork server did not answer within {_SPAWN_REPLY_S:g}s")
-                if not self._replies:
-                    raise OSError("the fork server exited")
-                reply = self._replies.pop(0)
-        if "error" in reply:
-            raise OSError(reply["error"])
-        return int(reply["started"])
+            standby = self._take_standby()
+            try:
+                with standby.sock:
+                    forkserver.send(standby.sock, request, stdio)
+            except OSError as exc:
+                with self._changed:
+                    self._running.discard(standby.pid)
+                raise OSError(f"cannot start the shim: {exc}") from exc
+            finally:
+                self._send({"op": "standby", "used": standby.pid, "after_s": _STANDBY_AFTER_S})
+        return standby.pid
 
     def stop(self, pid: int) -> None:
         """Ask for SIGTERM to the shim ``pid`` if it still runs; return at once."""
-        try:
-            with self._send_lock:
-                forkserver.send(self._sock, {"op": "stop", "pid": pid})
-        except OSError:
-            pass  # the server is gone, and with it the shim got SIGTERM
+        self._send({"op": "stop", "pid": pid})
 
     def wait(self, pid: int, timeout_s: float) -> ShimExit | None:
         """How the shim ``pid`` ended, or None if it is still running after ``timeout_s``."""
@@ -97,22 +92,41 @@ class ForkServer:
             return None
 
     def close(self) -> None:
-        """Close this process's end (for a forked child: the parent still owns the server)."""
+        """Close this process's ends (for a forked child: the parent still owns the server)."""
         self._sock.close()
+        if self._standby is not None:
+            self._standby.sock.close()
+
+    def _take_standby(self) -> _Standby:
+        """The standby the server offered (asking for one if none is held), now counted as
+        a running shim. Raises OSError."""
+        with self._changed:
+            if self._standby is None:
+                self._send({"op": "standby", "used": None, "after_s": 0})
+            if not self._changed.wait_for(lambda: self._standby or not self.alive,
+                                          _SPAWN_REPLY_S):
+                self._proc.kill()
+                raise OSError(f"the fork server offered no standby within {_SPAWN_REPLY_S:g}s")
+            if self._standby is None:
+                raise OSError("the fork server exited")
+            standby, self._standby = self._standby, None
+            self._running.add(standby.pid)
+            return standby
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            with self._send_lock:
+                forkserver.send(self._sock, message)
+        except OSError:
+            pass  # the server is gone: its shims got SIGTERM, and the next spawn sees it
 
     def _read(self) -> None:
         try:
-            while (message := forkserver.receive(self._sock)[0]) is not None:
-                with self._changed:
-                    if "exited" in message:
-                        self._running.discard(message["exited"])
-                        self._exits[message["exited"]] = ShimExit(message["status"],
-                                                                  bool(message["stopped"]))
-                    else:
-                        if "started" in message:
-                            self._running.add(message["started"])
-                        self._replies.append(message)
-                    self._changed.notify_all()
+            while True:
+                message, fds = forkserver.receive(self._sock)
+                if message is None:
+                    break
+                self._take(message, fds)
         except (OSError, ValueError) as exc:
             log.warning("lost the fork server: %s", exc)
         with self._changed:
@@ -120,9 +134,39 @@ class ForkServer:
             if self._running:
                 log.warning("the fork server exited with %d shims running", len(self._running))
             self._running.clear()
+            if self._standby is not None:
+                self._standby.sock.close()
+                self._standby = None
             self._changed.notify_all()
         self._sock.close()
         self._proc.wait()
+
+    def _take(self, message: dict[str, Any], fds: list[int]) -> None:
+        """Keep an offered standby, or record how a child ended."""
+        with self._changed:
+            if "standby" in message and len(fds) == 1:
+                if self._standby is not None:
+                    self._standby.sock.close()
+                self._standby = _Standby(message["standby"], socket.socket(fileno=fds.pop()))
+            elif "exited" in message:
+                pid = message["exited"]
+                if self._standby is not None and self._standby.pid == pid:  # it died waiting
+                    self._standby.sock.close()
+                    self._standby = None
+                elif pid in self._running:
+                    self._running.discard(pid)
+                    self._exits[pid] = ShimExit(message["status"], bool(message["stopped"]))
+            for fd in fds:
+                os.close(fd)
+            self._changed.notify_all()
+
+
+@dataclass(frozen=True)
+class _Standby:
+    """A child of the server waiting for a spawn request on ``sock``."""
+
+    pid: int
+    sock: socket.socket
 
 
 _lock = threading.Lock()

@@ -2,23 +2,31 @@
 for each agent on request (Linux only; stdlib only, started as its own interpreter).
 
 Starting each shim as a fresh interpreter cost about 18 ms per agent; a fork of this idle
-process costs well under one, and the server even forks each shim ahead of its request (a
-standby waiting on a socket of its own), so a request costs a hand-over of the request and
-the agent's stdio, not a fork. The server is the shims' parent, so each shim still gets
-SIGTERM when the server dies, and the server exits as soon as its socket reaches end of
-file, which the kernel makes happen when the pool process dies. It is a subreaper too: if
-a shim is killed before its agent, the server adopts the agent and kills its tree::
+process costs well under one, and the server even forks each shim ahead of its request: a
+standby that waits on a socket of its own, whose other end the server hands to the pool
+process. A spawn is then one message from the pool process straight to the standby, which
+becomes the shim, not a fork and not a relay through the server; the server forks the next
+standby a little later (``after_s``, or once the shim exits if that is sooner), so that fork
+does not compete with the agent's start.
+
+The server is the shims' parent, so each shim still gets SIGTERM when the server dies, and
+the server exits as soon as its socket reaches end of file, which the kernel makes happen
+when the pool process dies. It is a subreaper too: if a shim is killed before its agent,
+the server adopts the agent and kills its tree::
 
     pool process ══ socket ══ fork server ── shim (subreaper) ── claude ── tools…
-                                          ── shim ── claude ── …
+         ╚════════ socket ════════════════── standby
 
-Messages on the socket, each a 4-byte big-endian length and a JSON object:
+Messages on each socket, each a 4-byte big-endian length and a JSON object:
 
-* pool → server: ``{"op": "spawn", "argv", "env", "cwd", "grace_s"}`` with the agent's stdin,
-  stdout and stderr attached as file descriptors; ``{"op": "stop", "pid"}``.
-* server → pool: ``{"started": pid}`` or ``{"error": message}`` for each spawn, in order;
-  ``{"exited": pid, "status": wait status, "stopped": bool}`` once a shim is reaped, where
-  ``stopped`` says whether a stop request reached it while it ran.
+* server → pool: ``{"standby": pid}`` with the pool's end of the standby's socket attached;
+  ``{"exited": pid, "status": wait status, "stopped": bool}`` once a child (a shim, or a
+  standby that died waiting) is reaped, where ``stopped`` says whether a stop request
+  reached it while it ran.
+* pool → server: ``{"op": "standby", "used": pid or null, "after_s"}`` (the standby ``pid``
+  was used, or none is held: fork the next one after ``after_s``); ``{"op": "stop", "pid"}``.
+* pool → standby: ``{"argv", "env", "cwd", "grace_s"}`` with the agent's stdin, stdout and
+  stderr attached.
 """
 
 from __future__ import annotations
@@ -77,86 +85,75 @@ def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
 
 
 def serve(fd: int) -> None:
-    """Serve spawn and stop requests on the connected stream socket ``fd`` until it closes."""
+    """Serve the pool process on the connected stream socket ``fd`` until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the worker, which ends us
     reaper.make_subreaper()
-    server = os.getpid()
     sock = socket.socket(fileno=fd)
-    shims: dict[int, int] = {}  # pidfd -> pid, for every shim not yet reaped
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the pool process died
+        _serve(sock)
+
+
+def _serve(sock: socket.socket) -> None:
+    server = os.getpid()
+    children: dict[int, int] = {}  # pidfd -> pid: the standby and every shim not yet reaped
     stopped: set[int] = set()
-    standby = _Standby(server)
+    standby: int | None = None  # the pid of the standby the pool holds, until it is used
+    fork_at: float | None = time.monotonic()  # when to fork the next standby
     while True:
-        ready, _, _ = select.select([fd, standby.pidfd, *shims], [], [])
-        if standby.pidfd in ready:  # it died waiting (killed): replace it
-            standby.discard()
-            standby = _Standby(server)
+        wait_s = None if fork_at is None else max(0.0, fork_at - time.monotonic())
+        ready, _, _ = select.select([sock.fileno(), *children], [], [], wait_s)
+        if fork_at is not None and time.monotonic() >= fork_at:
+            standby, fork_at = _offer_standby(sock, server, children), None
         for pidfd in ready:
-            if pidfd in shims:
-                pid = shims.pop(pidfd)
+            if pidfd in children:
+                pid = children.pop(pidfd)
                 os.close(pidfd)
                 _, status = os.waitpid(pid, 0)
-                if os.WIFSIGNALED(status):  # the shim may have died before its command
-                    _kill_orphans({*shims.values(), standby.pid})
+                if pid == standby:
+                    standby = None
+                elif fork_at is not None:  # its agent ended: a fork now competes with none
+                    fork_at = time.monotonic()
+                if os.WIFSIGNALED(status):  # a shim may have died before its command
+                    _kill_orphans(set(children.values()))
                 send(sock, {"exited": pid, "status": status, "stopped": pid in stopped})
                 stopped.discard(pid)
-        if fd in ready:
+        if sock.fileno() in ready:
             message, fds = receive(sock)
+            _close(fds)
             if message is None:
                 return
-            if message["op"] == "spawn":
-                reply = _hand_over(standby, message, fds, shims)
-                send(sock, reply)
-                if "error" in reply:
-                    standby.discard()
-                standby = _Standby(server)  # the next fork happens after the reply
-            elif message["op"] == "stop" and message["pid"] in shims.values():
+            if message["op"] == "standby":
+                standby = None if message["used"] == standby else standby
+                if standby is None:
+                    due = time.monotonic() + float(message["after_s"])
+                    fork_at = due if fork_at is None else min(fork_at, due)
+            elif message["op"] == "stop" and message["pid"] in children.values():
                 os.kill(message["pid"], signal.SIGTERM)  # not reaped yet, so still ours
                 stopped.add(message["pid"])
 
 
-class _Standby:
-    """A child forked ahead of the next spawn request, waiting for it on a socket of its own,
-    so that the request does not wait for a fork."""
-
-    def __init__(self, server: int) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            _await_request(theirs, server)
-        theirs.close()
-        self.pid, self.sock, self.pidfd = pid, ours, os.pidfd_open(pid)
-
-    def discard(self) -> None:
-        """Kill and reap it (a child never handed a request)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        os.close(self.pidfd)
-        self.sock.close()
-
-
-def _hand_over(standby: _Standby, request: dict[str, Any], fds: list[int],
-               shims: dict[int, int]) -> dict[str, Any]:
-    """Give ``request`` and ``fds`` (the agent's stdio) to the standby, which becomes its
-    shim; the reply to send."""
-    try:
-        if len(fds) != _STDIO_FDS:
-            return {"error": f"expected {_STDIO_FDS} file descriptors, got {len(fds)}"}
-        send(standby.sock, request, fds)
-        shims[standby.pidfd] = standby.pid
-        return {"started": standby.pid}
-    except OSError as exc:
-        return {"error": f"cannot start the shim: {exc}"}
-    finally:
-        _close(fds)
-        standby.sock.close()
+def _offer_standby(sock: socket.socket, server: int, children: dict[int, int]) -> int:
+    """Fork a standby, a child that waits for a spawn request on a socket of its own, and
+    send the pool process the other end; return its pid."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        _await_request(theirs, server)
+    theirs.close()
+    children[os.pidfd_open(pid)] = pid
+    with ours:
+        send(sock, {"standby": pid}, [ours.fileno()])
+    return pid
 
 
 def _await_request(sock: socket.socket, server: int) -> None:
-    """In a standby: keep only ``sock``, wait for a request on it and become its shim, or
-    exit when the server is gone."""
+    """In a standby: keep only ``sock``, wait for a request on it and become its shim; exit
+    when the pool process drops the socket or the server dies."""
     try:
+        reaper.set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != server:
+            os._exit(0)
         keep = sock.fileno()
         os.closerange(_STDIO_FDS, keep)  # the server's socket and pidfds
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
@@ -166,6 +163,10 @@ def _await_request(sock: socket.socket, server: int) -> None:
         os._exit(1)
     if request is None:
         os._exit(0)
+    if len(fds) != _STDIO_FDS:
+        os.write(2, f"cca-forkserver: expected {_STDIO_FDS} file descriptors, got "
+                    f"{len(fds)}\n".encode())
+        os._exit(127)
     _become_shim(request, fds, server)
 
 

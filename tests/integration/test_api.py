@@ -207,6 +207,17 @@ def test_health_is_503_when_redis_is_down(make_settings):
     assert body["status"] == "down" and body["redis"]["ok"] is False and body["postgres"]["ok"]
 
 
+@pytest.mark.parametrize(("down", "path"), [
+    ({"postgres": {"url": "postgresql://cca@127.0.0.1:1/cca"}}, "/api/v1/tasks"),
+    ({"redis": {"url": "redis://127.0.0.1:1/0"}}, "/api/v1/status"),  # queue depths
+], ids=["postgres", "redis"])
+def test_an_unreachable_backing_service_is_a_503_that_says_so(make_settings, down, path):
+    client = create_app(make_settings(**down)).test_client()
+    response = client.get(path)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["error"]["code"] == "unavailable"
+
+
 def test_status_counts_tasks_and_queue_depth(client):
     submit(client)
     submit(client, priority="critical")
