@@ -10,11 +10,10 @@ from typing import Any
 
 from celery import Celery
 from sqlalchemy import Engine, delete, func, insert, inspect, select
-from sqlalchemy.orm import Session, sessionmaker
 
 from bench.waiting import BenchError
 from cca_core import store
-from cca_core.db import make_engine, make_session_factory, transaction
+from cca_core.db import autocommit, make_engine
 from cca_core.dispatch import celery_config, message_options
 from cca_core.models import Task
 from cca_core.names import RUN_AGENT_TASK
@@ -22,6 +21,7 @@ from cca_core.settings import Settings
 
 # Set per row by the database or at insert time, never copied from the template.
 _FRESH = frozenset({"id", "created_at", "sent_at"})
+_INSERT_BARE = insert(Task).values(sent_at=func.now())
 
 
 @dataclass
@@ -29,20 +29,22 @@ class Producer:
     """The API's Postgres pool and Celery producer settings, without Flask."""
 
     engine: Engine
-    sessions: sessionmaker[Session]
     celery: Celery
 
     def insert_bare(self, values: dict[str, Any]) -> None:
-        """INSERT the row (no RETURNING, no ORM session), commit, send the message."""
+        """INSERT the row (one statement that commits itself: no RETURNING, no ORM session,
+        no BEGIN or COMMIT), send the message."""
         task_id = uuid.uuid4()
-        with self.engine.begin() as connection:
-            connection.execute(insert(Task).values(id=task_id, sent_at=func.now(), **values))
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(_INSERT_BARE, {"id": task_id, **{
+                Task.__mapper__.columns[key].key: value for key, value in values.items()}})
         self._send(str(task_id), values)
 
     def create(self, values: dict[str, Any]) -> str:
-        """``store.create_task`` in a transaction, then the message; return the task id."""
-        with transaction(self.sessions) as session:
-            task, _ = store.create_task(session, values)
+        """``store.create_task`` as the API runs it (autocommit), then the message; return
+        the task id."""
+        with autocommit(self.engine) as connection:
+            task, _ = store.create_task(connection, values)
         self._send(str(task.id), values)
         return str(task.id)
 
@@ -63,7 +65,7 @@ def make_producer(settings: Settings) -> Producer:
                          max_overflow=max(0, pg.max_connections - pg.pool_size))
     celery = Celery("bench-producer")
     celery.conf.update(celery_config(settings.redis.url, 3600))
-    return Producer(engine, make_session_factory(engine), celery)
+    return Producer(engine, celery)
 
 
 def api_row(settings: Settings, body: dict[str, Any]) -> dict[str, Any]:

@@ -18,24 +18,24 @@ from bench.report import ms, percentile
 from bench.servers import Bench
 from bench.waiting import BenchError
 from cca_core import store
-from cca_core.db import make_engine, make_session_factory, transaction
-from cca_worker import events, runner
+from cca_core.db import autocommit, make_engine
+from cca_worker import runner
 from cca_worker.events import EventSink
 
 # (owner, attribute, label, is a context manager); nested steps are indented in the label.
 STEPS: list[tuple[Any, str, str, bool]] = [
     (runner, "autocommit", "claim (Postgres)", True),
-    (runner, "transaction", "finish, with the last events (Postgres)", True),
     (runner, "resolve_spec", "resolve_spec", False),
     (runner, "prepare_workdir", "prepare_workdir (mkdir)", False),
     (runner, "build_env", "build_env", False),
     (runner, "_config_dir", "per-slot CLAUDE_CONFIG_DIR (mkdir)", False),
-    (runner, "spawn", "spawn (request to the fork server)", False),
+    (runner, "spawn", "spawn (request to the standby)", False),
     (runner, "supervise", "supervise (shim + stand-in run, read loop)", False),
-    (events, "transaction", "  of which: events INSERT during the run", True),
-    (EventSink, "publish", "events XADD (Redis)", False),
+    (EventSink, "flush", "  of which: events written during the run", False),
     (runner.budget, "record", "budget.record (Redis)", False),
     (runner, "decide", "decide", False),
+    (runner, "_finish", "finish: last events + outcome (Postgres), XADD", False),
+    (EventSink, "publish", "  of which: events XADD (Redis)", False),
 ]
 TOTAL, CPU = "total", "cpu"
 
@@ -45,7 +45,7 @@ def profile(bench: Bench, values: dict[str, Any], n: int) -> list[str]:
     settings = bench.settings()
     engine = make_engine(bench.postgres_url, pool_size=2, max_overflow=2)
     ctx = runner.WorkerContext(settings=settings, hostname="profile@bench", slot=0,
-                               sessions=make_session_factory(engine),
+                               engine=engine,
                                redis=redis.Redis.from_url(bench.redis_url))
     current: dict[str, float] = defaultdict(float)
     try:
@@ -88,8 +88,8 @@ def _run(ctx: runner.WorkerContext, values: dict[str, Any]) -> None:
 
 
 def _create(ctx: runner.WorkerContext, values: dict[str, Any]) -> str:
-    with transaction(ctx.sessions) as session:
-        task, _ = store.create_task(session, values)
+    with autocommit(ctx.engine) as connection:
+        task, _ = store.create_task(connection, values)
     return str(task.id)
 
 

@@ -1,4 +1,4 @@
-"""(a) Submissions/s: ``POST /api/v1/tasks`` through gunicorn vs a bare INSERT + commit +
+"""(a) Submissions/s: ``POST /api/v1/tasks`` through gunicorn vs a bare INSERT (autocommit) +
 ``send_task`` loop, from the same number of client threads, in interleaved rounds. No worker
 runs: tasks queue."""
 
@@ -47,7 +47,8 @@ def measure(bench: Bench, counts: Counts) -> Section:
         f"threads in {counts.rounds} alternating rounds; cca: gunicorn sync, 2 processes, "
         f"http.client, a connection per request (sync workers close every connection "
         f"anyway), rate limits checked but set too high to refuse; baseline: SQLAlchemy "
-        f"insert(Task) of the same non-NULL values + commit + send_task with the same "
+        f"insert(Task) of the same non-NULL values in autocommit (one round trip, as the API "
+        f"inserts a task without a parent) + send_task with the same "
         f"options, on a pool and producer configured like the API's. CPU counts every "
         f"process of the benchmark: the clients use {cca.own_cpu_ms:.2f} ms of cca's "
         f"(http.client) and {base.own_cpu_ms:.2f} ms of the baseline's (the whole bare loop).",

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
@@ -65,11 +65,11 @@ def submit() -> tuple[dict[str, Any], int]:
               "created_by": principal.name}
     # A child is counted and inserted under its parent's row lock, in one transaction; any
     # other task is one INSERT, which commits by itself (saving the BEGIN and COMMIT trips).
-    with (transaction if body.parent_id else autocommit)(res.sessions) as session:
-        check_quotas(session, principal.name, principal.quotas)
+    with res.engine.begin() if body.parent_id else autocommit(res.engine) as connection:
+        check_quotas(connection, principal.name, principal.quotas)
         if body.parent_id:
-            values["depth"] = child_depth(session, str(body.parent_id), res, principal.scope())
-        task, created = store.create_task(session, values, idempotency_key=key)
+            values["depth"] = child_depth(connection, str(body.parent_id), res, principal.scope())
+        task, created = store.create_task(connection, values, idempotency_key=key)
     if created:
         enqueue(res.celery, task)
     return task_view(task).model_dump(mode="json"), 202 if created else 200
@@ -84,12 +84,12 @@ def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> 
     return values
 
 
-def child_depth(session: Session, parent_id: str, res: Resources, scope: str | None) -> int:
+def child_depth(connection: Connection, parent_id: str, res: Resources, scope: str | None) -> int:
     """Depth of a new child of ``parent_id``. Raises Invalid when the tree would grow deeper
     or wider than the fleet allows: agents that submit agents must not fan out unbounded."""
     agents = res.settings.agents
     try:
-        parent, children = store.lock_parent(session, parent_id)
+        parent, children = store.lock_parent(connection, parent_id)
         if scope is not None and parent.owner != scope:
             raise NotFound(parent_id)
     except NotFound:

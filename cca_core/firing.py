@@ -126,7 +126,8 @@ def _check_creator_quotas(session: Session, schedule: Schedule) -> None:
     """A schedule's tasks count against the key that created it, as if that key sent them:
     raise QuotaExceeded when that key is over a quota."""
     if schedule.created_by:
-        check_quotas(session, schedule.created_by, quotas_of(session, schedule.created_by))
+        check_quotas(session.connection(), schedule.created_by,
+                     quotas_of(session, schedule.created_by))
 
 
 def _skip(schedule: Schedule, now: datetime, reason: str) -> None:

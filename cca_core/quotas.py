@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from cca_core.errors import QuotaExceeded
@@ -17,11 +17,11 @@ from cca_core.store import usage_today
 CONCURRENT_RETRY_S = 5
 
 
-def check_quotas(session: Session, key_name: str, quotas: Quotas) -> None:
+def check_quotas(connection: Connection, key_name: str, quotas: Quotas) -> None:
     """Raise QuotaExceeded (naming the limit) when a new task would exceed a key's quota."""
     if quotas == Quotas():
         return
-    active, tokens, cost = usage_today(session, key_name)
+    active, tokens, cost = usage_today(connection, key_name)
     if quotas.max_concurrent is not None and active >= quotas.max_concurrent:
         raise QuotaExceeded(f"{active} tasks queued or running, the key's limit is "
                             f"{quotas.max_concurrent}", limit="max_concurrent",

@@ -135,7 +135,7 @@ def insert_run(session: Session, values: dict[str, Any]) -> Task | None:
     """
     try:
         with session.begin_nested():
-            task, _ = store.create_task(session, values)
+            task, _ = store.create_task(session.connection(), values)
     except IntegrityError as exc:
         if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == DEDUPE_INDEX:
             return None

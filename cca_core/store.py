@@ -14,7 +14,19 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Interval, Table, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Interval,
+    Row,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -23,6 +35,19 @@ from cca_core.models import Task, TaskEvent
 from cca_core.outcome import Outcome
 
 NOW = func.now()
+# Every column of a task, labelled with its attribute's name: a row of them read through a
+# Connection becomes a detached Task (see ``_task``).
+_TASK_COLUMNS = [column.label(key) for key, column in Task.__mapper__.columns.items()]
+
+
+# Attribute name -> column name (``meta`` is the ``metadata`` column), for the parameters of
+# a Core statement: a key that names no column raises instead of being ignored.
+_COLUMN_NAMES = {key: column.key for key, column in Task.__mapper__.columns.items()}
+
+
+def _task(row: Row[Any]) -> Task:
+    """A detached Task holding ``row`` (of ``_TASK_COLUMNS``)."""
+    return Task(**row._mapping)
 
 
 @dataclass(frozen=True)
@@ -41,48 +66,51 @@ def parse_task_id(value: str) -> uuid.UUID:
         raise NotFound(f"task {value} not found") from None
 
 
-# Built once, the row given as parameters: building the statement around each row's values
-# cost more CPU than Postgres spends inserting it.
-_INSERT_TASK = insert(Task).values(sent_at=NOW).returning(Task)
+# Built once, the row given as parameters, run on a Connection: building the statement
+# around each row's values, or an ORM Session's bookkeeping, cost more CPU than Postgres
+# spends inserting the row.
+_INSERT_TASK = insert(Task).values(sent_at=NOW).returning(*_TASK_COLUMNS)
 _INSERT_TASK_ONCE = (
     pg_insert(Task)
     .values(sent_at=NOW)
     .on_conflict_do_nothing(index_elements=["idempotency_key"],
                             index_where=text("idempotency_key IS NOT NULL"))
-    .returning(Task)
+    .returning(*_TASK_COLUMNS)
 )
 
 
 def create_task(
-    session: Session, values: dict[str, Any], idempotency_key: str | None = None
+    connection: Connection, values: dict[str, Any], idempotency_key: str | None = None
 ) -> tuple[Task, bool]:
     """Insert a queued task; with an idempotency key, return the existing task instead.
 
-    Returns (task, created).
+    Returns (task, created); the task is detached.
     """
-    row = {"id": uuid.uuid4(), "status": "queued", **values}
+    row = {_COLUMN_NAMES[key]: value
+           for key, value in {"id": uuid.uuid4(), "status": "queued", **values}.items()}
     if idempotency_key is None:
-        return session.scalars(_INSERT_TASK, row).one(), True
-    created = session.scalars(_INSERT_TASK_ONCE,
-                              {**row, "idempotency_key": idempotency_key}).one_or_none()
+        return _task(connection.execute(_INSERT_TASK, row).one()), True
+    created = connection.execute(_INSERT_TASK_ONCE,
+                                 {**row, "idempotency_key": idempotency_key}).one_or_none()
     if created is not None:
-        return created, True
-    existing = session.scalars(select(Task).where(Task.idempotency_key == idempotency_key)).one()
-    return existing, False
+        return _task(created), True
+    existing = connection.execute(select(*_TASK_COLUMNS)
+                                  .where(Task.idempotency_key == idempotency_key)).one()
+    return _task(existing), False
 
 
-def lock_parent(session: Session, parent_id: str) -> tuple[Task, int]:
+def lock_parent(connection: Connection, parent_id: str) -> tuple[Task, int]:
     """Lock a parent task for adding a child; return it with its number of children.
 
     The row lock serialises concurrent submissions of children of the same parent.
     """
-    parent = session.scalars(
-        select(Task).where(Task.id == parse_task_id(parent_id)).with_for_update()
+    parent = connection.execute(
+        select(*_TASK_COLUMNS).where(Task.id == parse_task_id(parent_id)).with_for_update()
     ).one_or_none()
     if parent is None:
         raise NotFound(f"parent task {parent_id} not found")
-    children = session.scalar(select(func.count()).where(Task.parent_id == parent.id)) or 0
-    return parent, children
+    children = connection.scalar(select(func.count()).where(Task.parent_id == parent.id)) or 0
+    return _task(parent), children
 
 
 def get_task(session: Session, task_id: str | uuid.UUID, owner: str | None = None) -> Task:
@@ -94,13 +122,13 @@ def get_task(session: Session, task_id: str | uuid.UUID, owner: str | None = Non
     return task
 
 
-def usage_today(session: Session, created_by: str) -> tuple[int, int, float]:
+def usage_today(connection: Connection, created_by: str) -> tuple[int, int, float]:
     """(active tasks, tokens, USD) of the tasks a key created since midnight UTC; tokens and
     cost are what the agents really spent (live while they run)."""
     midnight = func.date_trunc("day", func.timezone("UTC", NOW))
-    active = session.scalar(select(func.count()).where(
+    active = connection.scalar(select(func.count()).where(
         Task.created_by == created_by, Task.status.in_(("queued", "running")))) or 0
-    tokens, cost = session.execute(select(
+    tokens, cost = connection.execute(select(
         func.coalesce(func.sum(Task.input_tokens + Task.output_tokens
                                + Task.cache_creation_input_tokens), 0),
         func.coalesce(func.sum(Task.cost_usd), 0),
@@ -205,8 +233,7 @@ _CLAIM = (
             attempts=Task.attempts + 1, started_at=NOW,
             lease_expires_at=NOW + bindparam("claim_lease", type_=Interval),
             **{f"earlier_{name}": getattr(Task, name) for name in _SUMMED})
-    .returning(Task)
-    .execution_options(synchronize_session=False)
+    .returning(*_TASK_COLUMNS)
 )
 _INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__))
 _FINISH = (
@@ -217,46 +244,48 @@ _FINISH = (
                 for name in Outcome.__dataclass_fields__},
              "finished_at": NOW, "lease_expires_at": None})
     .returning(Task.id)
-    .execution_options(synchronize_session=False)
 )
 
 
 def claim_task(
-    session: Session, task_id: str, *, worker: str, pid: int, lease_s: int, max_attempts: int
+    connection: Connection, task_id: str, *, worker: str, pid: int, lease_s: int,
+    max_attempts: int,
 ) -> Task | None:
     """Take a queued task, or a running one whose lease expired, for one run.
 
-    Returns the claimed task, or None when another run owns it, it ended, it was cancelled
-    or it used up its attempts.
+    Returns the claimed task (detached), or None when another run owns it, it ended, it was
+    cancelled or it used up its attempts.
     """
-    return session.scalars(_CLAIM, {
+    claimed = connection.execute(_CLAIM, {
         "claim_id": parse_task_id(task_id), "claim_max_attempts": max_attempts,
         "claim_worker": worker, "claim_pid": pid, "claim_lease": timedelta(seconds=lease_s),
     }).one_or_none()
+    return None if claimed is None else _task(claimed)
 
 
 def renew_lease(
-    session: Session, task_id: str, attempt: int, lease_s: int, progress: dict[str, Any] | None = None
+    connection: Connection, task_id: str, attempt: int, lease_s: int,
+    progress: dict[str, Any] | None = None,
 ) -> Lease:
     """Extend the lease of a run and record its progress (tokens, turns, cost so far, added
     to what earlier attempts spent); tell whether it is still ours and whether to stop."""
-    cancel_requested_at = session.execute(
+    cancel_requested_at = connection.execute(
         update(Task)
         .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
         .values(lease_expires_at=NOW + timedelta(seconds=lease_s),
                 **{name: _plus_earlier(name, value) for name, value in (progress or {}).items()})
-        .returning(Task.cancel_requested_at), execution_options={"synchronize_session": False}
+        .returning(Task.cancel_requested_at)
     ).one_or_none()
     if cancel_requested_at is None:
         return Lease(owned=False, cancel_requested=True)
     return Lease(owned=True, cancel_requested=cancel_requested_at[0] is not None)
 
 
-def finish_task(session: Session, task_id: str, attempt: int, outcome: Outcome) -> bool:
+def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Outcome) -> bool:
     """Record the one terminal status of a run (its usage added to what earlier attempts
     spent). False if the run no longer owned the task."""
     values = {f"outcome_{name}": value for name, value in asdict(outcome).items()}
-    finished = session.execute(
+    finished = connection.execute(
         _FINISH, {"finish_id": parse_task_id(task_id), "finish_attempt": attempt, **values}
     ).one_or_none()
     return finished is not None
@@ -276,13 +305,13 @@ def expire_task(session: Session, task_id: str) -> bool:
 
 
 def append_events(
-    session: Session, task_id: str, attempt: int, events: Sequence[dict[str, Any]]
+    connection: Connection, task_id: str, attempt: int, events: Sequence[dict[str, Any]]
 ) -> None:
     """Persist stream-json events in order."""
     if not events:
         return
     tid = parse_task_id(task_id)
-    session.execute(  # the table, not the entity: the ORM's bulk insert costs more CPU
+    connection.execute(  # the table, not the entity: the ORM's bulk insert costs more CPU
         _INSERT_EVENTS,
         [
             {"task_id": tid, "attempt": attempt, "type": str(event.get("type", "unknown")),

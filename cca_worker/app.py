@@ -10,7 +10,7 @@ import redis
 from billiard import current_process  # type: ignore[import-untyped]
 from celery import Celery, signals
 
-from cca_core.db import make_engine, make_session_factory
+from cca_core.db import make_engine
 from cca_core.dispatch import celery_config
 from cca_core.logs import configure_logging
 from cca_core.names import RUN_AGENT_TASK
@@ -55,7 +55,7 @@ def _context(settings: Settings, hostname: str) -> WorkerContext:
         _contexts.clear()
         _contexts[pid] = WorkerContext(
             settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
-            sessions=make_session_factory(engine),
+            engine=engine,
             redis=redis.Redis.from_url(settings.redis.url, socket_timeout=10),
         )
     return _contexts[pid]

@@ -7,10 +7,9 @@ import logging
 from typing import Any
 
 import redis
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine
 
 from cca_core import store
-from cca_core.db import transaction
 from cca_core.names import events_stream_key
 
 log = logging.getLogger(__name__)
@@ -20,10 +19,10 @@ class EventSink:
     """Buffers events and writes them in batches; ``flush`` is called by the supervisor."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], redis_client: redis.Redis, task_id: str,
+        self, engine: Engine, redis_client: redis.Redis, task_id: str,
         attempt: int, *, ttl_s: int, max_events: int,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine
         self._redis = redis_client
         self._task_id = task_id
         self._attempt = attempt
@@ -39,15 +38,15 @@ class EventSink:
         Redis is best effort."""
         if not self._pending:
             return
-        with transaction(self._sessions) as session:
-            batch = self.stage(session)
+        with self._engine.begin() as connection:
+            batch = self.stage(connection)
         self.publish(batch)
 
-    def stage(self, session: Session) -> list[dict[str, Any]]:
-        """Add what is buffered to ``session``'s transaction (the run's last events join
+    def stage(self, connection: Connection) -> list[dict[str, Any]]:
+        """Add what is buffered to ``connection``'s transaction (the run's last events join
         its finishing write); return it for :meth:`publish` once committed."""
         batch, self._pending = self._pending, []
-        store.append_events(session, self._task_id, self._attempt, batch)
+        store.append_events(connection, self._task_id, self._attempt, batch)
         return batch
 
     def publish(self, batch: list[dict[str, Any]]) -> None:

@@ -11,10 +11,10 @@ from functools import partial
 from pathlib import Path
 
 import redis
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
 from cca_core import store
-from cca_core.db import autocommit, transaction
+from cca_core.db import autocommit
 from cca_core.errors import Invalid
 from cca_core.outcome import Outcome
 from cca_core.settings import Settings
@@ -40,7 +40,7 @@ class WorkerContext:
     settings: Settings
     hostname: str
     slot: int
-    sessions: sessionmaker[Session]
+    engine: Engine
     redis: redis.Redis
 
 
@@ -48,8 +48,8 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
     """Run the task if this delivery can claim it. Returns the terminal status, or None when
     the task was not ours to run (finished, cancelled, owned by a live run)."""
     agents = ctx.settings.agents
-    with autocommit(ctx.sessions) as session:
-        task = store.claim_task(session, task_id, worker=ctx.hostname, pid=os.getpid(),
+    with autocommit(ctx.engine) as connection:
+        task = store.claim_task(connection, task_id, worker=ctx.hostname, pid=os.getpid(),
                                 lease_s=agents.lease_seconds, max_attempts=agents.max_attempts)
     if task is None:
         log.info("task %s: not claimable, skipping this delivery", task_id)
@@ -63,7 +63,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
     except Invalid as exc:
         outcome = Outcome(status="failed", error_code=exc.code, error_message=exc.message)
         return _finish(ctx, task_id, attempt, outcome)
-    sink = EventSink(ctx.sessions, ctx.redis, task_id, attempt,
+    sink = EventSink(ctx.engine, ctx.redis, task_id, attempt,
                      ttl_s=ctx.settings.redis.context_ttl_seconds,
                      max_events=ctx.settings.redis.stream_max_events)
     if note:
@@ -99,8 +99,8 @@ def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, t
                models: frozenset[str]) -> bool:
     """Renew the lease, record progress so far; True if the run must stop."""
     progress = {**asdict(tokens), "num_turns": turns, "cost_usd": estimate_cost(tokens, models)}
-    with transaction(ctx.sessions) as session:
-        lease = store.renew_lease(session, task_id, attempt, ctx.settings.agents.lease_seconds,
+    with ctx.engine.begin() as connection:
+        lease = store.renew_lease(connection, task_id, attempt, ctx.settings.agents.lease_seconds,
                                   progress)
     return lease.cancel_requested or not lease.owned
 
@@ -108,9 +108,9 @@ def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, t
 def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outcome,
             sink: EventSink | None = None) -> str | None:
     """Record the outcome, and in the same transaction the run's last events."""
-    with transaction(ctx.sessions) as session:
-        staged = sink.stage(session) if sink else []
-        finished = store.finish_task(session, task_id, attempt, outcome)
+    with ctx.engine.begin() as connection:
+        staged = sink.stage(connection) if sink else []
+        finished = store.finish_task(connection, task_id, attempt, outcome)
     if sink:
         sink.publish(staged)
     if not finished:

@@ -175,14 +175,15 @@ def test_cancelling_a_queued_task_ends_it_and_a_second_cancel_conflicts(client, 
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_finished"
     sessions = app.extensions["cca"].sessions
     with transaction(sessions) as session:
-        claimed = store.claim_task(session, task["id"], worker="w", pid=1, lease_s=10, max_attempts=3)
+        claimed = store.claim_task(session.connection(), task["id"], worker="w", pid=1,
+                                   lease_s=10, max_attempts=3)
     assert claimed is None
 
 
 def test_events_are_returned_in_order_after_a_cursor(client, app):
     task = submit(client).get_json()
     with transaction(app.extensions["cca"].sessions) as session:
-        store.append_events(session, task["id"], 1, [{"type": "system", "subtype": "init"},
+        store.append_events(session.connection(), task["id"], 1, [{"type": "system", "subtype": "init"},
                                                      {"type": "assistant"}, {"type": "result"}])
     page = client.get(f"/api/v1/tasks/{task['id']}/events").get_json()
     assert [e["type"] for e in page["events"]] == ["system", "assistant", "result"]

@@ -61,8 +61,8 @@ def seeded_url(database_url: str) -> str:
     engine = make_engine(database_url, pool_size=0)
     sessions = make_session_factory(engine)
     with transaction(sessions) as session:
-        store.create_task(session, {"prompt": "plain"})
-        store.create_task(session, {
+        store.create_task(session.connection(), {"prompt": "plain"})
+        store.create_task(session.connection(), {
             "prompt": "review the diff of PR 42", "role": "reviewer", "model": "sonnet",
             "priority": "high", "queue": "nightly", "token_budget": 80000, "timeout_seconds": 300,
             "max_turns": 7, "max_budget_usd": 1.25, "permission_mode": "sandbox",
@@ -70,8 +70,8 @@ def seeded_url(database_url: str) -> str:
             "json_schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
             "meta": {"pr": 42, "labels": ["ci", "é"]}, "owner": "platform", "created_by": "ci-bot",
         }, idempotency_key="pr-42-review")
-        done, _ = store.create_task(session, {"prompt": "finished"})
-        store.append_events(session, str(done.id), 1, [
+        done, _ = store.create_task(session.connection(), {"prompt": "finished"})
+        store.append_events(session.connection(), str(done.id), 1, [
             {"type": "system", "subtype": "init", "session_id": "s-1"},
             {"type": "result", "subtype": "success", "result": "all good"},
         ])

@@ -174,12 +174,13 @@ def test_overlap_skip_waits_for_the_running_task_to_end(sessions, settings, star
     at_least(sessions, skipping, 1)
     [first] = runs(sessions, skipping)
     with transaction(sessions) as session:
-        assert store.claim_task(session, str(first.id), worker="w", pid=1, lease_s=60, max_attempts=3)
+        assert store.claim_task(session.connection(), str(first.id), worker="w", pid=1,
+                                lease_s=60, max_attempts=3)
     at_least(sessions, clock, len(runs(sessions, clock)) + 3)
     assert len(runs(sessions, skipping)) == 1
     assert "still running" in get(sessions, skipping).last_skip_reason
     with transaction(sessions) as session:
-        store.finish_task(session, str(first.id), 1, Outcome(status="succeeded"))
+        store.finish_task(session.connection(), str(first.id), 1, Outcome(status="succeeded"))
     at_least(sessions, skipping, 2, timeout_s=5)
 
 

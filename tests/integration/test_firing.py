@@ -54,7 +54,8 @@ def make_due(sessions, schedule_id: str) -> None:
 
 def claim(sessions, task_id) -> None:
     with transaction(sessions) as session:
-        assert store.claim_task(session, str(task_id), worker="w", pid=1, lease_s=60, max_attempts=3)
+        assert store.claim_task(session.connection(), str(task_id), worker="w", pid=1,
+                                lease_s=60, max_attempts=3)
 
 
 def test_a_due_schedule_fires_one_task_linked_by_schedule_and_fire_time(sessions, settings):
@@ -111,7 +112,7 @@ def test_overlap_skip_fires_nothing_while_the_previous_run_is_going(sessions, se
     with transaction(sessions) as session:
         store.cancel_task(session, str(first.id))
         if previous_status == "running":
-            store.finish_task(session, str(first.id), 1, Outcome(status="succeeded"))
+            store.finish_task(session.connection(), str(first.id), 1, Outcome(status="succeeded"))
     make_due(sessions, schedule_id)
     assert len(fire(sessions, settings)) == 1
 

@@ -149,7 +149,7 @@ def test_tasks_lists_with_filters_and_activity_shows_running(api_client, app):
     first = api_client.submit({"prompt": "a", "role": "reviewer"})
     api_client.submit({"prompt": "b"})
     with transaction(app.extensions["cca"].sessions) as session:
-        store.claim_task(session, first["id"], worker="w9", pid=1, lease_s=60, max_attempts=3)
+        store.claim_task(session.connection(), first["id"], worker="w9", pid=1, lease_s=60, max_attempts=3)
     server = make_server(api_client, parent_id="")
     listed = call(server, "cca_tasks", {"role": "reviewer"}).structured_content["tasks"]
     assert [task["id"] for task in listed] == [first["id"]]
@@ -170,7 +170,7 @@ def test_events_are_summarised(api_client, app):
          "total_cost_usd": 0.01, "result": "could not touch"},
     ]
     with transaction(app.extensions["cca"].sessions) as session:
-        store.append_events(session, task["id"], 1, events)
+        store.append_events(session.connection(), task["id"], 1, events)
     summary = call(make_server(api_client, parent_id=""), "cca_events",
                    {"task_id": task["id"]}).structured_content
     assert summary["total_events"] == 5

@@ -227,7 +227,7 @@ def test_a_task_token_may_only_add_children_of_its_running_task(make_settings):
     token = mint("t0ken-s3cret", parent["id"])
     assert client.get("/api/v1/tasks", headers=as_key(token)).status_code == 401  # not running
     with transaction(app.extensions["cca"].sessions) as session:
-        store.claim_task(session, parent["id"], worker="w", pid=1, lease_s=60, max_attempts=3)
+        store.claim_task(session.connection(), parent["id"], worker="w", pid=1, lease_s=60, max_attempts=3)
     child = submit(client, token, parent_id=parent["id"])
     assert child.status_code == 202, child.get_json()
     assert (child.get_json()["parent_id"], child.get_json()["depth"]) == (parent["id"], 1)

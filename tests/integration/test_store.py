@@ -22,14 +22,14 @@ def sessions(database_url):
 
 def new_task(sessions, **values) -> str:
     with transaction(sessions) as session:
-        task, _ = store.create_task(session, {"prompt": "p", **values})
+        task, _ = store.create_task(session.connection(), {"prompt": "p", **values})
     return str(task.id)
 
 
 def claim(sessions, task_id, worker="w1", lease_s=30, max_attempts=3):
-    """As the worker claims: one conditional UPDATE in an autocommit session."""
-    with autocommit(sessions) as session:
-        return store.claim_task(session, task_id, worker=worker, pid=123, lease_s=lease_s,
+    """As the worker claims: one conditional UPDATE on an autocommit connection."""
+    with autocommit(sessions.kw["bind"]) as connection:
+        return store.claim_task(connection, task_id, worker=worker, pid=123, lease_s=lease_s,
                                 max_attempts=max_attempts)
 
 
@@ -54,8 +54,8 @@ def test_a_claim_in_autocommit_is_committed_at_once_and_the_pool_stays_transacti
     engine = make_engine(database_url, pool_size=1, max_overflow=0)  # one connection, reused
     single = make_session_factory(engine)
     try:
-        with autocommit(single) as session:
-            assert store.claim_task(session, task_id, worker="w1", pid=1, lease_s=30,
+        with autocommit(engine) as connection:
+            assert store.claim_task(connection, task_id, worker="w1", pid=1, lease_s=30,
                                     max_attempts=3) is not None
             with transaction(sessions) as other:
                 assert store.get_task(other, task_id).status == "running"
@@ -84,12 +84,12 @@ def test_the_old_run_cannot_finish_or_renew_after_losing_its_task(sessions):
     expire_lease(sessions, task_id)
     claim(sessions, task_id, "w2")
     with transaction(sessions) as session:
-        assert not store.renew_lease(session, task_id, 1, 30).owned
-        assert not store.finish_task(session, task_id, 1, Outcome(status="succeeded"))
-        assert store.finish_task(session, task_id, 2, Outcome(status="failed", error_code="x"))
+        assert not store.renew_lease(session.connection(), task_id, 1, 30).owned
+        assert not store.finish_task(session.connection(), task_id, 1, Outcome(status="succeeded"))
+        assert store.finish_task(session.connection(), task_id, 2, Outcome(status="failed", error_code="x"))
     with transaction(sessions) as session:
         assert store.get_task(session, task_id).status == "failed"
-        assert not store.finish_task(session, task_id, 2, Outcome(status="succeeded"))
+        assert not store.finish_task(session.connection(), task_id, 2, Outcome(status="succeeded"))
 
 
 def test_a_re_run_task_keeps_what_every_attempt_spent(sessions):
@@ -98,19 +98,19 @@ def test_a_re_run_task_keeps_what_every_attempt_spent(sessions):
     progress = {"input_tokens": 100, "output_tokens": 10, "cache_read_input_tokens": 5,
                 "cache_creation_input_tokens": 1, "num_turns": 2, "cost_usd": 0.5}
     with transaction(sessions) as session:
-        assert store.renew_lease(session, task_id, first.attempts, 30, progress).owned
+        assert store.renew_lease(session.connection(), task_id, first.attempts, 30, progress).owned
     expire_lease(sessions, task_id)  # the first worker died mid-run
     second = claim(sessions, task_id, "w2")
     assert second is not None and second.attempts == 2
     with transaction(sessions) as session:
-        store.renew_lease(session, task_id, 2, 30, {**progress, "input_tokens": 20})
+        store.renew_lease(session.connection(), task_id, 2, 30, {**progress, "input_tokens": 20})
         assert store.get_task(session, task_id).input_tokens == 120
 
     outcome = Outcome(status="succeeded", input_tokens=30, output_tokens=3,
                       cache_read_input_tokens=2, cache_creation_input_tokens=1, cost_usd=0.25,
                       num_turns=1)
     with transaction(sessions) as session:
-        assert store.finish_task(session, task_id, 2, outcome)
+        assert store.finish_task(session.connection(), task_id, 2, outcome)
     with transaction(sessions) as session:
         task = store.get_task(session, task_id)
     assert (task.input_tokens, task.output_tokens, task.cache_read_input_tokens,
@@ -130,10 +130,10 @@ def test_cancelling_a_running_task_is_seen_at_the_next_heartbeat(sessions):
     task_id = new_task(sessions)
     claim(sessions, task_id)
     with transaction(sessions) as session:
-        assert store.renew_lease(session, task_id, 1, 30).cancel_requested is False
+        assert store.renew_lease(session.connection(), task_id, 1, 30).cancel_requested is False
         assert store.cancel_task(session, task_id).status == "running"
     with transaction(sessions) as session:
-        lease = store.renew_lease(session, task_id, 1, 30, {"input_tokens": 10, "num_turns": 1})
+        lease = store.renew_lease(session.connection(), task_id, 1, 30, {"input_tokens": 10, "num_turns": 1})
         assert lease.owned and lease.cancel_requested
         assert store.get_task(session, task_id).input_tokens == 10
 
