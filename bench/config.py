@@ -13,15 +13,17 @@ BODY = {"prompt": "benchmark task"}  # what every benchmark task asks for
 
 
 def cca_config(*, redis_url: str, postgres_url: str, root: Path, claude_path: Path,
-               max_agents: int) -> dict[str, Any]:
-    """cca's defaults, except the servers, the directories, the stand-in for ``claude`` and
-    rate limits high enough never to refuse the benchmark (they are still checked)."""
+               max_agents: int, agent_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """cca's defaults, except the servers, the directories, the stand-in for ``claude`` (with
+    ``agent_env`` added to its environment) and rate limits high enough never to refuse the
+    benchmark (they are still checked)."""
     return {
         "redis": {"url": redis_url},
         "postgres": {"url": postgres_url},
         "daemon": {"max_agents": max_agents, "log_level": "info"},
         "embedded": {"data_dir": str(root / "data")},
-        "agents": {"claude_path": str(claude_path), "workspace_root": str(root / "work" / "cca")},
+        "agents": {"claude_path": str(claude_path), "workspace_root": str(root / "work" / "cca"),
+                   "env": agent_env or {}},
         "security": {"rate_limit_per_minute": UNLIMITED, "ip_rate_limit_per_minute": UNLIMITED},
     }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 
 from celery import Celery
@@ -54,12 +55,15 @@ def measure(bench: Bench, counts: Counts) -> Section:
     reaper: list[float] = []
     direct: list[float] = []
     spawns = bench.root / "spawn"
-    with bare_worker(bench, "bare-b", concurrency=SLOTS) as app, api_server(bench) as url, \
-            cca_worker(bench, "cca-b", max_agents=SLOTS) as worker:
+    starts = standin.Starts(bench.root / "starts")
+    agent_env = {"BENCH_STARTS": str(starts.path)}
+    with closing(starts), bare_worker(bench, "bare-b", concurrency=SLOTS) as app, \
+            api_server(bench) as url, \
+            cca_worker(bench, "cca-b", max_agents=SLOTS, agent_env=agent_env) as worker:
         _warm_slots(bench, url, worker)
         for index in range(counts.latency_warmup + counts.latency_samples):
             base.append(_bare_once(bench, app, index))
-            samples.append(_cca_once(bench, url, worker))
+            samples.append(_cca_once(bench, url, worker, starts))
             reaper.append(standin.start_latency_reaper(bench.standin, spawns / f"r{index}"))
             direct.append(standin.start_latency_direct(bench.standin, spawns / f"d{index}"))
     bench.reset()
@@ -99,14 +103,15 @@ def _warm_slots(bench: Bench, url: str, worker: Child) -> None:
                what="the warm-up tasks", child=worker)
 
 
-def _cca_once(bench: Bench, url: str, worker: Child) -> CcaSample:
+def _cca_once(bench: Bench, url: str, worker: Child, starts: standin.Starts) -> CcaSample:
     """POST a task, wait for its stand-in to start, then for its row to succeed."""
     submitted = time.time()
     task_id = post_task(url, TIMEOUT_S)
     answered = time.time()
-    workdir = bench.cca_workspace / task_id
-    started = wait_until(lambda: standin.read_stamp(workdir), timeout_s=TIMEOUT_S,
-                         what=f"the stand-in of task {task_id}", child=worker, interval_s=0.0005)
+    try:
+        started = starts.wait(bench.cca_workspace / task_id, TIMEOUT_S)
+    except BenchError as exc:
+        raise BenchError(f"{exc}; {worker.name} log:\n{worker.log_tail()}") from None
     row = wait_until(lambda: _finished(bench, task_id), timeout_s=TIMEOUT_S,
                      what=f"task {task_id} to finish", child=worker, interval_s=0.002)
     return CcaSample(submitted, answered, row.inserted, row.claimed, started)
@@ -142,7 +147,8 @@ def _notes(samples: Sequence[CcaSample], reaper: list[float], direct: list[float
         f"(after {counts.latency_warmup} warm-up), both workers -c {SLOTS}; cca: POST "
         f"(http.client, a new connection) → the stand-in's recorded start, next POST once "
         f"the row succeeded; baseline: apply_async → the bare task's recorded start (BLPOP). "
-        f"The benchmark polls for the stand-in's file every 0.5 ms. Spawn, in turn with "
+        f"The benchmark waits for the stand-in's start on a FIFO, as idle as BLPOP. Spawn, "
+        f"in turn with "
         f"those, from this process: cca_worker.process.spawn (reaper shim) vs subprocess.run "
         f"of the stand-in; 'minus the stand-in's own start' subtracts the direct spawn p50.",
         "(b) where cca's time goes, median of each phase (ms; the phases need not add up):",

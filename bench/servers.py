@@ -50,16 +50,19 @@ class Bench:
         """The roots of every process tree the benchmark runs (Postgres daemonizes)."""
         return (os.getpid(), self.postgres_pid)
 
-    def config_data(self, max_agents: int, standin: Path | None = None) -> dict[str, Any]:
+    def config_data(self, max_agents: int, standin: Path | None = None,
+                    agent_env: dict[str, str] | None = None) -> dict[str, Any]:
         return cca_config(redis_url=self.redis_url, postgres_url=self.postgres_url,
                           root=self.root, claude_path=standin or self.standin,
-                          max_agents=max_agents)
+                          max_agents=max_agents, agent_env=agent_env)
 
     def settings(self, max_agents: int = 2) -> Settings:
         return validate(self.config_data(max_agents))
 
-    def write_config(self, name: str, max_agents: int, standin: Path | None = None) -> Path:
-        return write_toml(self.root / f"{name}.toml", self.config_data(max_agents, standin))
+    def write_config(self, name: str, max_agents: int, standin: Path | None = None,
+                     agent_env: dict[str, str] | None = None) -> Path:
+        return write_toml(self.root / f"{name}.toml",
+                          self.config_data(max_agents, standin, agent_env))
 
     @property
     def cca_workspace(self) -> Path:

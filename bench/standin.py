@@ -1,5 +1,6 @@
 """The stand-in for ``claude``: a bash script that records its own start time in
-``./started`` (its working directory is the task's) and prints a minimal successful
+``./started`` (its working directory is the task's), and in the FIFO its environment names
+in ``BENCH_STARTS`` if any (with its working directory), then prints a minimal successful
 stream-json run: ``init``, then (after an optional model turn, ``sleep``) ``result``. Bash
 starts in about a millisecond, where a Python stand-in took 8 ms, so the benchmark measures
 the fleet rather than the stand-in's interpreter. Also measures what starting it costs,
@@ -9,6 +10,7 @@ directly and through cca's reaper shim.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +21,9 @@ from cca_worker.process import EOF, spawn
 STAMP = "started"
 # $EPOCHREALTIME (bash >= 5) is the time in microseconds; the newline marks a whole stamp.
 _SCRIPT = """#!/bin/bash
-printf '%s\\n' "$EPOCHREALTIME" > {stamp}
+started=$EPOCHREALTIME
+printf '%s\\n' "$started" > {stamp}
+[ -z "$BENCH_STARTS" ] || printf '%s %s\\n' "$started" "$PWD" > "$BENCH_STARTS"
 printf '%s\\n' '{{"type":"system","subtype":"init","session_id":"s"}}'
 {turn}printf '%s\\n' '{{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":1,\
 "total_cost_usd":0,"usage":{{"input_tokens":1,"output_tokens":1}},"session_id":"s"}}'
@@ -43,6 +47,37 @@ def read_stamp(workdir: Path) -> float | None:
     except FileNotFoundError:
         return None
     return float(text.replace(",", ".")) if text.endswith("\n") else None  # any locale
+
+
+class Starts:
+    """The FIFO the stand-in writes its start to when ``BENCH_STARTS`` names it: waiting on
+    it, the benchmark sleeps until the start is written (as BLPOP does for the baseline)
+    instead of polling for ``./started`` and taking CPU from what it measures."""
+
+    def __init__(self, path: Path) -> None:
+        os.mkfifo(path)
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # never sees end of file
+        self._buffer = b""
+
+    def wait(self, workdir: Path, timeout_s: float) -> float:
+        """The start time of the stand-in running in ``workdir``. Raises BenchError after
+        ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                stamp, _, cwd = line.decode().partition(" ")
+                if cwd == str(workdir):
+                    return float(stamp.replace(",", "."))  # any locale
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                raise BenchError(f"no stand-in started in {workdir} within {timeout_s:g}s")
+            self._buffer += os.read(self._fd, 1 << 16)
+
+    def close(self) -> None:
+        os.close(self._fd)
+        self.path.unlink()
 
 
 def start_latency_direct(standin: Path, workdir: Path) -> float:
