@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 import redis
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from cca_core import store
+from cca_core.db import autocommit
 from cca_core.names import events_stream_key
 
 log = logging.getLogger(__name__)
@@ -34,19 +35,19 @@ class EventSink:
         self._pending.append(event)
 
     def flush(self) -> None:
-        """Write what is buffered in a transaction of its own. Postgres errors propagate;
-        Redis is best effort."""
+        """Write what is buffered (one statement). Postgres errors propagate; Redis is best
+        effort."""
         if not self._pending:
             return
-        with self._engine.begin() as connection:
-            batch = self.stage(connection)
+        batch = self.take()
+        with autocommit(self._engine) as connection:
+            store.append_events(connection, self._task_id, self._attempt, batch)
         self.publish(batch)
 
-    def stage(self, connection: Connection) -> list[dict[str, Any]]:
-        """Add what is buffered to ``connection``'s transaction (the run's last events join
-        its finishing write); return it for :meth:`publish` once committed."""
+    def take(self) -> list[dict[str, Any]]:
+        """What is buffered, no longer buffered: the run's last events, which its finishing
+        write records; :meth:`publish` them once committed."""
         batch, self._pending = self._pending, []
-        store.append_events(connection, self._task_id, self._attempt, batch)
         return batch
 
     def publish(self, batch: list[dict[str, Any]]) -> None:

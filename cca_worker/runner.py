@@ -107,12 +107,12 @@ def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, t
 
 def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outcome,
             sink: EventSink | None = None) -> str | None:
-    """Record the outcome, and in the same transaction the run's last events."""
-    with ctx.engine.begin() as connection:
-        staged = sink.stage(connection) if sink else []
-        finished = store.finish_task(connection, task_id, attempt, outcome)
+    """Record the outcome, and in the same statement the run's last events."""
+    last_events = sink.take() if sink else []
+    with autocommit(ctx.engine) as connection:
+        finished = store.finish_task(connection, task_id, attempt, outcome, last_events)
     if sink:
-        sink.publish(staged)
+        sink.publish(last_events)
     if not finished:
         log.warning("task %s: attempt %s lost ownership before finishing", task_id, attempt)
         return None

@@ -92,6 +92,27 @@ def test_the_old_run_cannot_finish_or_renew_after_losing_its_task(sessions):
         assert not store.finish_task(session.connection(), task_id, 2, Outcome(status="succeeded"))
 
 
+def test_events_are_recorded_in_order_alone_or_with_the_finish(sessions):
+    task_id = new_task(sessions)
+    claim(sessions, task_id, "w1")
+    during = [{"type": "system", "subtype": "init"}, {"type": "assistant", "n": 1},
+              {"subtype": "odd", "data": "no type"}]
+    last = [{"type": "user", "n": 2}, {"type": "result", "subtype": "success", "n": 3}]
+    engine = sessions.kw["bind"]
+    with autocommit(engine) as connection:
+        store.append_events(connection, task_id, 1, during)
+        store.append_events(connection, task_id, 1, [])
+        assert store.finish_task(connection, task_id, 1, Outcome(status="succeeded"), last)
+        assert not store.finish_task(connection, task_id, 1, Outcome(status="failed"))
+    with transaction(sessions) as session:
+        recorded = store.list_events(session, task_id)
+        assert store.get_task(session, task_id).status == "succeeded"
+    assert [event.data for event in recorded] == during + last
+    assert [(event.attempt, event.type, event.subtype) for event in recorded] == [
+        (1, "system", "init"), (1, "assistant", None), (1, "unknown", "odd"),
+        (1, "user", None), (1, "result", "success")]
+
+
 def test_a_re_run_task_keeps_what_every_attempt_spent(sessions):
     task_id = new_task(sessions)
     first = claim(sessions, task_id, "w1")
