@@ -99,7 +99,7 @@ def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, t
                models: frozenset[str]) -> bool:
     """Renew the lease, record progress so far; True if the run must stop."""
     progress = {**asdict(tokens), "num_turns": turns, "cost_usd": estimate_cost(tokens, models)}
-    with ctx.engine.begin() as connection:
+    with autocommit(ctx.engine) as connection:
         lease = store.renew_lease(connection, task_id, attempt, ctx.settings.agents.lease_seconds,
                                   progress)
     return lease.cancel_requested or not lease.owned
