@@ -41,12 +41,10 @@ from cca_core.outcome import Outcome
 NOW = func.now()
 # Every column of a task, labelled with its attribute's name: a row of them read through a
 # Connection becomes a detached Task (see ``_task``).
-_TASK_COLUMNS = [column.label(key) for key, column in Task.__mapper__.columns.items()]
-
-
+_TASK_COLUMNS = [mapped.label(key) for key, mapped in Task.__mapper__.columns.items()]
 # Attribute name -> column name (``meta`` is the ``metadata`` column), for the parameters of
 # a Core statement: a key that names no column raises instead of being ignored.
-_COLUMN_NAMES = {key: column.key for key, column in Task.__mapper__.columns.items()}
+_COLUMN_NAMES = {key: mapped.key for key, mapped in Task.__mapper__.columns.items()}
 
 
 def _task(row: Row[Any]) -> Task:
@@ -225,9 +223,9 @@ def _plus_earlier(name: str, value: Any) -> Any:
     return getattr(Task, f"earlier_{name}") + value if name in _SUMMED else value
 
 
-# The statements every run executes are built once, with bound parameters: building an ORM
-# statement costs more CPU than Postgres spends running it. No ORM synchronisation either:
-# a run's writes come from short sessions that hold no Task objects to keep in step.
+# The statements every run executes are built once, with bound parameters, and run on a
+# Connection: building an ORM statement, or a Session's bookkeeping, costs more CPU than
+# Postgres spends running it.
 _CLAIM = (
     update(Task)
     .where(Task.id == bindparam("claim_id"),
