@@ -36,8 +36,7 @@ class Producer:
         no BEGIN or COMMIT), send the message."""
         task_id = uuid.uuid4()
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(_INSERT_BARE, {"id": task_id, **{
-                Task.__mapper__.columns[key].key: value for key, value in values.items()}})
+            connection.execute(_INSERT_BARE, store.column_values({"id": task_id, **values}))
         self._send(str(task_id), values)
 
     def create(self, values: dict[str, Any]) -> str:

@@ -42,9 +42,14 @@ NOW = func.now()
 # Every column of a task, labelled with its attribute's name: a row of them read through a
 # Connection becomes a detached Task (see ``_task``).
 _TASK_COLUMNS = [mapped.label(key) for key, mapped in Task.__mapper__.columns.items()]
-# Attribute name -> column name (``meta`` is the ``metadata`` column), for the parameters of
-# a Core statement: a key that names no column raises instead of being ignored.
 _COLUMN_NAMES = {key: mapped.key for key, mapped in Task.__mapper__.columns.items()}
+
+
+def column_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of Task attributes keyed by column name (``meta`` is the ``metadata``
+    column), as parameters of a Core statement take them. Raises KeyError for a key that
+    names no column, which such a statement would silently ignore."""
+    return {_COLUMN_NAMES[key]: value for key, value in values.items()}
 
 
 def _task(row: Row[Any]) -> Task:
@@ -88,8 +93,7 @@ def create_task(
 
     Returns (task, created); the task is detached.
     """
-    row = {_COLUMN_NAMES[key]: value
-           for key, value in {"id": uuid.uuid4(), "status": "queued", **values}.items()}
+    row = column_values({"id": uuid.uuid4(), "status": "queued", **values})
     if idempotency_key is None:
         return _task(connection.execute(_INSERT_TASK, row).one()), True
     created = connection.execute(_INSERT_TASK_ONCE,

@@ -1,5 +1,6 @@
 """The pool process's side of its fork server (``forkserver.py``): start it on first use,
-send spawn and stop requests, and collect the exit status of each shim."""
+hand each spawn request to the standby it offers, send it stop requests, and collect the
+exit status of each shim."""
 
 from __future__ import annotations
 

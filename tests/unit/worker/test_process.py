@@ -335,3 +335,27 @@ def test_death_of_the_fork_server_stops_its_agents_and_the_next_spawn_starts_a_n
     again = start("lines", "1", "0")
     assert read_until_eof(again) == ["line-0"]
     assert again.wait().returncode == 0
+
+
+
+def children_of(parent: int) -> list[int]:
+    return [pid for pid, (ppid, _) in reaper.process_table().items() if ppid == parent]
+
+
+def test_a_standby_killed_while_it_waits_is_replaced_for_the_next_spawn(start: Start) -> None:
+    first = start("lines", "1", "0")
+    stat = reaper.read_stat(first.pid)
+    assert stat is not None
+    server = stat[1]
+    assert read_until_eof(first) == ["line-0"]
+    first.wait()
+    assert wait_until(lambda: len(children_of(server)) == 1)  # the next standby, waiting
+    [standby] = children_of(server)
+
+    os.kill(standby, signal.SIGKILL)
+    assert wait_until(lambda: reaper.read_stat(standby) is None)  # reaped by the server
+
+    again = start("lines", "1", "0")
+    assert again.pid not in (first.pid, standby)
+    assert read_until_eof(again) == ["line-0"]
+    assert again.wait().returncode == 0
