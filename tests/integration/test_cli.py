@@ -110,13 +110,15 @@ def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_p
            "ANTHROPIC_API_KEY": "test", "CCA__AGENTS__ENV__CLAUDE_CODE_MAX_RETRIES": "0"}
     url = f"http://127.0.0.1:{port}"
 
+    log = tmp_path / "up.log"
+
     def start() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "up"], env=env,
-                                   stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, cwd=tmp_path)
+        with log.open("ab") as output:
+            process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "up"], env=env,
+                                       stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
         wait_for(lambda: _workers_online(url, data_dir) or process.poll() is not None, timeout_s=90,
                  message="cca up to serve with a worker online")
-        assert process.poll() is None
+        assert process.poll() is None, log.read_text(errors="replace")[-4000:]
         return process
 
     def stop(process: subprocess.Popen[bytes]) -> None:
