@@ -29,7 +29,7 @@ STEPS: list[tuple[Any, str, str, bool]] = [
     (runner, "prepare_workdir", "prepare_workdir (mkdir)", False),
     (runner, "build_env", "build_env", False),
     (runner, "_config_dir", "per-slot CLAUDE_CONFIG_DIR (mkdir)", False),
-    (runner, "spawn", "spawn (request to the standby)", False),
+    (runner, "spawn", "spawn (request to the shim)", False),
     (runner, "supervise", "supervise (shim + stand-in run, read loop)", False),
     (EventSink, "flush", "  of which: events written during the run", False),
     (runner.budget, "record", "budget.record (Redis)", False),

@@ -1,45 +1,100 @@
-"""The pool process's side of its fork server (``forkserver.py``): start it on first use,
-hand each spawn request to the standby it offers, send it stop requests, and collect the
-exit status of each shim."""
+"""The pool process's side of its fork server (``forkserver.py``) and shims (``shim.py``):
+start the server on first use, run each agent on an idle shim (asking the server for a new
+one only when none is idle), send a run its stop request, and read how it ended."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cca_worker
-from cca_worker import forkserver
+from cca_worker import wire
 
 log = logging.getLogger(__name__)
 
 _SPAWN_REPLY_S = 30.0
-# After a spawn, the next standby is forked this much later, not while the agent starts.
-_STANDBY_AFTER_S = 0.02
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from cca_worker.forkserver import serve; " \
         "serve(int(sys.argv[2]))"
 
 
 @dataclass(frozen=True)
 class ShimExit:
-    """How a shim ended: its wait status, and whether a stop request reached it running.
-    If the fork server died first the status is unknown and reported as SIGKILL; the shim
-    got SIGTERM from the kernel and stopped its agent."""
+    """How a run ended: the agent's exit code (128+N if signal N killed it) and whether a
+    stop request reached it running. If the shim died first the code is unknown and
+    reported as SIGKILL; the fork server, its parent, then killed the agent's tree."""
 
-    status: int
+    returncode: int
     stopped: bool
 
 
+@dataclass(eq=False)
+class _Shim:
+    """A child of the fork server that runs agents sent on ``sock``, one at a time."""
+
+    pid: int
+    sock: socket.socket
+    runs: int = field(default=0)
+
+
+class ShimRun:
+    """One agent running on a shim. :meth:`wait` is for one thread; :meth:`stop` for any."""
+
+    def __init__(self, server: ForkServer, shim: _Shim) -> None:
+        self._server = server
+        self._shim = shim
+        self._lock = threading.Lock()
+        self._stop_sent = False
+        self._ended: ShimExit | None = None
+
+    @property
+    def pid(self) -> int:
+        """The shim's pid."""
+        return self._shim.pid
+
+    def stop(self) -> None:
+        """Ask the shim to stop this run if it has not ended; return at once. Idempotent."""
+        with self._lock:  # never after wait() handed the shim to another run
+            if self._stop_sent or self._ended is not None:
+                return
+            self._stop_sent = True
+            with contextlib.suppress(OSError):  # the shim is gone, which wait() reports
+                wire.send(self._shim.sock, {"op": "stop"})
+
+    def wait(self, timeout_s: float) -> ShimExit | None:
+        """How the run ended, or None if it still runs after ``timeout_s``."""
+        if self._ended is not None:
+            return self._ended
+        ready, _, _ = select.select([self._shim.sock], [], [], timeout_s)
+        if not ready:
+            return None
+        try:
+            message, fds = wire.receive(self._shim.sock)
+        except (OSError, ValueError):
+            message, fds = None, []
+        wire.close(fds)
+        with self._lock:
+            if message is None:
+                self._ended = ShimExit(128 + signal.SIGKILL, stopped=False)
+                self._server.discard(self._shim)
+            else:
+                self._ended = ShimExit(int(message["returncode"]), bool(message["stopped"]))
+                self._server.release(self._shim)
+        return self._ended
+
+
 class ForkServer:
-    """A running fork server, owned by the process that started it. Thread-safe."""
+    """A running fork server and its shims, owned by the process that started it.
+    Thread-safe."""
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -50,124 +105,90 @@ class ForkServer:
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 env={}, cwd="/")
         self._sock = ours
-        self._send_lock = threading.Lock()
-        self._spawn_lock = threading.Lock()
         self._changed = threading.Condition()
-        self._standby: _Standby | None = None
-        self._exits: dict[int, ShimExit] = {}
-        self._running: set[int] = set()
+        self._idle: list[_Shim] = []
+        self._shims: set[_Shim] = set()  # every shim whose socket is open, idle or running
         self.alive = True
         threading.Thread(target=self._read, name="cca-fork-server", daemon=True).start()
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, grace_s: float,
-              stdio: tuple[int, int, int]) -> int:
-        """Start a shim running ``argv`` (its program already resolved); return its pid.
-        Raises OSError if the server cannot start it."""
+              stdio: tuple[int, int, int]) -> ShimRun:
+        """Run ``argv`` (its program already resolved) on a shim. Raises OSError if no shim
+        can start it."""
         request = {"argv": list(argv), "env": dict(env), "cwd": cwd, "grace_s": grace_s}
-        with self._spawn_lock:
-            standby = self._take_standby()
+        while True:
+            shim = self._take()
             try:
-                with standby.sock:
-                    forkserver.send(standby.sock, request, stdio)
+                wire.send(shim.sock, request, stdio)
             except OSError as exc:
-                with self._changed:
-                    self._running.discard(standby.pid)
+                self.discard(shim)
+                if shim.runs:  # it died idle since its last run: try another
+                    continue
                 raise OSError(f"cannot start the shim: {exc}") from exc
-            finally:
-                self._send({"op": "standby", "used": standby.pid, "after_s": _STANDBY_AFTER_S})
-        return standby.pid
+            shim.runs += 1
+            return ShimRun(self, shim)
 
-    def stop(self, pid: int) -> None:
-        """Ask for SIGTERM to the shim ``pid`` if it still runs; return at once."""
-        self._send({"op": "stop", "pid": pid})
-
-    def wait(self, pid: int, timeout_s: float) -> ShimExit | None:
-        """How the shim ``pid`` ended, or None if it is still running after ``timeout_s``."""
+    def release(self, shim: _Shim) -> None:
+        """Make ``shim``, whose run has ended, idle again."""
         with self._changed:
-            self._changed.wait_for(lambda: pid in self._exits or pid not in self._running,
-                                   timeout_s)
-            if pid in self._exits:
-                return self._exits.pop(pid)
-            if pid not in self._running:
-                return ShimExit(signal.SIGKILL, stopped=False)
-            return None
+            if not self.alive:
+                self._close(shim)
+                return
+            self._idle.append(shim)
+            self._changed.notify_all()
+
+    def discard(self, shim: _Shim) -> None:
+        """Drop ``shim``, which is gone or cannot be trusted."""
+        with self._changed:
+            self._close(shim)
 
     def close(self) -> None:
         """Close this process's ends (for a forked child: the parent still owns the server)."""
         self._sock.close()
-        if self._standby is not None:
-            self._standby.sock.close()
+        for shim in list(self._shims):
+            shim.sock.close()
 
-    def _take_standby(self) -> _Standby:
-        """The standby the server offered (asking for one if none is held), now counted as
-        a running shim. Raises OSError."""
+    def _take(self) -> _Shim:
+        """An idle shim, the most recently used first; if none is idle, a new one from the
+        server. Raises OSError."""
         with self._changed:
-            if self._standby is None:
-                self._send({"op": "standby", "used": None, "after_s": 0})
-            if not self._changed.wait_for(lambda: self._standby or not self.alive,
-                                          _SPAWN_REPLY_S):
+            if not self._idle and self.alive:
+                with contextlib.suppress(OSError):  # the server is gone: the reader will say
+                    wire.send(self._sock, {"op": "shim"})
+            if not self._changed.wait_for(lambda: self._idle or not self.alive, _SPAWN_REPLY_S):
                 self._proc.kill()
-                raise OSError(f"the fork server offered no standby within {_SPAWN_REPLY_S:g}s")
-            if self._standby is None:
+                raise OSError(f"the fork server offered no shim within {_SPAWN_REPLY_S:g}s")
+            if not self._idle:
                 raise OSError("the fork server exited")
-            standby, self._standby = self._standby, None
-            self._running.add(standby.pid)
-            return standby
+            return self._idle.pop()
 
-    def _send(self, message: dict[str, Any]) -> None:
-        try:
-            with self._send_lock:
-                forkserver.send(self._sock, message)
-        except OSError:
-            pass  # the server is gone: its shims got SIGTERM, and the next spawn sees it
+    def _close(self, shim: _Shim) -> None:
+        shim.sock.close()
+        self._shims.discard(shim)
 
     def _read(self) -> None:
         try:
             while True:
-                message, fds = forkserver.receive(self._sock)
+                message, fds = wire.receive(self._sock)
                 if message is None:
                     break
-                self._take(message, fds)
+                if "shim" in message and len(fds) == 1:
+                    shim = _Shim(int(message["shim"]), socket.socket(fileno=fds.pop()))
+                    with self._changed:
+                        self._shims.add(shim)
+                        self._idle.append(shim)
+                        self._changed.notify_all()
+                wire.close(fds)
         except (OSError, ValueError) as exc:
             log.warning("lost the fork server: %s", exc)
         with self._changed:
             self.alive = False
-            if self._running:
-                log.warning("the fork server exited with %d shims running", len(self._running))
-            self._running.clear()
-            if self._standby is not None:
-                self._standby.sock.close()
-                self._standby = None
+            for shim in self._idle:
+                self._close(shim)
+            self._idle.clear()
             self._changed.notify_all()
         self._sock.close()
         self._proc.wait()
-
-    def _take(self, message: dict[str, Any], fds: list[int]) -> None:
-        """Keep an offered standby, or record how a child ended."""
-        with self._changed:
-            if "standby" in message and len(fds) == 1:
-                if self._standby is not None:
-                    self._standby.sock.close()
-                self._standby = _Standby(message["standby"], socket.socket(fileno=fds.pop()))
-            elif "exited" in message:
-                pid = message["exited"]
-                if self._standby is not None and self._standby.pid == pid:  # it died waiting
-                    self._standby.sock.close()
-                    self._standby = None
-                elif pid in self._running:
-                    self._running.discard(pid)
-                    self._exits[pid] = ShimExit(message["status"], bool(message["stopped"]))
-            for fd in fds:
-                os.close(fd)
-            self._changed.notify_all()
-
-
-@dataclass(frozen=True)
-class _Standby:
-    """A child of the server waiting for a spawn request on ``sock``."""
-
-    pid: int
-    sock: socket.socket
 
 
 _lock = threading.Lock()
@@ -188,9 +209,9 @@ def fork_server() -> ForkServer:
 
 
 def _forget_in_child() -> None:
-    # A forked child must not keep the parent's socket open, or the server would outlive the
-    # parent; it starts its own server when it first spawns. Another thread of the parent may
-    # have held the lock at the fork.
+    # A forked child must not keep the parent's sockets open, or the server and the shims
+    # would outlive the parent; it starts its own server when it first spawns. Another
+    # thread of the parent may have held the lock at the fork.
     global _server, _lock
     _lock = threading.Lock()
     if _server is not None:

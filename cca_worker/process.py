@@ -1,8 +1,8 @@
 """Spawn and stop agent processes so that none outlives its task (Linux only).
 
-The only module that starts ``claude``. Each agent runs under a reaper shim, forked for it
-by the pool process's fork server (``forkserver.py``), in a new session, with stdin on
-/dev/null::
+The only module that starts ``claude``. Each agent runs under a reaper shim, one of the
+pool process's shims that its fork server forked (``forkserver.py``, ``shim.py``), in a
+session of its own, with stdin on /dev/null::
 
     pool process ══ fork server ── shim (subreaper) ── claude ── tools…
 
@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import IO
 
 from cca_worker import reaper
-from cca_worker.forkclient import ForkServer, fork_server
+from cca_worker.forkclient import ShimRun, fork_server
 from cca_worker.reaper import set_parent_death_signal
 
 __all__ = [
@@ -59,12 +59,11 @@ class ExitStatus:
     """How an agent process ended.
 
     ``returncode`` is the agent's exit code, or 128+N if signal N killed it (so SIGTERM
-    gives 143 whether claude exited on it or died of it, SIGKILL 137); the same holds if
-    the shim itself was killed (a stop during its start-up, or the last resort of
-    ``wait``), and 137 stands for unknown if the fork server died before the shim. ``stopped``
-    is True if a :meth:`AgentProcess.stop` request reached the shim while it still ran.
-    ``duration_s`` runs from :func:`spawn` until stdout closed, which is just before the
-    shim exits.
+    gives 143 whether claude exited on it or died of it, SIGKILL 137); 127 if it could not
+    be started; and 137 stands for unknown if the shim itself died (or was killed as the
+    last resort of ``wait``). ``stopped`` is True if a :meth:`AgentProcess.stop` request
+    reached the shim while the agent still ran. ``duration_s`` runs from :func:`spawn` until
+    stdout closed, which is just before the shim reports the end.
     """
 
     returncode: int
@@ -79,14 +78,12 @@ class AgentProcess:
     As a context manager it stops and waits on exit.
     """
 
-    def __init__(self, server: ForkServer, pid: int, stdout: IO[bytes], stderr: IO[bytes],
+    def __init__(self, run: ShimRun, stdout: IO[bytes], stderr: IO[bytes],
                  grace_s: float) -> None:
-        self._server = server
-        self._pid = pid
+        self._run = run
         self._grace_s = grace_s
         self._started = time.monotonic()
         self._lock = threading.Lock()
-        self._stop_sent = False
         self._eof = False
         self._stdout_closed_at: float | None = None
         self._status: ExitStatus | None = None
@@ -101,8 +98,8 @@ class AgentProcess:
 
     @property
     def pid(self) -> int:
-        """The pid of the reaper shim (the agent is its only direct child)."""
-        return self._pid
+        """The pid of the reaper shim (the agent is its one child while it runs)."""
+        return self._run.pid
 
     @property
     def stderr_tail(self) -> str:
@@ -124,35 +121,31 @@ class AgentProcess:
         return item
 
     def stop(self) -> None:
-        """Ask the agent to stop (SIGTERM to the shim); return at once. Idempotent."""
-        with self._lock:
-            if self._stop_sent:
-                return
-            self._stop_sent = True
-        self._server.stop(self._pid)
+        """Ask the agent to stop (SIGTERM, then SIGKILL after the grace period); return at
+        once. Idempotent, and a no-op once the agent has ended."""
+        self._run.stop()
 
     def wait(self, timeout_s: float | None = None) -> ExitStatus:
-        """Wait for the shim to exit and return how the agent ended; idempotent.
+        """Wait for the shim to report the agent's end and return how it ended; idempotent.
 
-        If the shim is still running after ``timeout_s`` (default: grace + 5 s), the shim
-        and every descendant still found are SIGKILLed. Raises subprocess.TimeoutExpired
-        only if even that does not end the shim within 5 s.
+        If no report came after ``timeout_s`` (default: grace + 5 s), the shim and every
+        descendant still found are SIGKILLed. Raises subprocess.TimeoutExpired only if even
+        that does not end the shim within 5 s.
         """
         if self._status is not None:
             return self._status
         limit = self._grace_s + _WAIT_MARGIN_S if timeout_s is None else timeout_s
-        end = self._server.wait(self._pid, limit)
+        end = self._run.wait(limit)
         if end is None:
-            reaper.kill_tree(self._pid)
-            end = self._server.wait(self._pid, _KILL_WAIT_S)
+            reaper.kill_tree(self._run.pid)
+            end = self._run.wait(_KILL_WAIT_S)
         if end is None:
-            raise subprocess.TimeoutExpired(f"reaper shim {self._pid}", limit + _KILL_WAIT_S)
-        code = os.waitstatus_to_exitcode(end.status)
+            raise subprocess.TimeoutExpired(f"reaper shim {self._run.pid}", limit + _KILL_WAIT_S)
         for thread in self._readers:
             thread.join(_JOIN_S)
-        # The shim exits just after closing stdout; wait() may be called much later.
+        # The shim reports just after stdout closed; wait() may be called much later.
         duration_s = (self._stdout_closed_at or time.monotonic()) - self._started
-        self._status = ExitStatus(128 - code if code < 0 else code, end.stopped, duration_s)
+        self._status = ExitStatus(end.returncode, end.stopped, duration_s)
         return self._status
 
     def __enter__(self) -> AgentProcess:
@@ -206,10 +199,9 @@ def spawn(
     stdout_r, stdout_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
     stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    server = fork_server()
     try:
-        pid = server.spawn([program, *argv[1:]], env, cwd, float(grace_s),
-                           (stdin, stdout_w, stderr_w))
+        run = fork_server().spawn([program, *argv[1:]], env, cwd, float(grace_s),
+                                  (stdin, stdout_w, stderr_w))
     except BaseException:
         os.close(stdout_r)
         os.close(stderr_r)
@@ -217,7 +209,7 @@ def spawn(
     finally:
         for fd in (stdin, stdout_w, stderr_w):
             os.close(fd)
-    return AgentProcess(server, pid, open(stdout_r, "rb", buffering=_STDOUT_BUFFER),
+    return AgentProcess(run, open(stdout_r, "rb", buffering=_STDOUT_BUFFER),
                         open(stderr_r, "rb", buffering=0), grace_s)
 
 

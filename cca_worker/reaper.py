@@ -1,20 +1,9 @@
-"""Run one command so that nothing it starts outlives it (Linux only).
+"""Process-tree tools for keeping every process an agent starts from outliving it (Linux
+only): make a child subreaper, set a parent-death signal, read the process table from /proc,
+and kill a whole tree, even one that forks while it is being killed.
 
-:func:`run` turns the calling process into the command's shim: a child subreaper, so every
-orphan of the command's tree (a ``setsid`` shell of claude's Bash tool, say) is re-parented
-to it rather than to init. It runs the command with the shim's own stdio and exactly the
-environment given, and then:
-
-* on SIGTERM, SIGINT or SIGHUP -- including the SIGTERM the kernel sends when the shim's
-  parent dies -- it sends SIGTERM to the command and SIGKILL ``grace_s`` seconds later;
-* once the command has exited, it SIGKILLs and reaps every remaining descendant
-  (if the shim itself is SIGKILLed first, the fork server, a subreaper too, adopts the
-  command and does this);
-* it returns the command's exit code, 128+N if signal N killed the command, 127 if the
-  command could not be started, and 143 if told to stop before it started.
-
-The fork server (``forkserver.py``) calls it in a fresh fork for each agent. Stdlib only,
-with no side effects on import: ``cca_worker.process`` reuses its helpers.
+The shim (``shim.py``) and the fork server (``forkserver.py``) use these; so does
+``cca_worker.process``. Stdlib only, with no side effects on import.
 """
 
 from __future__ import annotations
@@ -26,14 +15,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
-_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
-_WAKE_SIGNALS = _STOP_SIGNALS | {signal.SIGCHLD}
-_INHERITED_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; exec keeps that
-_CLEANUP_LIMIT_S = 10.0
 _KILL_WAIT_S = 5.0
 
 
@@ -153,73 +137,15 @@ def _reap_killed(pids: list[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def run(argv: Sequence[str], env: Mapping[str, str], grace_s: float, parent: int) -> int:
-    """Be the shim of ``argv`` (resolved path first) until it and its tree are gone; return
-    the exit code described above. ``parent`` is the pid the caller expects as its parent:
-    if that one is already gone, nothing is started.
-
-    Blocks the stop signals and SIGCHLD for good: call it only in a process made for it.
-    """
-    signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE_SIGNALS)
-    for sig in _WAKE_SIGNALS:  # an inherited handler or SIG_IGN would swallow them
-        signal.signal(sig, signal.SIG_DFL)
-    make_subreaper()
-    set_parent_death_signal(signal.SIGTERM)
-    if os.getppid() != parent or _STOP_SIGNALS & signal.sigpending():
-        return 128 + signal.SIGTERM
-    child = _start(argv, env)
-    if child is None:
-        return 127
-    status = _supervise(child, grace_s)
-    if survivors := _kill_descendants(_CLEANUP_LIMIT_S):
-        os.write(2, f"cca-reaper: {survivors} descendants did not die\n".encode())
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def _start(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
-    """Start the command (vfork and exec: a fork of this interpreter costs a millisecond
-    more) with every signal unblocked and at its default; None if it cannot be started."""
-    try:
-        return os.posix_spawn(argv[0], list(argv), dict(env), setsigmask=(),
-                              setsigdef=_INHERITED_IGNORES)
-    except OSError as exc:
-        os.write(2, f"cca-reaper: cannot run {argv[0]!r}: {exc}\n".encode(errors="replace"))
-        return None
-
-
-def _reap(child: int) -> int | None:
-    """Reap every exited child; return the wait status of ``child`` if it was among them."""
-    status = None
+def _reap_exited() -> None:
+    """Reap every child that has exited."""
     while True:
         try:
-            pid, st = os.waitpid(-1, os.WNOHANG)
+            pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return status
+            return
         if pid == 0:
-            return status
-        if pid == child:
-            status = st
-
-
-def _supervise(child: int, grace_s: float) -> int:
-    """Wait for ``child`` to exit, relaying a stop request; return its wait status."""
-    kill_at: float | None = None
-    stopping = False
-    while (status := _reap(child)) is None:
-        info: signal.struct_siginfo | None
-        if kill_at is None:
-            info = signal.sigwaitinfo(_WAKE_SIGNALS)
-        else:
-            info = signal.sigtimedwait(_WAKE_SIGNALS, max(0.0, kill_at - time.monotonic()))
-        if info is not None and info.si_signo in _STOP_SIGNALS and not stopping:
-            stopping = True
-            os.kill(child, signal.SIGTERM)  # safe: only this loop reaps, so the pid is ours
-            kill_at = time.monotonic() + grace_s
-        elif kill_at is not None and time.monotonic() >= kill_at:
-            os.kill(child, signal.SIGKILL)
-            kill_at = None
-    return status
+            return
 
 
 def _has_children() -> bool:
@@ -232,8 +158,9 @@ def _has_children() -> bool:
     return True
 
 
-def _kill_descendants(limit_s: float) -> int:
-    """SIGKILL and reap every descendant; return how many were still alive at ``limit_s``."""
+def kill_descendants(limit_s: float) -> int:
+    """SIGKILL and reap every descendant of this process, a subreaper with SIGCHLD blocked;
+    return how many were still alive at ``limit_s``."""
     if not _has_children():  # the usual end: skip reading the whole process table
         return 0
     deadline = time.monotonic() + limit_s
@@ -241,7 +168,7 @@ def _kill_descendants(limit_s: float) -> int:
         for pid in found:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        _reap(-1)
+        _reap_exited()
         # Killed grandchildren re-parent to us before they can be reaped: wait for that.
         signal.sigtimedwait({signal.SIGCHLD}, 0.01)
     return len(found)

@@ -4,6 +4,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import IO, Any
 
 import pytest
 
-from cca_worker import forkserver, reaper
+from cca_worker import reaper, wire
 from cca_worker.process import EOF, AgentProcess, spawn
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -48,7 +49,6 @@ def start(pids: list[int]) -> Iterator[Start]:
             grace_s=grace_s,
         )
         started.append(agent)
-        pids.append(agent.pid)
         return agent
 
     yield start_
@@ -152,7 +152,7 @@ def test_stop_right_after_spawn_still_ends_it(start: Start) -> None:
 def test_stop_after_exit_does_not_count_as_stopped(start: Start) -> None:
     agent = start("lines", "1", "0")
     read_until_eof(agent)
-    assert wait_until(lambda: is_gone(agent.pid))
+    assert wait_until(lambda: children_of(agent.pid) == [])  # the agent is reaped
 
     agent.stop()
 
@@ -275,14 +275,21 @@ def test_a_program_the_kernel_cannot_execute_ends_127_and_says_why(tmp_path: Pat
     assert "cannot run" in agent.stderr_tail and "broken" in agent.stderr_tail
 
 
-def test_shim_whose_parent_already_died_starts_nothing() -> None:
-    code = (f"import sys; from cca_worker import reaper; sys.exit(reaper.run("
-            f"[{sys.executable!r}, {FAKE_CLAUDE!r}, 'environ'], {{}}, 1.0, parent=1))")
-
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=10,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-
-    assert (done.returncode, done.stdout) == (128 + signal.SIGTERM, b"")
+def test_shim_whose_parent_already_died_starts_nothing(tmp_path: Path) -> None:
+    ours, theirs = socket.socketpair()
+    output, agent_output = os.pipe()
+    code = (f"import socket; from cca_worker import shim; "
+            f"shim.serve(socket.socket(fileno={theirs.fileno()}), parent=1)")
+    with ours, theirs:
+        done = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()],
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        wire.send(ours, {"argv": [sys.executable, FAKE_CLAUDE, "environ"], "env": {},
+                         "cwd": str(tmp_path), "grace_s": 1.0},
+                  [agent_output, agent_output, agent_output])
+        os.close(agent_output)
+        assert done.wait(10) == 0
+    with open(output, "rb") as ran:
+        assert ran.read() == b""  # the request was never taken up
 
 
 def test_concurrent_spawns_from_many_threads_each_get_their_own_agent(tmp_path: Path) -> None:
@@ -298,8 +305,8 @@ def test_concurrent_spawns_from_many_threads_each_get_their_own_agent(tmp_path: 
 
 
 def test_a_request_that_fits_one_sendmsg_is_written_by_it_alone() -> None:
-    # A standby that got its whole request may close the socket at once; any further write
-    # on it (even of nothing) would then fail the spawn with EPIPE.
+    # A shim that got its whole request may close the socket at once (its server died, say);
+    # any further write on it (even of nothing) would then fail the spawn with EPIPE.
     class Recorder:
         def __init__(self) -> None:
             self.calls: list[str] = []
@@ -313,7 +320,7 @@ def test_a_request_that_fits_one_sendmsg_is_written_by_it_alone() -> None:
 
     recorder = Recorder()
 
-    forkserver.send(recorder, {"op": "spawn", "argv": ["x"]}, [0, 1, 2])  # type: ignore[arg-type]
+    wire.send(recorder, {"argv": ["x"]}, [0, 1, 2])  # type: ignore[arg-type]
 
     assert recorder.calls == ["sendmsg"]
 
@@ -329,8 +336,8 @@ def test_death_of_the_fork_server_stops_its_agents_and_the_next_spawn_starts_a_n
 
     os.kill(server[1], signal.SIGKILL)
 
-    status = agent.wait()
-    assert status.returncode == 128 + signal.SIGKILL
+    status = agent.wait()  # the shim got SIGTERM from the kernel and stopped the agent
+    assert (status.returncode, status.stopped) == (128 + signal.SIGTERM, False)
     assert wait_until(lambda: all(is_gone(p) for p in [tree["pid"], *tree["grandchildren"]]))
     again = start("lines", "1", "0")
     assert read_until_eof(again) == ["line-0"]
@@ -342,20 +349,45 @@ def children_of(parent: int) -> list[int]:
     return [pid for pid, (ppid, _) in reaper.process_table().items() if ppid == parent]
 
 
-def test_a_standby_killed_while_it_waits_is_replaced_for_the_next_spawn(start: Start) -> None:
+def test_agents_in_turn_run_on_the_same_shim_each_with_its_own_env_and_cwd(
+    start: Start, tmp_path: Path,
+) -> None:
     first = start("lines", "1", "0")
-    stat = reaper.read_stat(first.pid)
-    assert stat is not None
-    server = stat[1]
+    assert read_until_eof(first) == ["line-0"]
+    assert first.wait().returncode == 0
+    env = {"PATH": "/usr/bin:/bin", "ONLY_THIS": "1"}
+
+    with spawn([sys.executable, FAKE_CLAUDE, "environ"], env=env, cwd=str(tmp_path)) as again:
+        seen = json.loads(next_line(again))
+
+    assert again.pid == first.pid  # no fork for the second agent
+    assert seen == {"env": env, "cwd": str(tmp_path), "stdin": "/dev/null", "stdin_data": ""}
+
+
+def test_a_stop_for_an_ended_run_does_not_reach_the_next_one(start: Start) -> None:
+    first = start("lines", "1", "0")
+    read_until_eof(first)
+    assert wait_until(lambda: children_of(first.pid) == [])
+    first.stop()  # reaches the shim after its run ended
+    assert first.wait().stopped is False
+
+    second = start("sleep")
+    assert second.pid == first.pid
+    assert next_line(second) == "ready"
+    assert second.read_line(0.5) is None  # still running: the old stop was ignored
+    second.stop()
+    assert second.wait().stopped is True
+
+
+def test_a_shim_killed_while_idle_is_replaced_for_the_next_spawn(start: Start) -> None:
+    first = start("lines", "1", "0")
     assert read_until_eof(first) == ["line-0"]
     first.wait()
-    assert wait_until(lambda: len(children_of(server)) == 1)  # the next standby, waiting
-    [standby] = children_of(server)
 
-    os.kill(standby, signal.SIGKILL)
-    assert wait_until(lambda: reaper.read_stat(standby) is None)  # reaped by the server
+    os.kill(first.pid, signal.SIGKILL)
+    assert wait_until(lambda: reaper.read_stat(first.pid) is None)  # reaped by the server
 
     again = start("lines", "1", "0")
-    assert again.pid not in (first.pid, standby)
+    assert again.pid != first.pid
     assert read_until_eof(again) == ["line-0"]
     assert again.wait().returncode == 0
