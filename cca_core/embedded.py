@@ -4,6 +4,7 @@ from the pgserver package. Real servers, started under a data directory."""
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import subprocess
 import time
@@ -18,10 +19,28 @@ from cca_core.errors import Unavailable
 log = logging.getLogger(__name__)
 
 
+_PORTS_FROM = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on 127.0.0.1 now, for a server that binds it a little later. It is
+    taken from below the kernel's ephemeral range when it can be: a port from that range
+    may meanwhile become the local end of some outgoing connection, and the bind then fails.
+    """
+    try:
+        ephemeral_from = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_from = _PORTS_FROM
+    for _ in range(100):
+        port = random.randrange(_PORTS_FROM, ephemeral_from) if ephemeral_from > _PORTS_FROM else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise Unavailable("no free TCP port on 127.0.0.1")
 
 
 @dataclass
