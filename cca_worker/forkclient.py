@@ -14,8 +14,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cca_worker
 from cca_worker import wire
@@ -23,8 +24,13 @@ from cca_worker import wire
 log = logging.getLogger(__name__)
 
 _SPAWN_REPLY_S = 30.0
+_SPAWN_ATTEMPTS = 3
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from cca_worker.forkserver import serve; " \
         "serve(int(sys.argv[2]))"
+
+
+class ForkServerGone(OSError):
+    """The fork server exited before it offered a shim."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,6 @@ class _Shim:
 
     pid: int
     sock: socket.socket
-    runs: int = field(default=0)
 
 
 class ShimRun:
@@ -116,17 +121,12 @@ class ForkServer:
         """Run ``argv`` (its program already resolved) on a shim. Raises OSError if no shim
         can start it."""
         request = {"argv": list(argv), "env": dict(env), "cwd": cwd, "grace_s": grace_s}
-        while True:
+        for _ in range(_SPAWN_ATTEMPTS):
             shim = self._take()
-            try:
-                wire.send(shim.sock, request, stdio)
-            except OSError as exc:
-                self.discard(shim)
-                if shim.runs:  # it died idle since its last run: try another
-                    continue
-                raise OSError(f"cannot start the shim: {exc}") from exc
-            shim.runs += 1
-            return ShimRun(self, shim)
+            if _accepts(shim, request, stdio):
+                return ShimRun(self, shim)
+            self.discard(shim)  # it died, or was told to stop, while idle: try another
+        raise OSError(f"{_SPAWN_ATTEMPTS} shims in a row failed to accept a request")
 
     def release(self, shim: _Shim) -> None:
         """Make ``shim``, whose run has ended, idle again."""
@@ -152,6 +152,8 @@ class ForkServer:
         """An idle shim, the most recently used first; if none is idle, a new one from the
         server. Raises OSError."""
         with self._changed:
+            if self.alive and self._proc.poll() is not None:  # before the reader saw it
+                self._lose()
             if not self._idle and self.alive:
                 with contextlib.suppress(OSError):  # the server is gone: the reader will say
                     wire.send(self._sock, {"op": "shim"})
@@ -159,7 +161,7 @@ class ForkServer:
                 self._proc.kill()
                 raise OSError(f"the fork server offered no shim within {_SPAWN_REPLY_S:g}s")
             if not self._idle:
-                raise OSError("the fork server exited")
+                raise ForkServerGone("the fork server exited")
             return self._idle.pop()
 
     def _close(self, shim: _Shim) -> None:
@@ -182,18 +184,48 @@ class ForkServer:
         except (OSError, ValueError) as exc:
             log.warning("lost the fork server: %s", exc)
         with self._changed:
-            self.alive = False
-            for shim in self._idle:
-                self._close(shim)
-            self._idle.clear()
-            self._changed.notify_all()
+            self._lose()
         self._sock.close()
         self._proc.wait()
+
+    def _lose(self) -> None:
+        """Mark the server gone (under ``_changed``): its idle shims go with it."""
+        self.alive = False
+        for shim in self._idle:
+            self._close(shim)
+        self._idle.clear()
+        self._changed.notify_all()
+
+
+def _accepts(shim: _Shim, request: dict[str, Any], stdio: tuple[int, int, int]) -> bool:
+    """Send ``request`` to ``shim``; whether the shim accepted it. A shim that leaves without
+    accepting has started nothing."""
+    try:
+        wire.send(shim.sock, request, stdio)
+        if not select.select([shim.sock], [], [], _SPAWN_REPLY_S)[0]:
+            os.kill(shim.pid, signal.SIGKILL)  # hung: the server reaps it
+            return False
+        reply, fds = wire.receive(shim.sock)
+    except (OSError, ValueError):
+        return False
+    wire.close(fds)
+    return reply is not None and reply.get("accepted") is True
 
 
 _lock = threading.Lock()
 _server: ForkServer | None = None
 _fork_hook = False
+
+
+def spawn_on_shim(argv: Sequence[str], env: Mapping[str, str], cwd: str, grace_s: float,
+                  stdio: tuple[int, int, int]) -> ShimRun:
+    """Run ``argv`` on a shim of this process's fork server (see :meth:`ForkServer.spawn`);
+    if that server turns out to have died, start a new one and try once more. Raises
+    OSError."""
+    try:
+        return fork_server().spawn(argv, env, cwd, grace_s, stdio)
+    except ForkServerGone:  # a server that died since the last spawn is only noticed now
+        return fork_server().spawn(argv, env, cwd, grace_s, stdio)
 
 
 def fork_server() -> ForkServer:

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import IO
 
 from cca_worker import reaper
-from cca_worker.forkclient import ShimRun, fork_server
+from cca_worker.forkclient import ShimRun, spawn_on_shim
 from cca_worker.reaper import set_parent_death_signal
 
 __all__ = [
@@ -200,8 +200,8 @@ def spawn(
     stderr_r, stderr_w = os.pipe()
     stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        run = fork_server().spawn([program, *argv[1:]], env, cwd, float(grace_s),
-                                  (stdin, stdout_w, stderr_w))
+        run = spawn_on_shim([program, *argv[1:]], env, cwd, float(grace_s),
+                            (stdin, stdout_w, stderr_w))
     except BaseException:
         os.close(stdout_r)
         os.close(stderr_r)

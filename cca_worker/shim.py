@@ -4,8 +4,10 @@ nothing an agent starts outlives it (Linux only; stdlib only, forked by ``forkse
 A shim is a child subreaper: every orphan of an agent's tree (a ``setsid`` shell of claude's
 Bash tool, say) is re-parented to it rather than to init. For each request on its socket,
 ``{"argv", "env", "cwd", "grace_s"}`` with the agent's stdin, stdout and stderr attached, it
-starts the agent (``argv[0]`` already resolved) in a session of its own with exactly that
-environment, and then:
+replies ``{"accepted": true}`` (a shim that dies or is told to stop before it accepts has
+started nothing, so the pool process can send the request elsewhere), starts the agent
+(``argv[0]`` already resolved) in a session of its own with exactly that environment, and
+then:
 
 * on ``{"op": "stop"}`` it sends the agent SIGTERM, and SIGKILL ``grace_s`` seconds later; a
   stop that arrives after its run ended is ignored;
@@ -58,6 +60,14 @@ def serve(sock: socket.socket, parent: int) -> None:
         if request.get("op") == "stop":  # for a run that has already ended
             wire.close(fds)
             continue
+        if select.select([woken], [], [], 0)[0]:  # told to stop meanwhile: leave it unaccepted
+            wire.close(fds)
+            return
+        try:
+            wire.send(sock, {"accepted": True})
+        except OSError:
+            wire.close(fds)
+            return
         returncode, stopped, ending = _run(request, fds, sock, woken)
         try:
             wire.send(sock, {"returncode": returncode, "stopped": stopped})

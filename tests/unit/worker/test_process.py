@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import pytest
 
-from cca_worker import reaper, wire
+from cca_worker import forkclient, reaper, wire
 from cca_worker.process import EOF, AgentProcess, spawn
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -389,5 +389,38 @@ def test_a_shim_killed_while_idle_is_replaced_for_the_next_spawn(start: Start) -
 
     again = start("lines", "1", "0")
     assert again.pid != first.pid
+    assert read_until_eof(again) == ["line-0"]
+    assert again.wait().returncode == 0
+
+
+def test_a_shim_stopped_by_a_signal_ends_its_run_and_is_not_reused(start: Start) -> None:
+    agent = start("sleep")
+    assert next_line(agent) == "ready"
+
+    os.kill(agent.pid, signal.SIGTERM)
+
+    status = agent.wait()
+    assert (status.returncode, status.stopped) == (128 + signal.SIGTERM, False)
+    again = start("lines", "1", "0")  # at once: never sent to the shim that is exiting
+    assert again.pid != agent.pid
+    assert read_until_eof(again) == ["line-0"]
+    assert again.wait().returncode == 0
+
+
+def test_a_spawn_just_after_the_fork_server_died_gets_a_new_server(start: Start) -> None:
+    earlier = [start("sleep") for _ in range(3)]
+    for one in earlier:
+        assert next_line(one) == "ready"
+        one.stop()
+        one.wait()  # three idle shims now, which die with their server
+    server = forkclient.fork_server()
+    # Holding its lock keeps the server's reader thread from taking in the server's end, as
+    # when a spawn comes first; this thread may still take the lock again.
+    with server._changed:
+        os.kill(server._proc.pid, signal.SIGKILL)
+        assert wait_until(lambda: is_gone(server._proc.pid))
+        again = start("lines", "1", "0")
+
+    assert again.pid not in [one.pid for one in earlier]
     assert read_until_eof(again) == ["line-0"]
     assert again.wait().returncode == 0
