@@ -4,12 +4,16 @@ the Celery message the API sends."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
-from sqlalchemy import Engine, delete, func, insert, inspect, select
+from psycopg.types.json import Jsonb
+from sqlalchemy import Engine, Table, delete, func, insert, inspect, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 
 from bench.waiting import BenchError
 from cca_core import store
@@ -21,7 +25,7 @@ from cca_core.settings import Settings
 
 # Set per row by the database or at insert time, never copied from the template.
 _FRESH = frozenset({"id", "created_at", "sent_at"})
-_INSERT_BARE = insert(Task).values(sent_at=func.now())
+_TASKS = cast(Table, Task.__table__)
 
 
 @dataclass
@@ -32,11 +36,16 @@ class Producer:
     celery: Celery
 
     def insert_bare(self, values: dict[str, Any]) -> None:
-        """INSERT the row (one statement that commits itself: no RETURNING, no ORM session,
-        no BEGIN or COMMIT), send the message."""
+        """INSERT the row the leanest way: on psycopg directly, one statement that commits
+        itself (no RETURNING, no SQLAlchemy execution, no BEGIN or COMMIT); send the
+        message."""
         task_id = uuid.uuid4()
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(_INSERT_BARE, store.column_values({"id": task_id, **values}))
+        row = store.column_values({"id": task_id, **values})
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection, \
+                connection.connection.driver_connection.cursor() as cursor:
+            cursor.execute(_bare_insert(frozenset(row)),
+                           {name: Jsonb(value) if name in _JSON_COLUMNS else value
+                            for name, value in row.items()})
         self._send(str(task_id), values)
 
     def create(self, values: dict[str, Any]) -> str:
@@ -55,6 +64,18 @@ class Producer:
         options = message_options(values.get("queue"), values.get("priority", "normal"),
                                   values.get("timeout_seconds"))
         self.celery.send_task(RUN_AGENT_TASK, args=[task_id], **options)
+
+
+_JSON_COLUMNS = frozenset(column.name for column in _TASKS.columns
+                          if isinstance(column.type, JSONB))
+
+
+@functools.cache
+def _bare_insert(columns: frozenset[str]) -> str:
+    """The SQL of a plain INSERT of ``columns`` (and ``sent_at``) for psycopg."""
+    statement = insert(_TASKS).values(sent_at=func.now())
+    return str(statement.compile(dialect=postgresql.psycopg.dialect(),
+                                 column_keys=sorted(columns)))
 
 
 def make_producer(settings: Settings) -> Producer:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.models import Task, TaskEvent
 from cca_core.outcome import Outcome
+from cca_core.prepared import PreparedStatement
 
 NOW = func.now()
 # Every column of a task, labelled with its attribute's name: a row of them read through a
@@ -52,9 +53,9 @@ def column_values(values: dict[str, Any]) -> dict[str, Any]:
     return {_COLUMN_NAMES[key]: value for key, value in values.items()}
 
 
-def _task(row: Row[Any]) -> Task:
+def _task(row: Row[Any] | dict[str, Any]) -> Task:
     """A detached Task holding ``row`` (of ``_TASK_COLUMNS``)."""
-    return Task(**row._mapping)
+    return Task(**(row if isinstance(row, dict) else row._mapping))
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,11 @@ def parse_task_id(value: str) -> uuid.UUID:
         raise NotFound(f"task {value} not found") from None
 
 
-# Built once, the row given as parameters, run on a Connection: building the statement
-# around each row's values, or an ORM Session's bookkeeping, cost more CPU than Postgres
-# spends inserting the row.
-_INSERT_TASK = insert(Task).values(sent_at=NOW).returning(*_TASK_COLUMNS)
-_INSERT_TASK_ONCE = (
+# Built once, the row given as parameters, run on psycopg directly (cca_core.prepared):
+# building the statement around each row's values, an ORM Session's bookkeeping or even
+# SQLAlchemy's execution path cost more CPU than Postgres spends inserting the row.
+_INSERT_TASK = PreparedStatement(insert(Task).values(sent_at=NOW).returning(*_TASK_COLUMNS))
+_INSERT_TASK_ONCE = PreparedStatement(
     pg_insert(Task)
     .values(sent_at=NOW)
     .on_conflict_do_nothing(index_elements=["idempotency_key"],
@@ -95,9 +96,8 @@ def create_task(
     """
     row = column_values({"id": uuid.uuid4(), "status": "queued", **values})
     if idempotency_key is None:
-        return _task(connection.execute(_INSERT_TASK, row).one()), True
-    created = connection.execute(_INSERT_TASK_ONCE,
-                                 {**row, "idempotency_key": idempotency_key}).one_or_none()
+        return _task(_INSERT_TASK.one(connection, row)), True
+    created = _INSERT_TASK_ONCE.first(connection, {**row, "idempotency_key": idempotency_key})
     if created is not None:
         return _task(created), True
     existing = connection.execute(select(*_TASK_COLUMNS)
@@ -227,10 +227,10 @@ def _plus_earlier(name: str, value: Any) -> Any:
     return getattr(Task, f"earlier_{name}") + value if name in _SUMMED else value
 
 
-# The statements every run executes are built once, with bound parameters, and run on a
-# Connection: building an ORM statement, or a Session's bookkeeping, costs more CPU than
-# Postgres spends running it.
-_CLAIM = (
+# The statements every run executes are built once, with bound parameters, and run on
+# psycopg directly (cca_core.prepared): building an ORM statement, a Session's bookkeeping or
+# SQLAlchemy's execution path cost more CPU than Postgres spends running them.
+_CLAIM = PreparedStatement(
     update(Task)
     .where(Task.id == bindparam("claim_id"),
            (Task.status == "queued") | ((Task.status == "running") & (Task.lease_expires_at < NOW)),
@@ -256,7 +256,7 @@ _INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__)).from_select(
 )
 # The terminal status and the run's last events in one statement: atomic on its own, so one
 # round trip instead of BEGIN, two statements and COMMIT.
-_FINISH = (
+_FINISH = PreparedStatement(
     update(Task)
     .where(Task.id == bindparam("finish_id"), Task.status == "running",
            Task.attempts == bindparam("finish_attempt"))
@@ -277,10 +277,10 @@ def claim_task(
     Returns the claimed task (detached), or None when another run owns it, it ended, it was
     cancelled or it used up its attempts.
     """
-    claimed = connection.execute(_CLAIM, {
+    claimed = _CLAIM.first(connection, {
         "claim_id": parse_task_id(task_id), "claim_max_attempts": max_attempts,
         "claim_worker": worker, "claim_pid": pid, "claim_lease": timedelta(seconds=lease_s),
-    }).one_or_none()
+    })
     return None if claimed is None else _task(claimed)
 
 
@@ -308,10 +308,10 @@ def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Out
     spent) and, in the same statement, its last ``events``. False if the run no longer
     owned the task (the events are recorded all the same)."""
     values = {f"outcome_{name}": value for name, value in asdict(outcome).items()}
-    finished = connection.execute(_FINISH, {
+    finished = _FINISH.first(connection, {
         "finish_id": parse_task_id(task_id), "finish_attempt": attempt, **values,
         **_event_values(task_id, attempt, events),
-    }).one_or_none()
+    })
     return finished is not None
 
 
