@@ -9,6 +9,7 @@ directly and through cca's reaper shim.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import subprocess
@@ -19,14 +20,19 @@ from bench.waiting import BenchError
 from cca_worker.process import EOF, spawn
 
 STAMP = "started"
+# The run the stand-in prints, one stream-json line each.
+EVENTS = [
+    {"type": "system", "subtype": "init", "session_id": "s"},
+    {"type": "result", "subtype": "success", "is_error": False, "result": "ok", "num_turns": 1,
+     "total_cost_usd": 0, "usage": {"input_tokens": 1, "output_tokens": 1}, "session_id": "s"},
+]
 # $EPOCHREALTIME (bash >= 5) is the time in microseconds; the newline marks a whole stamp.
 _SCRIPT = """#!/bin/bash
 started=$EPOCHREALTIME
 printf '%s\\n' "$started" > {stamp}
 [ -z "$BENCH_STARTS" ] || printf '%s %s\\n' "$started" "$PWD" > "$BENCH_STARTS"
-printf '%s\\n' '{{"type":"system","subtype":"init","session_id":"s"}}'
-{turn}printf '%s\\n' '{{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":1,\
-"total_cost_usd":0,"usage":{{"input_tokens":1,"output_tokens":1}},"session_id":"s"}}'
+printf '%s\\n' '{init}'
+{turn}printf '%s\\n' '{result}'
 """
 
 
@@ -35,7 +41,8 @@ def install(root: Path, turn_s: float = 0.0) -> Path:
     that long (an external ``sleep``) between its two events, as claude waits for the model."""
     path = root / (f"claude-standin-{turn_s * 1000:g}ms" if turn_s else "claude-standin")
     turn = f"sleep {turn_s:g}\n" if turn_s else ""
-    path.write_text(_SCRIPT.format(stamp=STAMP, turn=turn))
+    init, result = (json.dumps(event, separators=(",", ":")) for event in EVENTS)
+    path.write_text(_SCRIPT.format(stamp=STAMP, turn=turn, init=init, result=result))
     path.chmod(0o755)
     return path
 
