@@ -66,6 +66,11 @@ class ShimRun:
         """The shim's pid."""
         return self._shim.pid
 
+    def fileno(self) -> int:
+        """The socket on which the shim reports the end: readable once :meth:`wait` would
+        not block."""
+        return self._shim.sock.fileno()
+
     def stop(self) -> None:
         """Ask the shim to stop this run if it has not ended; return at once. Idempotent."""
         with self._lock:  # never after wait() handed the shim to another run

@@ -106,6 +106,28 @@ def test_lines_arrive_whole_and_in_order_then_eof_and_exit_code(start: Start) ->
     assert agent.stderr_tail == "err-500\n"
 
 
+def run_shell(script: str) -> AgentProcess:
+    return spawn(["bash", "-c", script], env=dict(os.environ), cwd=str(FIXTURES))
+
+
+def test_an_agent_filling_stderr_while_stdout_is_quiet_is_not_blocked() -> None:
+    with run_shell("head -c 1048576 /dev/zero | tr '\\0' e >&2; echo done; printf end >&2") \
+            as agent:
+        assert read_until_eof(agent) == ["done"]
+        assert agent.wait().returncode == 0
+        assert agent.stderr_tail == "e" * 4093 + "end"
+
+
+def test_wait_reads_both_pipes_so_an_agent_filling_them_still_ends() -> None:
+    # Unread, each pipe fills after 64 KiB and the agent would never exit.
+    with run_shell("head -c 1048576 /dev/zero | tr '\\0' e >&2; seq 100000; printf last >&2") \
+            as agent:
+        status = agent.wait(timeout_s=10)
+        assert (status.returncode, status.stopped) == (0, False)
+        assert agent.stderr_tail.endswith("elast")
+        assert read_until_eof(agent) == [str(i) for i in range(1, 100001)]
+
+
 def test_read_line_returns_none_after_its_timeout(start: Start) -> None:
     agent = start("sleep")
     assert next_line(agent) == "ready"
