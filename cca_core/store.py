@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -313,7 +313,7 @@ def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Out
     """Record the one terminal status of a run (its usage added to what earlier attempts
     spent) and, in the same statement, its last ``events``. False if the run no longer
     owned the task (the events are recorded all the same)."""
-    values = {f"outcome_{name}": value for name, value in asdict(outcome).items()}
+    values = {f"outcome_{name}": getattr(outcome, name) for name in Outcome.__dataclass_fields__}
     finished = _FINISH.first(connection, {
         "finish_id": parse_task_id(task_id), "finish_attempt": attempt, **values,
         **_event_values(task_id, attempt, events),

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class WorkerContext:
     slot: int
     engine: Engine
     redis: redis.Redis
+    # Read once: os.environ decodes every name and value on each pass over it.
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
 def run_task(ctx: WorkerContext, task_id: str) -> str | None:
@@ -68,7 +70,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
                      max_events=ctx.settings.redis.stream_max_events)
     if note:
         sink.add({"type": "cca", "subtype": "note", "message": note})
-    env = build_env(os.environ, {**agents.env, **dict(spec.env)}, config_dir=str(_config_dir(ctx)))
+    env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, config_dir=str(_config_dir(ctx)))
     try:
         proc = spawn(build_argv(agents.claude_path, spec), env=env, cwd=str(workdir),
                      grace_s=agents.stop_grace_seconds)
