@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from cca_core import db
 from cca_core.db import make_engine
+from tests.support.postgres import terminate
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +25,6 @@ def engine(database_url):
 def backend_pid(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.scalar(text("SELECT pg_backend_pid()")))
-
-
-def terminate(database_url: str, pid: int) -> None:
-    other = make_engine(database_url, pool_size=0)
-    try:
-        with other.connect() as connection:
-            assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    finally:
-        other.dispose()
 
 
 def test_an_idle_connection_whose_backend_died_is_replaced_before_use(

@@ -15,6 +15,7 @@ from cca_core.db import autocommit, make_engine, make_session_factory, transacti
 from cca_core.models import Task
 from cca_core.outcome import Outcome
 from cca_core.prepared import PreparedStatement
+from tests.support.postgres import terminate
 
 pytestmark = pytest.mark.integration
 
@@ -133,12 +134,3 @@ def pooled_backends(engine: Engine) -> set[int]:
         thread.join()
     assert len(pids) == 2
     return pids
-
-
-def terminate(database_url: str, pid: int) -> None:
-    other = make_engine(database_url, pool_size=0)
-    try:
-        with other.connect() as connection:
-            assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    finally:
-        other.dispose()
