@@ -46,7 +46,8 @@ class PreparedStatement:
         """Run the statement with ``params``; its first returned row, None if none.
 
         Raises sqlalchemy.exc.DBAPIError (the subclass for the driver's error) as
-        ``Connection.execute`` would.
+        ``Connection.execute`` would, and KeyError naming a parameter the statement needs
+        but ``params`` lacks.
         """
         driver = connection.connection.driver_connection
         if not isinstance(driver, psycopg.Connection) or not driver.autocommit:
