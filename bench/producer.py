@@ -4,16 +4,12 @@ the Celery message the API sends."""
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from celery import Celery
-from psycopg.types.json import Jsonb
-from sqlalchemy import Engine, Table, delete, func, insert, inspect, select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Engine, delete, func, insert, inspect, select
 
 from bench.waiting import BenchError
 from cca_core import store
@@ -21,11 +17,12 @@ from cca_core.db import autocommit, make_engine
 from cca_core.dispatch import celery_config, message_options
 from cca_core.models import Task
 from cca_core.names import RUN_AGENT_TASK
+from cca_core.prepared import PreparedStatement
 from cca_core.settings import Settings
 
 # Set per row by the database or at insert time, never copied from the template.
 _FRESH = frozenset({"id", "created_at", "sent_at"})
-_TASKS = cast(Table, Task.__table__)
+_INSERT_BARE = PreparedStatement(insert(Task).values(sent_at=func.now()))
 
 
 @dataclass
@@ -36,16 +33,12 @@ class Producer:
     celery: Celery
 
     def insert_bare(self, values: dict[str, Any]) -> None:
-        """INSERT the row the leanest way: on psycopg directly, one statement that commits
-        itself (no RETURNING, no SQLAlchemy execution, no BEGIN or COMMIT); send the
-        message."""
+        """INSERT the row the leanest way: on psycopg directly (``PreparedStatement``), one
+        statement that commits itself (no RETURNING, no SQLAlchemy execution, no BEGIN or
+        COMMIT); send the message."""
         task_id = uuid.uuid4()
-        row = store.column_values({"id": task_id, **values})
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection, \
-                connection.connection.driver_connection.cursor() as cursor:
-            cursor.execute(_bare_insert(frozenset(row)),
-                           {name: Jsonb(value) if name in _JSON_COLUMNS else value
-                            for name, value in row.items()})
+        with autocommit(self.engine) as connection:
+            _INSERT_BARE.first(connection, store.column_values({"id": task_id, **values}))
         self._send(str(task_id), values)
 
     def create(self, values: dict[str, Any]) -> str:
@@ -64,18 +57,6 @@ class Producer:
         options = message_options(values.get("queue"), values.get("priority", "normal"),
                                   values.get("timeout_seconds"))
         self.celery.send_task(RUN_AGENT_TASK, args=[task_id], **options)
-
-
-_JSON_COLUMNS = frozenset(column.name for column in _TASKS.columns
-                          if isinstance(column.type, JSONB))
-
-
-@functools.cache
-def _bare_insert(columns: frozenset[str]) -> str:
-    """The SQL of a plain INSERT of ``columns`` (and ``sent_at``) for psycopg."""
-    statement = insert(_TASKS).values(sent_at=func.now())
-    return str(statement.compile(dialect=postgresql.psycopg.dialect(),
-                                 column_keys=sorted(columns)))
 
 
 def make_producer(settings: Settings) -> Producer:

@@ -31,9 +31,10 @@ _Process = Callable[[Any], Any]
 
 
 class PreparedStatement:
-    """One INSERT, UPDATE or DELETE with RETURNING, compiled once per set of parameter names.
+    """One INSERT, UPDATE or DELETE, compiled once per set of parameter names.
 
-    Rows come back as dicts keyed by the RETURNING columns' keys.
+    Rows of its RETURNING clause come back as dicts keyed by the columns' keys; a statement
+    without one returns none.
     """
 
     def __init__(self, statement: UpdateBase) -> None:
@@ -103,7 +104,7 @@ class _Compiled:
             values[name] = to_driver(values[name])
         with driver.cursor() as cursor:
             cursor.execute(self.sql, values)
-            row = cursor.fetchone()
+            row = cursor.fetchone() if self._types else None
             if row is None:
                 return None
             if self._results is None:

@@ -4,10 +4,11 @@ execution (which runs them inside a transaction), and a lost connection handled 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, func, inspect, select, text, update
+from sqlalchemy import Engine, bindparam, event, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cca_core import store
@@ -84,6 +85,28 @@ def test_a_finish_stores_json_values_as_sqlalchemy_does(engine, structured_outpu
         kinds = connection.execute(select(func.jsonb_typeof(Task.structured_output))
                                    .where(Task.id.in_(ids))).scalars().all()
     assert kinds[0] == kinds[1]
+
+
+def test_on_an_autocommit_connection_the_statements_bypass_sqlalchemys_execution(engine):
+    executed: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: executed.append(args[2]))
+    with autocommit(engine) as connection:
+        task, _ = store.create_task(connection, VALUES)
+        assert store.claim_task(connection, str(task.id), worker="w", pid=1, lease_s=30,
+                                max_attempts=3) is not None
+        assert store.finish_task(connection, str(task.id), 1, Outcome(status="succeeded"))
+    assert executed == []
+    with transaction(make_session_factory(engine)) as session:
+        store.create_task(session.connection(), VALUES)
+    assert len(executed) == 1 and executed[0].startswith("INSERT INTO tasks")
+
+
+def test_a_statement_without_returning_runs_and_returns_no_row(engine):
+    statement = PreparedStatement(insert(Task).values(sent_at=func.now()))
+    task_id = uuid.uuid4()
+    with autocommit(engine) as connection:
+        assert statement.first(connection, store.column_values({"id": task_id, **VALUES})) is None
+    assert stored(engine, task_id)["prompt"] == "p"
 
 
 def test_a_violated_constraint_raises_sqlalchemys_error(engine):
