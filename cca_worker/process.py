@@ -172,20 +172,18 @@ class AgentProcess:
         try:
             while True:
                 remaining = deadline - time.monotonic()
-                ready = {fd for fd, _ in self._poll.poll(_poll_ms(remaining))}
-                for fd in ready & self._open:
-                    self._read(fd)
-                if shim in ready or remaining <= 0:
+                if shim in self._pump(remaining) or remaining <= 0:
                     return self._run.wait(0.0)
         finally:
             self._poll.unregister(shim)
 
-    def _pump(self, timeout_s: float) -> bool:
-        """Read what the pipes have within ``timeout_s``; False if nothing came."""
-        ready = self._poll.poll(_poll_ms(timeout_s))
-        for fd, _ in ready:
+    def _pump(self, timeout_s: float) -> set[int]:
+        """Read what the pipes have within ``timeout_s``; the fds that were ready (none if
+        nothing came)."""
+        ready = {fd for fd, _ in self._poll.poll(_poll_ms(timeout_s))}
+        for fd in ready & self._open:
             self._read(fd)
-        return bool(ready)
+        return ready
 
     def _read(self, fd: int) -> None:
         chunk = os.read(fd, _READ_BYTES)
