@@ -8,7 +8,7 @@ import os
 import sys
 
 from cca_core.client import DEFAULT_URL, CcaClient
-from cca_mcp.server import make_server
+from cca_mcp.server import PARENT_ENV, make_server
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,7 +27,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def configured_key() -> str | None:
-    """The first key of the config files, else the local key of `cca up`."""
+    """The first key of the config files, else the local key of `cca up`. A fleet agent's
+    bridge (``CCA_TASK_ID`` set by its worker) uses only the token it was given."""
+    if os.environ.get(PARENT_ENV):
+        return None
     from cca_core.config import load_settings
     from cca_core.errors import ConfigError
     from cca_core.localkey import read_local_key

@@ -19,6 +19,10 @@ AGENT_DEFAULTS = {
     "DISABLE_AUTOUPDATER": "1",
     "CLAUDE_CODE_MAX_RETRIES": "3",
     "API_TIMEOUT_MS": "120000",
+    # The CLI starts its first turn once MCP servers connect or this many ms pass, whichever
+    # comes first (default 5000). A Python bridge takes ~1 s idle and several seconds on a
+    # loaded host, and a server still pending then is missing for the whole run.
+    "MCP_CONNECT_TIMEOUT_MS": "30000",
 }
 # Never handed to an agent, whatever the configuration says.
 _FORBIDDEN_PREFIXES = ("CCA_", "CCA__")
