@@ -1,9 +1,10 @@
 """``python -m bench.bridge_start [--runs N] [--busy K]``: how long `cca-mcp` takes to answer.
 
 Times what `claude` waits for before its first turn: from spawning the stdio bridge to its
-answer to ``tools/list`` (after ``initialize``). The CLI proceeds without a server still
-pending after ``MCP_CONNECT_TIMEOUT_MS`` (5000 ms unless set; cca's agents get 30000), so
-the figures to compare are the p50 and the maximum under load against that wait. ``--busy``
+answer to ``tools/list`` (after ``initialize``). In print mode the CLI does not wait for MCP
+servers unless ``MCP_CONNECTION_NONBLOCKING=0``, and then waits up to
+``MCP_CONNECT_TIMEOUT_MS`` (5000 ms unless set; cca's agents get both, and 30000), so the
+figures to compare are the p50 and the maximum under load against that wait. ``--busy``
 starts K spinning processes for the run, as a loaded worker host would have.
 """
 

@@ -19,9 +19,11 @@ AGENT_DEFAULTS = {
     "DISABLE_AUTOUPDATER": "1",
     "CLAUDE_CODE_MAX_RETRIES": "3",
     "API_TIMEOUT_MS": "120000",
-    # The CLI starts its first turn once MCP servers connect or this many ms pass, whichever
-    # comes first (default 5000). A Python bridge takes ~1 s idle and several seconds on a
-    # loaded host, and a server still pending then is missing for the whole run.
+    # In print mode the CLI connects MCP servers in the background and starts its first turn
+    # at once: a bridge still starting (~1.5 s idle, several seconds on a loaded host) is
+    # "pending" and its tools are missing. NONBLOCKING=0 makes it wait for them, up to
+    # CONNECT_TIMEOUT_MS (default 5000). Measured on CLI 2.1.197; see bench/bridge_start.py.
+    "MCP_CONNECTION_NONBLOCKING": "0",
     "MCP_CONNECT_TIMEOUT_MS": "30000",
 }
 # Never handed to an agent, whatever the configuration says.

@@ -50,8 +50,8 @@ def test_claude_with_the_bridge_hands_a_task_to_the_fleet(api_url, start_worker,
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "ANTHROPIC_BASE_URL": model_api.url,
            "ANTHROPIC_API_KEY": "test", "CLAUDE_CODE_MAX_RETRIES": "0", "DISABLE_TELEMETRY": "1",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "PYTHONPATH": os.getcwd(),
-           # What cca gives its agents: wait for the bridge, not the CLI's default 5 s.
-           "MCP_CONNECT_TIMEOUT_MS": "30000"}
+           # What cca gives its agents: wait for the bridge before the first turn.
+           "MCP_CONNECTION_NONBLOCKING": "0", "MCP_CONNECT_TIMEOUT_MS": "30000"}
     run = subprocess.run(
         [claude_bin, "-p", "--output-format", "stream-json", "--verbose",
          "--mcp-config", json.dumps(mcp_config), "--strict-mcp-config",
