@@ -24,9 +24,10 @@ class KeyCreate(BaseModel):
     tenant: str | None = Field(default=None, min_length=1, max_length=64,
                                pattern=r"^[A-Za-z0-9_.\-]+$",
                                description="Team whose tasks the key shares (default: its name).")
-    max_concurrent: int | None = Field(default=None, ge=0)
-    tokens_per_day: int | None = Field(default=None, ge=0)
-    usd_per_day: float | None = Field(default=None, ge=0)
+    # Bounded by their columns (INTEGER, BIGINT, NUMERIC(12, 4)): a larger value is a 422.
+    max_concurrent: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    tokens_per_day: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    usd_per_day: float | None = Field(default=None, ge=0, le=99_999_999)
 
 
 def resources() -> Resources:

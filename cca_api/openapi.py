@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from cca_api import schedules
+from cca_api.keys import KeyCreate
 from cca_api.tasks import EventsQuery, ListQuery
 from cca_core import __version__
 from cca_core.schedule_schemas import RunPage, ScheduleCreate, SchedulePage, ScheduleUpdate, ScheduleView
@@ -25,7 +26,11 @@ ERROR_SCHEMA = {
 ANY_OBJECT = {"type": "object", "additionalProperties": True}
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
-REQUESTS = (TaskCreate, ScheduleCreate, ScheduleUpdate)
+KEY_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+REQUESTS = (TaskCreate, ScheduleCreate, ScheduleUpdate, KeyCreate)
+KEY_VIEW = {"type": "object", "required": ["name", "role", "tenant"], "additionalProperties": True,
+            "properties": {"name": {"type": "string"}, "role": {"type": "string"},
+                           "tenant": {"type": "string"}}}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -56,7 +61,7 @@ def build_spec() -> dict[str, Any]:
     _, defs = models_json_schema(
         [(model, "validation" if model in REQUESTS else "serialization")
          for model in (TaskCreate, TaskView, TaskPage, EventPage, ScheduleCreate, ScheduleUpdate,
-                       ScheduleView, SchedulePage, RunPage)],
+                       ScheduleView, SchedulePage, RunPage, KeyCreate)],
         ref_template=REF)
     schemas = {**defs["$defs"], "Error": ERROR_SCHEMA}
     tasks: dict[str, Any] = {
@@ -85,7 +90,17 @@ def build_spec() -> dict[str, Any]:
         "/api/v1/workers": {"get": _op("Workers online", "200", ANY_OBJECT)},
         "/api/v1/redis/status": {"get": _op("Redis status", "200", ANY_OBJECT)},
         "/api/v1/postgres/status": {"get": _op("Postgres status", "200", ANY_OBJECT)},
+        "/metrics": {"get": {"summary": "Prometheus metrics of the fleet", "responses": {
+            "200": {"description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+            **_errors(401, 429)}}},
+        "/api/v1/openapi.json": {"get": {"summary": "This document",
+                                         "responses": {"200": _json(ANY_OBJECT, "OpenAPI 3.1")}}},
+        "/api/v1/docs": {"get": {"summary": "A page listing every operation",
+                                 "responses": {"200": {"description": "HTML", "content": {
+                                     "text/html": {"schema": {"type": "string"}}}}}}},
         **schedule_paths(),
+        **key_paths(),
     }
     return {
         "openapi": "3.1.0",
@@ -128,6 +143,23 @@ def schedule_paths() -> dict[str, Any]:
         "/api/v1/schedules/{schedule_id}/runs": {"get": _op(
             "Tasks a schedule created, latest fire first", "200", _ref(RunPage), 404, 422,
             parameters=[SCHEDULE_ID, *_query(schedules.RunsQuery)])},
+    }
+
+
+def key_paths() -> dict[str, Any]:
+    """The managed-key endpoints (admin only): a new key's secret is shown once."""
+    created = {**KEY_VIEW, "properties": {**KEY_VIEW["properties"], "key": {"type": "string"}}}
+    return {
+        "/api/v1/keys": {
+            "post": _op("Create a managed key (its secret is in this answer only)", "201",
+                        created, 400, 403, 409, 415, 422, requestBody=_body(KeyCreate)),
+            "get": _op("List managed keys", "200", {
+                "type": "object", "required": ["keys"],
+                "properties": {"keys": {"type": "array", "items": KEY_VIEW}}}, 403),
+        },
+        "/api/v1/keys/{name}/revoke": {"post": _op(
+            "Revoke a managed key (refused everywhere within seconds)", "200", KEY_VIEW, 403, 404,
+            parameters=[KEY_NAME])},
     }
 
 
