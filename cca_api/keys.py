@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from flask import Blueprint, current_app, request
@@ -11,15 +12,17 @@ from cca_api.auth import require_role
 from cca_api.body import parse_json
 from cca_api.resources import Resources
 from cca_core.db import transaction
+from cca_core.errors import NotFound
 from cca_core.keys import Quotas, create_key, key_view, list_keys, revoke_key
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
+KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=KEY_NAME.pattern)
     role: Literal["admin", "submitter", "reader"] = "submitter"
     tenant: str | None = Field(default=None, min_length=1, max_length=64,
                                pattern=r"^[A-Za-z0-9_.\-]+$",
@@ -54,5 +57,7 @@ def index() -> dict[str, Any]:
 @bp.post("/<name>/revoke")
 def revoke(name: str) -> dict[str, Any]:
     require_role("admin")
+    if not KEY_NAME.fullmatch(name):
+        raise NotFound(f"no live key named {name[:64]!r}")
     with transaction(resources().sessions) as session:
         return key_view(revoke_key(session, name))

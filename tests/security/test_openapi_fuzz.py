@@ -13,7 +13,7 @@ import pytest
 from cca_api.openapi import build_spec
 from tests.conftest import start_api_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.attack]
 KEY = "fuzz-admin-key-0123456789"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
