@@ -28,6 +28,14 @@ def is_init(event: Event) -> bool:
     return event.get("type") == "system" and event.get("subtype") == "init"
 
 
+def unconnected_mcp_servers(event: Event) -> list[str]:
+    """The MCP servers of an ``init`` event that are not connected, as ``name (status)``: their
+    tools are missing for the whole run (the CLI does not fail it)."""
+    return [f"{server.get('name')} ({server.get('status')})"
+            for server in event.get("mcp_servers") or []
+            if isinstance(server, dict) and server.get("status") != "connected"]
+
+
 def is_api_retry(event: Event) -> bool:
     return event.get("type") == "system" and event.get("subtype") == "api_retry"
 

@@ -53,6 +53,9 @@ def supervise(
                 denials.observe(event)
                 if stream.is_init(event):
                     session_id = event.get("session_id")
+                    if missing := stream.unconnected_mcp_servers(event):
+                        sink.add({"type": "cca", "subtype": "note", "message":
+                                  f"MCP servers not connected at start: {', '.join(missing)}"})
                 elif stream.is_result(event):
                     result = event
                 if stream.should_persist(event):

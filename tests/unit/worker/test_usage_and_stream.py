@@ -97,3 +97,11 @@ def test_only_message_boundaries_of_partial_messages_are_persisted():
     assert kinds[("stream_event", "content_block_delta")] is False
     assert kinds[("stream_event", "message_delta")] is True
     assert kinds[("assistant", None)] is True
+
+
+def test_mcp_servers_that_did_not_connect_are_named_with_their_status():
+    init = {"type": "system", "subtype": "init", "mcp_servers": [
+        {"name": "cca", "status": "pending"}, {"name": "docs", "status": "connected"},
+        {"name": "broken", "status": "failed"}]}
+    assert stream.unconnected_mcp_servers(init) == ["cca (pending)", "broken (failed)"]
+    assert stream.unconnected_mcp_servers({"type": "system", "subtype": "init"}) == []
