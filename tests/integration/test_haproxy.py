@@ -66,6 +66,29 @@ def balanced(tmp_path, config_data, haproxy_bin) -> Iterator[tuple[str, str, lis
     proxy.wait(10)
 
 
+def test_the_shipped_config_starts_while_backend_names_do_not_resolve(tmp_path, haproxy_bin):
+    # Outside Docker, cca-api-1 and cca-api-2 resolve nowhere: as when HAProxy starts first.
+    check = subprocess.run([haproxy_bin, "-c", "-f", str(CONFIG)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    port, stats_port = free_port(), free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(CONFIG.read_text().replace("bind :9200", f"bind 127.0.0.1:{port}")
+                      .replace("bind 127.0.0.1:8404", f"bind 127.0.0.1:{stats_port}"))
+    proxy = subprocess.Popen([haproxy_bin, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        stats = f"http://127.0.0.1:{stats_port}/stats;csv"
+        servers = wait_for(lambda: _servers(stats), timeout_s=20, message="haproxy to serve stats")
+        assert set(servers) >= {"api1", "api2"}
+        assert all(not row["status"].startswith("UP") for row in servers.values()), servers
+        response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        assert response.status_code == 503  # up and answering, with no backend yet
+        assert proxy.poll() is None
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
 def _servers(stats_url: str) -> dict[str, dict[str, str]]:
     try:
         body = httpx.get(stats_url, timeout=2).text.lstrip("# ")
