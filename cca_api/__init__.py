@@ -30,9 +30,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.before_request
     def _authenticate() -> None:
-        if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+        if request.method == "OPTIONS":
             return
-        check_rate(res.redis, f"ip:{client_ip(request, security)}", security.ip_rate_limit_per_minute)
+        ip = client_ip(request, security)
+        if request.path in PUBLIC_PATHS:
+            # Public, so limited too; counted apart, so a load balancer's probes never use up
+            # the budget of the clients behind the same address.
+            check_rate(res.redis, f"ip:health:{ip}", security.ip_rate_limit_per_minute)
+            return
+        check_rate(res.redis, f"ip:{ip}", security.ip_rate_limit_per_minute)
         presented = presented_key(request)
         if presented is None and not settings.daemon.require_auth:
             g.principal = ANONYMOUS

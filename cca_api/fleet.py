@@ -12,7 +12,7 @@ from sqlalchemy import text
 from cca_api.resources import Resources
 from cca_core import __version__, store
 from cca_core.db import transaction
-from cca_core.fleet import online_workers, queue_depths, workers_with_slots
+from cca_core.fleet import count_online, queue_depths, workers_with_slots
 from cca_core.metrics import FleetCollector
 from cca_core.migrate import current_revision
 from cca_core.names import ALL_STATUSES
@@ -36,6 +36,8 @@ def _probe(check: Any) -> dict[str, Any]:
 
 @bp.get("/health")
 def health() -> tuple[dict[str, Any], int]:
+    """Cheap to ask: one ``SELECT 1``, one PING and one ZCOUNT (no key scan); limited per
+    client IP like every other route (``cca_api`` checks the rate before any view)."""
     res = resources()
 
     def postgres() -> None:
@@ -43,7 +45,7 @@ def health() -> tuple[dict[str, Any], int]:
             connection.execute(text("SELECT 1"))
 
     redis_check = _probe(res.redis.ping)
-    workers = _probe(lambda: {"online": len(online_workers(res.redis))})
+    workers = _probe(lambda: {"online": count_online(res.redis)})
     checks = {"postgres": _probe(postgres), "redis": redis_check, "workers": workers}
     up = checks["postgres"]["ok"] and checks["redis"]["ok"]
     status = "ok" if up and workers.get("online") else ("degraded" if up else "down")

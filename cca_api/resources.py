@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_api.auth import KeyResolver
+from cca_core.connections import api_pool
 from cca_core.db import make_engine, make_session_factory
 from cca_core.dispatch import celery_config
 from cca_core.settings import Settings
@@ -27,8 +28,8 @@ class Resources:
 
 def make_resources(settings: Settings) -> Resources:
     """Create the clients; nothing connects until first use."""
-    engine = make_engine(settings.postgres.url, pool_size=settings.postgres.pool_size,
-                         max_overflow=max(0, settings.postgres.max_connections - settings.postgres.pool_size))
+    pool_size, max_overflow = api_pool(settings)
+    engine = make_engine(settings.postgres.url, pool_size=pool_size, max_overflow=max_overflow)
     producer = Celery("cca-api")
     producer.conf.update(celery_config(settings.redis.url, 3600))
     sessions = make_session_factory(engine)

@@ -29,6 +29,7 @@ from cca_core.submission import enqueue, task_values
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
+MAX_EVENTS_PAGE = 1000
 
 
 class ListQuery(BaseModel):
@@ -43,7 +44,9 @@ class ListQuery(BaseModel):
 class EventsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     after: int = Field(default=0, ge=0)
-    limit: int = Field(default=500, ge=1, le=5000)
+    # A page is read and serialized whole: a larger limit is a 422 naming ``limit``; callers
+    # page on with ``after=next_after``.
+    limit: int = Field(default=500, ge=1, le=MAX_EVENTS_PAGE)
 
 
 def resources() -> Resources:

@@ -8,7 +8,7 @@ import click
 
 from cca_cli.context import CliState, fail, handle_errors, pass_state
 from cca_cli.ops import require_servers
-from cca_core.logs import configure_logging
+from cca_core.logs import configure_logging_for
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -31,6 +31,6 @@ def flower(state: CliState, port: int | None, address: str | None) -> None:
     # Through the environment, so the credentials never show in `ps`.
     if settings.flower.basic_auth:
         os.environ["FLOWER_BASIC_AUTH"] = ",".join(settings.flower.basic_auth)
-    configure_logging(settings.daemon.log_level, settings.daemon.log_format)
+    configure_logging_for(settings)
     make_celery(settings).start(["--quiet", "flower", f"--port={port or settings.flower.port}",
                                  f"--address={address}", "--persistent=False"])

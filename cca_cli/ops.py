@@ -40,6 +40,7 @@ def config_check(state: CliState) -> None:
 
 
 def config_warnings(settings: Settings) -> list[str]:
+    from cca_core.connections import connection_warning
     from cca_core.rules import ignored_rules
 
     warnings: list[str] = []
@@ -67,6 +68,8 @@ def config_warnings(settings: Settings) -> list[str]:
     for name in ("redis", "postgres"):
         if not getattr(settings, name).url:
             warnings.append(f"{name}.url is empty: only `cca up` (embedded servers) will work")
+    if (too_many := connection_warning(settings)) is not None:
+        warnings.append(too_many)
     return warnings
 
 

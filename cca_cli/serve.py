@@ -6,7 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from cca_core.logs import configure_logging
+from cca_core.logs import configure_logging_for
 from cca_core.settings import Settings
 
 
@@ -30,7 +30,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from cca_api import create_app
 
-        configure_logging(self.settings.daemon.log_level, self.settings.daemon.log_format)
+        configure_logging_for(self.settings)
         return create_app(self.settings)
 
 

@@ -1,21 +1,54 @@
-"""Read the fleet's state: workers announced in Redis, queue depths, task counts."""
+"""Read the fleet's state: workers announced in Redis, queue depths, task counts.
+
+A worker announces itself in two places: its own key (``cca:worker:<hostname>``, its details,
+expiring) and the ``cca:workers`` sorted set (hostname scored by when the announcement
+expires). Reading the fleet then never scans the key space: counting the live workers is one
+ZCOUNT, listing them one ZRANGEBYSCORE and one MGET.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
 from sqlalchemy.orm import Session
 
 from cca_core import store
-from cca_core.names import WORKER_KEY_PATTERN, queue_keys
+from cca_core.names import WORKERS_INDEX_KEY, queue_keys, worker_key
+
+# Index entries of workers gone this long are dropped by the next announcement of any worker.
+FORGET_AFTER_S = 3600
+
+
+def announce(client: redis.Redis, info: dict[str, Any], ttl_s: int) -> None:
+    """Publish ``info`` (with its ``hostname``) as a live worker for ``ttl_s`` seconds."""
+    now = time.time()
+    pipe = client.pipeline(transaction=True)
+    pipe.set(worker_key(info["hostname"]), json.dumps(info), ex=ttl_s)
+    pipe.zadd(WORKERS_INDEX_KEY, {info["hostname"]: now + ttl_s})
+    pipe.zremrangebyscore(WORKERS_INDEX_KEY, "-inf", now - FORGET_AFTER_S)
+    pipe.execute()
+
+
+def withdraw(client: redis.Redis, hostname: str) -> None:
+    """Remove a stopping worker's announcement."""
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(worker_key(hostname))
+    pipe.zrem(WORKERS_INDEX_KEY, hostname)
+    pipe.execute()
+
+
+def count_online(client: redis.Redis) -> int:
+    """How many workers announced themselves and have not expired (one ZCOUNT)."""
+    return int(client.zcount(WORKERS_INDEX_KEY, time.time(), "+inf"))
 
 
 def online_workers(client: redis.Redis) -> list[dict[str, Any]]:
     """Workers whose announcement has not expired, sorted by hostname."""
-    keys = list(client.scan_iter(match=WORKER_KEY_PATTERN, count=500))
-    values = client.mget(keys) if keys else []
+    names: list[bytes] = client.zrangebyscore(WORKERS_INDEX_KEY, time.time(), "+inf")  # type: ignore[assignment]
+    values = client.mget([worker_key(name.decode()) for name in names]) if names else []
     workers = [json.loads(value) for value in values if value]
     return sorted(workers, key=lambda worker: worker["hostname"])
 

@@ -32,6 +32,9 @@ def events_stream_key(task_id: str) -> str:
     return f"cca:events:{task_id}"
 
 
+EVENTS_STREAM_PATTERN = "cca:events:*"
+
+
 def cancel_key(task_id: str) -> str:
     return f"cca:cancel:{task_id}"
 
@@ -40,8 +43,14 @@ def worker_key(hostname: str) -> str:
     return f"cca:worker:{hostname}"
 
 
-WORKER_KEY_PATTERN = "cca:worker:*"
+WORKERS_INDEX_KEY = "cca:workers"  # hostname -> when its announcement expires (cca_core.fleet)
 SWEEP_LOCK_KEY = "cca:sweep-lock"
+RETENTION_SCAN_KEY = "cca:retention:stream-cursor"  # where the stream retention scan resumes
+
+
+def retention_counter_key(kind: str) -> str:
+    """Total deleted by retention, fleet-wide, per kind (``task_events``, ``streams``)."""
+    return f"cca:retention:deleted:{kind}"
 
 
 def budget_key(hostname: str, bucket: int) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cca_core.names import TERMINAL_STATUSES
+from cca_core.redact import Redactor
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,11 @@ class Outcome:
     def __post_init__(self) -> None:
         if self.status not in TERMINAL_STATUSES:
             raise ValueError(f"{self.status!r} is not a terminal status")
+
+    def redacted(self, redactor: Redactor) -> Outcome:
+        """This outcome with every secret removed from its texts and structured values."""
+        return replace(
+            self, result=redactor.value(self.result),
+            structured_output=redactor.value(self.structured_output),
+            error_message=redactor.value(self.error_message),
+            permission_denials=redactor.value(self.permission_denials))

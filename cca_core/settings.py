@@ -62,9 +62,12 @@ class RedisSettings(Section):
 
 
 class PostgresSettings(Section):
+    """Pool sizes fit a default server (cca_core.connections; ``cca config check`` adds them up)."""
+
     url: str = ""
-    pool_size: int = Field(20, ge=1)
-    max_connections: int = Field(50, ge=1)
+    pool_size: int = Field(4, ge=1)  # kept per API process
+    max_connections: int = Field(8, ge=1)  # opened at most per API process (pool plus overflow)
+    server_max_connections: int = Field(100, ge=4)  # the server's max_connections
 
 
 class PermissionSettings(Section):
@@ -121,6 +124,15 @@ class SecuritySettings(Section):
     cors_origins: CommaList = []
 
 
+class RetentionSettings(Section):
+    """How long the record of runs is kept; enforced by the workers' sweep (one at a time,
+    fleet-wide) in batches."""
+
+    task_events_days: int = Field(30, ge=0)  # 0 keeps task events forever
+    stream_seconds: int = Field(86400, ge=0)  # 0 keeps idle Redis event streams (they expire)
+    batch_size: int = Field(5000, ge=10, le=100000)
+
+
 class BeatSettings(Section):
     """The beat that fires schedules (``cca beat``); several may run, one leads."""
 
@@ -166,6 +178,7 @@ class Settings(Section):
     worker: WorkerSettings = WorkerSettings()
     security: SecuritySettings = SecuritySettings()
     beat: BeatSettings = BeatSettings()
+    retention: RetentionSettings = RetentionSettings()
     flower: FlowerSettings = FlowerSettings()
     acp: AcpSettings = AcpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()

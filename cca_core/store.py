@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     column,
+    delete,
     func,
     insert,
     select,
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session, configure_mappers
 from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.models import Task, TaskEvent
 from cca_core.outcome import Outcome
+from cca_core.pgsafe import escape_nul
 from cca_core.prepared import PreparedStatement
 
 NOW = func.now()
@@ -313,7 +315,8 @@ def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Out
     """Record the one terminal status of a run (its usage added to what earlier attempts
     spent) and, in the same statement, its last ``events``. False if the run no longer
     owned the task (the events are recorded all the same)."""
-    values = {f"outcome_{name}": getattr(outcome, name) for name in Outcome.__dataclass_fields__}
+    values = {f"outcome_{name}": escape_nul(getattr(outcome, name))
+              for name in Outcome.__dataclass_fields__}
     finished = _FINISH.first(connection, {
         "finish_id": parse_task_id(task_id), "finish_attempt": attempt, **values,
         **_event_values(task_id, attempt, events),
@@ -344,7 +347,7 @@ def append_events(
 
 def _event_values(task_id: str, attempt: int, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"events_task_id": parse_task_id(task_id), "events_attempt": attempt,
-            "events": list(events)}
+            "events": escape_nul(list(events))}
 
 
 def list_events(
@@ -408,3 +411,16 @@ def running_by_worker(session: Session) -> dict[str, int]:
     return {worker: count for worker, count in rows if worker}
 
 
+
+
+def delete_events_before(session: Session, cutoff: datetime, batch: int) -> int:
+    """Delete up to ``batch`` of the oldest task events recorded before ``cutoff``; return how
+    many. Reads only the first ``batch`` rows by id (event ids grow with time), so a batch
+    costs the same on a table of any size and no index on ``created_at`` is needed."""
+    oldest = session.scalar(select(TaskEvent.created_at).order_by(TaskEvent.id).limit(1))
+    if oldest is None or oldest >= cutoff:
+        return 0
+    head = select(TaskEvent.id, TaskEvent.created_at).order_by(TaskEvent.id).limit(batch).cte("head")
+    result = session.execute(delete(TaskEvent).where(
+        TaskEvent.id.in_(select(head.c.id).where(head.c.created_at < cutoff))))
+    return int(result.rowcount)  # type: ignore[attr-defined]

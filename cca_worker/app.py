@@ -10,9 +10,10 @@ import redis
 from billiard import current_process  # type: ignore[import-untyped]
 from celery import Celery, signals
 
+from cca_core.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
 from cca_core.db import make_engine
 from cca_core.dispatch import celery_config
-from cca_core.logs import configure_logging
+from cca_core.logs import configure_logging_for
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
 from cca_worker.expiry import make_expiry_handler
@@ -36,7 +37,7 @@ def make_celery(settings: Settings) -> Celery:
     signals.worker_process_init.connect(_die_with_the_worker, weak=False)
     signals.task_revoked.connect(make_expiry_handler(settings), weak=False)
     signals.setup_logging.connect(
-        lambda **_: configure_logging(settings.daemon.log_level, settings.daemon.log_format),
+        lambda **_: configure_logging_for(settings),
         weak=False)
 
     @app.task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -51,7 +52,8 @@ def _context(settings: Settings, hostname: str) -> WorkerContext:
     """Per-process resources, made after the fork on first use."""
     pid = os.getpid()
     if pid not in _contexts:
-        engine = make_engine(settings.postgres.url, pool_size=2, max_overflow=2)
+        engine = make_engine(settings.postgres.url, pool_size=WORKER_SLOT_POOL_SIZE,
+                             max_overflow=WORKER_SLOT_OVERFLOW)
         _contexts.clear()
         _contexts[pid] = WorkerContext(
             settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cca_core.dispatch import celery_config
 from cca_core.firing import fire_due
 from cca_core.leader import LeaderLock
-from cca_core.logs import configure_logging
+from cca_core.logs import configure_logging_for
 from cca_core.schedule_store import seconds_until_due
 from cca_core.settings import Settings
 from cca_core.submission import enqueue
@@ -109,7 +109,7 @@ def make_beat_app(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings.redis.url, 3600))
     app.conf.beat_max_loop_interval = settings.beat.tick_seconds
     signals.setup_logging.connect(
-        lambda **_: configure_logging(settings.daemon.log_level, settings.daemon.log_format),
+        lambda **_: configure_logging_for(settings),
         weak=False)
     return app
 

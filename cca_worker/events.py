@@ -1,4 +1,7 @@
-"""Where a run's events go: Postgres (the record) and a Redis stream (for live followers)."""
+"""Where a run's events go: Postgres (the record) and a Redis stream (for live followers).
+
+Every event is redacted as it arrives (``cca_core.redact``): an agent that prints its model API
+key or its bridge token leaves neither in the record nor in the stream."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from sqlalchemy import Engine
 from cca_core import store
 from cca_core.db import autocommit
 from cca_core.names import events_stream_key
+from cca_core.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ class EventSink:
 
     def __init__(
         self, engine: Engine, redis_client: redis.Redis, task_id: str,
-        attempt: int, *, ttl_s: int, max_events: int,
+        attempt: int, *, ttl_s: int, max_events: int, redactor: Redactor | None = None,
     ) -> None:
         self._engine = engine
         self._redis = redis_client
@@ -29,10 +33,11 @@ class EventSink:
         self._attempt = attempt
         self._ttl_s = ttl_s
         self._max_events = max_events
+        self._redactor = redactor or Redactor()
         self._pending: list[dict[str, Any]] = []
 
     def add(self, event: dict[str, Any]) -> None:
-        self._pending.append(event)
+        self._pending.append(self._redactor.value(event))
 
     def flush(self) -> None:
         """Write what is buffered (one statement). Postgres errors propagate; Redis is best
@@ -56,7 +61,8 @@ class EventSink:
             return
         key = events_stream_key(self._task_id)
         try:
-            pipe = self._redis.pipeline(transaction=False)
+            # MULTI: the entries and the stream's expiry are written together or not at all.
+            pipe = self._redis.pipeline(transaction=True)
             for event in batch:
                 pipe.xadd(key, {"attempt": self._attempt, "event": json.dumps(event)},
                           maxlen=self._max_events, approximate=True)

@@ -1,4 +1,5 @@
-"""A consumer bootstep: announce the worker, enforce its rolling token budget, run the sweep.
+"""A consumer bootstep: announce the worker, enforce its rolling token budget, run the sweep
+(recovery and retention).
 
 Runs on the consumer's timer in the worker's main process. The token budget gate stops
 consuming every queue while the window is over budget (``cancel_task_queue``) and resumes
@@ -8,7 +9,6 @@ consuming every queue while the window is over budget (``cancel_task_queue``) an
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -19,11 +19,13 @@ from celery import bootsteps
 
 from cca_core import __version__
 from cca_core.db import make_engine, make_session_factory
+from cca_core.fleet import announce, withdraw
 from cca_core.models import Task
-from cca_core.names import SWEEP_LOCK_KEY, worker_key
+from cca_core.names import SWEEP_LOCK_KEY
 from cca_core.settings import Settings
 from cca_core.submission import enqueue
 from cca_worker import budget
+from cca_worker.retention import enforce_retention
 from cca_worker.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
 
         def stop(self, c: Any) -> None:
             with contextlib.suppress(redis.RedisError):
-                self.redis.delete(worker_key(c.hostname))
+                withdraw(self.redis, c.hostname)
 
         def tick(self) -> None:
             try:
@@ -67,7 +69,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                     "paused_for_budget": self.paused, "started_at": self.started_at,
                     "seen_at": time.time()}
             ttl = max(5, int(settings.worker.heartbeat_seconds * 5))
-            self.redis.set(worker_key(self.consumer.hostname), json.dumps(info), ex=ttl)
+            announce(self.redis, info, ttl)
 
         def _gate_budget(self) -> None:
             limit = settings.worker.token_budget_per_window
@@ -95,6 +97,10 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                            max_attempts=settings.agents.max_attempts)
             if report.resent or report.ended:
                 log.warning("sweep: re-sent %s, ended %s", report.resent, report.ended)
+            kept = enforce_retention(self.sessions, self.redis, settings.retention)
+            if kept.task_events or kept.streams:
+                log.info("retention: deleted %s task events, %s event streams", kept.task_events,
+                         kept.streams)
 
         def _send(self, task: Task) -> None:
             enqueue(self.consumer.app, task)

@@ -17,6 +17,7 @@ from cca_core import store
 from cca_core.db import autocommit
 from cca_core.errors import Invalid
 from cca_core.outcome import Outcome
+from cca_core.redact import Redactor, secret_env_values, settings_secrets
 from cca_core.settings import Settings
 from cca_core.tasktoken import mint
 from cca_core.workspace import prepare_workdir
@@ -57,17 +58,19 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
         log.info("task %s: not claimable, skipping this delivery", task_id)
         return None
     attempt = task.attempts
+    secret = ctx.settings.daemon.task_token_secret
+    token = mint(secret, task_id) if secret else None
+    redactor = _redactor(ctx, token)
     try:
-        secret = ctx.settings.daemon.task_token_secret
         spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()), python=sys.executable,
-                                  bridge_token=mint(secret, task_id) if secret else None)
+                                  bridge_token=token)
         workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
     except Invalid as exc:
         outcome = Outcome(status="failed", error_code=exc.code, error_message=exc.message)
-        return _finish(ctx, task_id, attempt, outcome)
+        return _finish(ctx, task_id, attempt, outcome, redactor)
     sink = EventSink(ctx.engine, ctx.redis, task_id, attempt,
                      ttl_s=ctx.settings.redis.context_ttl_seconds,
-                     max_events=ctx.settings.redis.stream_max_events)
+                     max_events=ctx.settings.redis.stream_max_events, redactor=redactor)
     if note:
         sink.add({"type": "cca", "subtype": "note", "message": note})
     env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, config_dir=str(_config_dir(ctx)))
@@ -77,7 +80,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
     except OSError as exc:
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
-        return _finish(ctx, task_id, attempt, outcome, sink)
+        return _finish(ctx, task_id, attempt, outcome, redactor, sink)
     limits = Limits(timeout_s=timeout_seconds(task, agents), stall_s=agents.stall_timeout_seconds,
                     token_budget=token_budget(task, agents),
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
@@ -90,11 +93,18 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
         log.exception("task %s: supervision failed; the agent was stopped", task_id)
         outcome = Outcome(status="failed", error_code="supervision_failed",
                           error_message=f"the worker could not supervise the agent: {exc}"[:1000])
-        return _finish(ctx, task_id, attempt, outcome)
+        return _finish(ctx, task_id, attempt, outcome, redactor)
     outcome = decide(end)
     budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
                   ctx.settings.worker.budget_window_seconds)
-    return _finish(ctx, task_id, attempt, outcome, sink)
+    return _finish(ctx, task_id, attempt, outcome, redactor, sink)
+
+
+def _redactor(ctx: WorkerContext, token: str | None) -> Redactor:
+    """What to remove from a run's events and outcome: the fleet's configured secrets, the
+    task token the agent's bridge holds and the credentials in the agent's environment."""
+    return Redactor([*settings_secrets(ctx.settings), token or "",
+                     *secret_env_values(ctx.environ), *secret_env_values(ctx.settings.agents.env)])
 
 
 def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, turns: int,
@@ -108,11 +118,12 @@ def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, t
 
 
 def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outcome,
-            sink: EventSink | None = None) -> str | None:
-    """Record the outcome, and in the same statement the run's last events."""
+            redactor: Redactor, sink: EventSink | None = None) -> str | None:
+    """Record the outcome (redacted), and in the same statement the run's last events."""
     last_events = sink.take() if sink else []
     with autocommit(ctx.engine) as connection:
-        finished = store.finish_task(connection, task_id, attempt, outcome, last_events)
+        finished = store.finish_task(connection, task_id, attempt, outcome.redacted(redactor),
+                                     last_events)
     if sink:
         sink.publish(last_events)
     if not finished:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cca_core.config import validate
 from cca_core.dispatch import message_options
-from cca_core.redact import preview, redact
+from cca_core.redact import Redactor, preview, redact, secret_env_values, settings_secrets
 
 
 @pytest.mark.parametrize("secret", [
@@ -29,6 +30,54 @@ def test_preview_is_one_short_line():
 
 def test_messages_carry_the_id_and_a_preview_for_flower():
     options = message_options("cca", "high", 60, task_id="t-1", prompt="deploy with token=abc")
-    assert options["argsrepr"] == "t-1 · deploy with [redacted]"
+    assert options["argsrepr"] == "t-1 · deploy with token=[redacted]"
     assert options["kwargsrepr"] == "{}" and options["priority"] == 3
     assert options["time_limit"] == 180
+
+
+def test_known_secret_values_are_removed_wherever_they_appear():
+    redactor = Redactor(["model-key-1234", "short"])
+    assert redactor.text("key is model-key-1234.") == "key is [redacted]."
+    # Values too short to be secrets would blank out ordinary words.
+    assert redactor.text("a short note") == "a short note"
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("ANTHROPIC_API_KEY=abc123 PATH=/bin", "ANTHROPIC_API_KEY=[redacted] PATH=/bin"),
+    ("ANTHROPIC_AUTH_TOKEN: xyz", "ANTHROPIC_AUTH_TOKEN: [redacted]"),
+    ("bridge ccat_6f1c2d3e-0000-4000-8000-000000000000_Ab-c_d ok", "bridge [redacted] ok"),
+    ("local cca-local-AbC_d-e1", "local [redacted]"),
+    ('{"api_key": "zzz"}', '{"api_key": "[redacted]"}'),
+    ("Authorization: Bearer abc.def", "Authorization: [redacted]"),
+    ("redis://:pw@host:6379/0", "redis://[redacted]@host:6379/0"),
+])
+def test_secret_patterns_are_removed_and_names_kept(line, expected):
+    assert redact(line) == expected
+
+
+def test_ordinary_numbers_next_to_token_words_are_kept():
+    assert redact("input_tokens: 100, token_budget=5, author: Bob") == (
+        "input_tokens: 100, token_budget=5, author: Bob")
+
+
+def test_json_values_are_redacted_keys_and_numbers_kept():
+    redactor = Redactor(["model-key-1234"])
+    event = {"type": "user", "n": 3, "content": [{"text": "model-key-1234"}, "sk-ant-abcdef"]}
+    assert redactor.value(event) == {"type": "user", "n": 3,
+                                     "content": [{"text": "[redacted]"}, "[redacted]"]}
+
+
+def test_credentials_of_an_environment_are_picked_by_name():
+    env = {"ANTHROPIC_API_KEY": "k1", "ANTHROPIC_BASE_URL": "http://x", "ANTHROPIC_MODEL": "m",
+           "CCA_API_KEY": "k2", "PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "k3"}
+    assert sorted(secret_env_values(env)) == ["k1", "k2", "k3"]
+
+
+def test_settings_secrets_hold_keys_token_secret_and_url_passwords():
+    settings = validate({"daemon": {"api_keys": ["admin-key-0123456789"],
+                                    "task_token_secret": "tts-0123456789"},
+                         "redis": {"url": "redis://:redispw@h:6379/0"},
+                         "postgres": {"url": "postgres://cca:pgpass@h/cca"},
+                         "flower": {"basic_auth": ["admin:flowerpw"]}})
+    assert set(settings_secrets(settings)) >= {"admin-key-0123456789", "tts-0123456789",
+                                                "redispw", "pgpass", "flowerpw"}
