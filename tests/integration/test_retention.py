@@ -1,0 +1,48 @@
+"""Retention: a real worker's sweep deletes old task events and idle event streams in batches,
+keeps the rest, and /metrics counts what it deleted."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, text
+
+from cca_api import create_app
+from cca_core import store
+from cca_core.db import autocommit, make_engine
+from cca_core.models import TaskEvent
+from tests.integration.test_metrics import scrape
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+OLD, RECENT = 25, 4
+
+
+def test_the_sweep_deletes_old_events_and_idle_streams_and_counts_them(
+        make_settings, start_worker, redis_client, database_url):
+    client = create_app(make_settings()).test_client()
+    task = client.post("/api/v1/tasks", json={"prompt": "p"}).get_json()
+    assert client.post(f"/api/v1/tasks/{task['id']}/cancel").status_code == 200  # never runs
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    with autocommit(engine) as connection:
+        store.append_events(connection, task["id"], 1, [{"type": "old", "n": n} for n in range(OLD)])
+        connection.execute(text("UPDATE task_events SET created_at = now() - interval '40 days'"))
+        store.append_events(connection, task["id"], 1, [{"type": "recent"}] * RECENT)
+    redis_client.xadd("cca:events:idle-task", {"event": "{}"}, id="1000-0")  # added in 1970
+    redis_client.xadd("cca:events:live-task", {"event": "{}"})
+
+    start_worker("w1", retention={"task_events_days": 30, "stream_seconds": 3600, "batch_size": 10})
+
+    def events_left() -> list[str]:
+        with autocommit(engine) as connection:
+            return list(connection.scalars(select(TaskEvent.type).order_by(TaskEvent.id)))
+
+    wait_for(lambda: len(events_left()) == RECENT and not redis_client.exists("cca:events:idle-task"),
+             timeout_s=30, message="retention to delete the old events and the idle stream")
+    assert events_left() == ["recent"] * RECENT
+    assert redis_client.exists("cca:events:live-task")
+    samples = scrape(client)
+    assert samples[("cca_retention_deleted_total", (("kind", "task_events"),))] == OLD
+    assert samples[("cca_retention_deleted_total", (("kind", "streams"),))] == 1
+    with autocommit(engine) as connection:
+        assert connection.scalar(select(func.count()).select_from(TaskEvent)) == RECENT
+    engine.dispose()
