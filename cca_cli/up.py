@@ -6,55 +6,19 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import FrameType
 
 import click
 
+from cca_cli.children import ChildProcesses
 from cca_cli.context import CliState, handle_errors, pass_state
-from cca_core.embedded import start_postgres, start_redis
+from cca_core.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
 from cca_core.localkey import TOKEN_SECRET, ensure_local_key
 from cca_core.migrate import upgrade
 
-STOP_TIMEOUT_S = 15
-
-
-class Fleet:
-    """The child processes of ``cca up``; stopping it stops every one of them."""
-
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.servers: list[object] = []
-        self.stopping = False
-
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", *args], env=env,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        self.children.append((name, process))
-
-    def first_exited(self) -> tuple[str, int] | None:
-        for name, process in self.children:
-            if process.poll() is not None:
-                return name, process.returncode
-        return None
-
-    def stop(self) -> None:
-        self.stopping = True
-        for _, process in self.children:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for _, process in self.children:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for server in reversed(self.servers):
-            server.stop()  # type: ignore[attr-defined]
+POLL_S = 0.5
 
 
 @click.command()
@@ -65,10 +29,12 @@ class Fleet:
 @pass_state
 @handle_errors
 def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) -> None:
-    """Run the API, workers and (embedded) servers until Ctrl-C."""
+    """Run the API, workers and (embedded) servers until Ctrl-C or SIGTERM; a process of the
+    fleet that dies is restarted (with a backoff while it keeps dying)."""
     settings = state.settings
     data_dir = (data_dir or settings.data_dir).expanduser().resolve()
-    fleet = Fleet()
+    fleet = ChildProcesses()
+    servers: list[EmbeddedRedis | EmbeddedPostgres] = []
     env = {**os.environ, "CCA__EMBEDDED__DATA_DIR": str(data_dir)}
 
     def on_signal(signum: int, _: FrameType | None) -> None:
@@ -79,12 +45,12 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) 
         redis_url = settings.redis.url
         if not redis_url:
             server = start_redis(data_dir / "redis")
-            fleet.servers.append(server)
+            servers.append(server)
             redis_url = server.url
         postgres_url = settings.postgres.url
         if not postgres_url:
             postgres = start_postgres(data_dir / "postgres")
-            fleet.servers.append(postgres)
+            servers.append(postgres)
             postgres_url = postgres.url
         env.update({"CCA__REDIS__URL": redis_url, "CCA__POSTGRES__URL": postgres_url,
                     "CCA__DAEMON__REQUIRE_AUTH": "true",
@@ -103,11 +69,12 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) 
         click.echo(f"cca is up: API http://{settings.daemon.bind_address}, {workers} worker(s) and a beat, "
                    f"data in {data_dir}, local admin key in {data_dir / 'api-key'}. "
                    "Ctrl-C stops everything.")
-        while (exited := fleet.first_exited()) is None:
-            time.sleep(0.5)
-        click.echo(f"cca: {exited[0]} exited with code {exited[1]}; stopping the fleet", err=True)
-        raise SystemExit(1)
+        while True:
+            fleet.restart_exited(lambda message: click.echo(message, err=True))
+            time.sleep(POLL_S)
     except KeyboardInterrupt:
         click.echo("cca: stopping")
     finally:
         fleet.stop()
+        for embedded in reversed(servers):
+            embedded.stop()

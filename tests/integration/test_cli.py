@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -101,8 +102,8 @@ def test_cli_errors_from_the_api_name_the_field(fleet_env, api_url):
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 
-def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_path, model_api,
-                                                                  claude_bin):
+def test_cca_up_restarts_a_dead_worker_stops_cleanly_and_reuses_its_data(
+        base_env, tmp_path, model_api, claude_bin):
     data_dir = Path(base_env["HOME"]) / ".local/share/cca"  # the default: no flag needed
     port = free_port()
     env = {**base_env, "CCA__DAEMON__BIND_ADDRESS": f"127.0.0.1:{port}",
@@ -111,6 +112,7 @@ def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_p
     url = f"http://127.0.0.1:{port}"
 
     log = tmp_path / "up.log"
+    started: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
         with log.open("ab") as output:
@@ -118,6 +120,7 @@ def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_p
                                        stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
         wait_for(lambda: _workers_online(url, data_dir) or process.poll() is not None, timeout_s=90,
                  message="cca up to serve with a worker online")
+        started.append(process)
         assert process.poll() is None, log.read_text(errors="replace")[-4000:]
         return process
 
@@ -129,22 +132,51 @@ def test_cca_up_runs_the_fleet_stops_cleanly_and_reuses_its_data(base_env, tmp_p
         wait_for(lambda: not any(processes_running(marker) for marker in markers), timeout_s=20,
                  message="every process of the fleet to exit")
 
-    first = start()
-    script = json.dumps({"steps": [{"text": "done by the embedded fleet"}]})
-    result = cca("--api-url", url, "submit", f"[[script:{script}]]", "--wait", "--json", env=env)
-    assert result.returncode == 0, result.stderr
-    task = json.loads(result.stdout)
-    assert task["result"] == "done by the embedded fleet"
-    stop(first)
+    try:
+        first = start()
+        script = json.dumps({"steps": [{"text": "done by the embedded fleet"}]})
+        result = cca("--api-url", url, "submit", f"[[script:{script}]]", "--wait", "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        task = json.loads(result.stdout)
+        assert task["result"] == "done by the embedded fleet"
+        stop(first)
 
-    second = start()
-    key = (data_dir / "api-key").read_text().strip()
-    assert (data_dir / "api-key").stat().st_mode & 0o077 == 0
-    assert httpx.get(f"{url}/api/v1/tasks/{task['id']}", timeout=5).status_code == 401
-    again = httpx.get(f"{url}/api/v1/tasks/{task['id']}", headers={"X-API-Key": key}, timeout=5).json()
-    assert again["status"] == "succeeded"
-    stop(second)
+        second = start()
+        # A worker killed as the OOM killer would: cca up starts another and keeps the rest.
+        worker = _child_of(second.pid, "cca_cli.main worker --name cca-1@")
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: _child_of(second.pid, "cca_cli.main worker --name cca-1@") not in (None, worker),
+                 timeout_s=30, message="cca up to restart the worker")
+        assert second.poll() is None
+        script = json.dumps({"steps": [{"text": "done after a restart"}]})
+        result = cca("--api-url", url, "submit", f"[[script:{script}]]", "--wait", "--json", env=env)
+        assert json.loads(result.stdout)["result"] == "done after a restart", result.stderr
+        assert "worker-1 exited with code -9" in log.read_text(errors="replace")
+        key = (data_dir / "api-key").read_text().strip()
+        assert (data_dir / "api-key").stat().st_mode & 0o077 == 0
+        assert httpx.get(f"{url}/api/v1/tasks/{task['id']}", timeout=5).status_code == 401
+        again = httpx.get(f"{url}/api/v1/tasks/{task['id']}", headers={"X-API-Key": key}, timeout=5).json()
+        assert again["status"] == "succeeded"
+        stop(second)
+    finally:  # a failed assertion must not leave a fleet running
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(60)
     assert not processes_running("cca_cli.main up")
+
+
+def _child_of(parent: int, marker: str) -> int | None:
+    """The pid of ``parent``'s live child whose command line holds ``marker``."""
+    for line in processes_running(marker):
+        pid = int(line.split(":")[0])
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent:
+            return pid
+    return None
 
 
 def _workers_online(url: str, data_dir: Path) -> bool:
