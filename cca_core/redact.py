@@ -35,15 +35,21 @@ _VALUES = (
     r"|AKIA[0-9A-Z]{16}|eyJ[\w-]+\.[\w-]+\.[\w-]+"
 )
 # ``name=value`` / ``name: value`` where the name ends in a word that says the value is a
-# secret (``input_tokens: 5`` is not one); the name stays.
+# secret (``input_tokens: 5`` is not one). Only that word is matched, so the rest of the name is
+# kept without being scanned (a scan of every word's prefix cost 20 times more).
 _ASSIGNMENTS = (
-    r"(?P<name>\bANTHROPIC_\w*|\b[\w.-]*?(?i:password|passwd|secret|token|api[_-]?key|"
-    r"authorization))(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<name>\bANTHROPIC_\w*|(?i:password|passwd|secret|token|api[_-]?key|authorization))"
+    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
     r"(?P<value>(?i:(?:bearer|basic)\s+)?[^\s\"',;&]+)"
 )
 _BEARER = r"(?P<bearer>(?i:bearer)\s+)[\w.~+/=-]+"
 _URL_CREDENTIALS = r"(?P<scheme>://)[^/\s:@]*:[^@\s/]+@"
 _PATTERN = re.compile(f"{_ASSIGNMENTS}|{_BEARER}|{_URL_CREDENTIALS}|{_VALUES}")
+# What every match of _PATTERN contains, lower-cased. Python's re scans case-insensitive
+# alternations slowly (~40 us per event); this case-sensitive search of the lower-cased text
+# (~7 us) lets the full pattern run only on text that may hold a secret.
+_TRIGGER = re.compile(r"password|passwd|secret|token|api[_-]?key|authorization|anthropic_|bearer"
+                      r"|://|cca|sk-|gh[pousr]_|github_pat_|xox[abpr]-|akia|eyj")
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -68,7 +74,7 @@ class Redactor:
         """``text`` with every secret replaced by ``[redacted]``."""
         if self._known is not None:
             text = self._known.sub(MASK, text)
-        return _PATTERN.sub(_mask, text)
+        return _PATTERN.sub(_mask, text) if _TRIGGER.search(text.lower()) else text
 
     def value(self, value: Any) -> Any:
         """A JSON-like value (dicts, lists, strings, numbers) with every string redacted;

@@ -6,6 +6,7 @@ import pytest
 
 from cca_core.config import validate
 from cca_core.dispatch import message_options
+from cca_core.outcome import Outcome
 from cca_core.redact import Redactor, preview, redact, secret_env_values, settings_secrets
 
 
@@ -81,3 +82,14 @@ def test_settings_secrets_hold_keys_token_secret_and_url_passwords():
                          "flower": {"basic_auth": ["admin:flowerpw"]}})
     assert set(settings_secrets(settings)) >= {"admin-key-0123456789", "tts-0123456789",
                                                 "redispw", "pgpass", "flowerpw"}
+
+
+def test_an_outcome_keeps_no_secret_in_its_result_error_or_structured_output():
+    outcome = Outcome(status="failed", result="key sk-ant-api03-abcdef",
+                      error_message="claude exited: ANTHROPIC_API_KEY=model-key-1234 refused",
+                      structured_output={"token": "model-key-1234"},
+                      permission_denials=[{"tool_input": {"command": "echo model-key-1234"}}])
+    cleaned = outcome.redacted(Redactor(["model-key-1234"]))
+    assert "sk-ant" not in str(cleaned) and "model-key-1234" not in str(cleaned)
+    assert cleaned.error_message == "claude exited: ANTHROPIC_API_KEY=[redacted] refused"
+    assert cleaned.status == "failed"
