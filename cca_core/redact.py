@@ -112,9 +112,14 @@ def url_password(url: str) -> str | None:
         return None
 
 
+# In a preview, any long run of letters and digits may be a credential of a form no pattern
+# knows (an admin key of the configuration): a preview says what a task is about without it.
+_OPAQUE = re.compile(r"(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{20,}")
+
+
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """One line of at most ``limit`` characters, secrets removed."""
-    flat = " ".join(redact(text).split())
+    """One line of at most ``limit`` characters, secrets and opaque tokens removed."""
+    flat = " ".join(_OPAQUE.sub(MASK, redact(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -84,13 +84,14 @@ def test_a_prompt_with_credentials_shows_none_of_them_in_the_celery_message(
         make_settings, redis_client):
     client = create_app(make_settings()).test_client()
     prompt = (f"deploy with {MANAGED_KEY} and ANTHROPIC_API_KEY=sk-ant-api03-zzzzzzzz "
-              "password=hunter2 postgres://cca:pgpass@db/cca")
+              "password=hunter2 postgres://cca:pgpass@db/cca, admin key Zq8mK2vX9pL4nR7tY3wB5cF1")
     response = client.post("/api/v1/tasks", json={"prompt": prompt})
     assert response.status_code == 202
     (raw,) = redis_client.lrange("cca" + "\x06\x166", 0, -1) or redis_client.lrange("cca", 0, -1)
     message = json.loads(raw)
     # What Flower shows: the headers' argsrepr / kwargsrepr; the body carries only the id.
     shown = json.dumps(message["headers"]) + json.dumps(message["body"])
-    for secret in (MANAGED_KEY, "sk-ant-api03-zzzzzzzz", "hunter2", "pgpass"):
+    for secret in (MANAGED_KEY, "sk-ant-api03-zzzzzzzz", "hunter2", "pgpass",
+                   "Zq8mK2vX9pL4nR7tY3wB5cF1"):
         assert secret not in shown
     assert message["headers"]["argsrepr"].startswith(response.get_json()["id"])

@@ -93,3 +93,8 @@ def test_an_outcome_keeps_no_secret_in_its_result_error_or_structured_output():
     assert "sk-ant" not in str(cleaned) and "model-key-1234" not in str(cleaned)
     assert cleaned.error_message == "claude exited: ANTHROPIC_API_KEY=[redacted] refused"
     assert cleaned.status == "failed"
+
+
+def test_a_preview_hides_opaque_tokens_no_pattern_knows():
+    assert preview("use admin key Zq8mK2vX9pL4nR7tY3wB5cF1 please") == "use admin key [redacted] please"
+    assert preview("fix the failing test in parser_module.py") == "fix the failing test in parser_module.py"
