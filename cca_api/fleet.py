@@ -36,7 +36,7 @@ def _probe(check: Any) -> dict[str, Any]:
 
 @bp.get("/health")
 def health() -> tuple[dict[str, Any], int]:
-    """Cheap to ask: one ``SELECT 1``, one PING and one ZCOUNT (no key scan); limited per
+    """Cheap to ask: one ``SELECT 1``, a PING, a TIME and a ZCOUNT (no key scan); limited per
     client IP like every other route (``cca_api`` checks the rate before any view)."""
     res = resources()
 

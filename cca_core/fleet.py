@@ -3,13 +3,13 @@
 A worker announces itself in two places: its own key (``cca:worker:<hostname>``, its details,
 expiring) and the ``cca:workers`` sorted set (hostname scored by when the announcement
 expires). Reading the fleet then never scans the key space: counting the live workers is one
-ZCOUNT, listing them one ZRANGEBYSCORE and one MGET.
+ZCOUNT, listing them one ZRANGEBYSCORE and one MGET (each after a TIME: scores are Redis's
+clock).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import redis
@@ -22,9 +22,16 @@ from cca_core.names import WORKERS_INDEX_KEY, queue_keys, worker_key
 FORGET_AFTER_S = 3600
 
 
+def server_time(client: redis.Redis) -> float:
+    """Redis's clock: every host compares announcements with the same one, whatever the skew
+    between their own clocks."""
+    seconds, micros = client.time()  # type: ignore[misc]
+    return float(seconds) + micros / 1e6
+
+
 def announce(client: redis.Redis, info: dict[str, Any], ttl_s: int) -> None:
     """Publish ``info`` (with its ``hostname``) as a live worker for ``ttl_s`` seconds."""
-    now = time.time()
+    now = server_time(client)
     pipe = client.pipeline(transaction=True)
     pipe.set(worker_key(info["hostname"]), json.dumps(info), ex=ttl_s)
     pipe.zadd(WORKERS_INDEX_KEY, {info["hostname"]: now + ttl_s})
@@ -41,13 +48,14 @@ def withdraw(client: redis.Redis, hostname: str) -> None:
 
 
 def count_online(client: redis.Redis) -> int:
-    """How many workers announced themselves and have not expired (one ZCOUNT)."""
-    return int(client.zcount(WORKERS_INDEX_KEY, time.time(), "+inf"))
+    """How many workers announced themselves and have not expired (TIME and ZCOUNT)."""
+    return int(client.zcount(WORKERS_INDEX_KEY, server_time(client), "+inf"))
 
 
 def online_workers(client: redis.Redis) -> list[dict[str, Any]]:
     """Workers whose announcement has not expired, sorted by hostname."""
-    names: list[bytes] = client.zrangebyscore(WORKERS_INDEX_KEY, time.time(), "+inf")  # type: ignore[assignment]
+    now = server_time(client)
+    names: list[bytes] = client.zrangebyscore(WORKERS_INDEX_KEY, now, "+inf")  # type: ignore[assignment]
     values = client.mget([worker_key(name.decode()) for name in names]) if names else []
     workers = [json.loads(value) for value in values if value]
     return sorted(workers, key=lambda worker: worker["hostname"])
