@@ -10,6 +10,7 @@ from flask import Request
 from pydantic import BaseModel, ValidationError
 
 from cca_core.errors import BadRequest, Invalid, UnsupportedMedia
+from cca_core.pgsafe import nul_path
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -25,12 +26,22 @@ def parse_json(request: Request, model: type[Model]) -> Model:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
+    refuse_nul(data)
     return validate(model, data)
 
 
 def parse_query(request: Request, model: type[Model]) -> Model:
     """Validate query parameters (each given once)."""
-    return validate(model, request.args.to_dict())
+    params = request.args.to_dict()
+    refuse_nul(params)
+    return validate(model, params)
+
+
+def refuse_nul(data: Mapping[str, object]) -> None:
+    """Raise Invalid naming the field that holds a NUL character: Postgres stores none, and
+    no argv can carry one."""
+    if (field := nul_path(data)) is not None:
+        raise Invalid(f"{field}: must not contain the NUL character (\\u0000)", field=field)
 
 
 def validate(model: type[Model], data: Mapping[str, object]) -> Model:

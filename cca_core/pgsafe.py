@@ -24,3 +24,23 @@ def escape_nul(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [escape_nul(item) for item in value]
     return value
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where the first NUL in a JSON-like value is (``prompt``, ``allowed_tools[2]``,
+    ``json_schema.properties``), or None. Input is refused with it instead of escaped: a NUL
+    cannot reach the agent's argv, and a caller can send what they mean."""
+    if isinstance(value, str):
+        return (path or "body") if NUL in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if NUL in str(key):
+                return where
+            if (found := nul_path(item, where)) is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if (found := nul_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None

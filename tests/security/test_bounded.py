@@ -85,3 +85,18 @@ def test_an_agent_output_with_a_nul_character_is_stored_escaped_and_readable(
     (output,) = [event for event in events if event["type"] == "user"]
     assert output["data"]["tool_use_result"]["stdout"] == "before\\u0000after"
     assert done["result"] == "saw before\\u0000after"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"prompt": "a\u0000b"}, "prompt"),
+    ({"prompt": "ok", "json_schema": {"type": "object", "description": "x\u0000"}},
+     "json_schema.description"),
+    ({"prompt": "ok", "allowed_tools": ["Read", "Bash(\u0000)"]}, "allowed_tools[1]"),
+])
+def test_a_nul_character_in_a_request_is_a_422_naming_the_field(make_settings, body, field):
+    client = create_app(make_settings()).test_client()
+    response = client.post("/api/v1/tasks", json=body)
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["field"] == field
+    listed = client.get("/api/v1/tasks?role=a%00b")
+    assert listed.status_code == 422 and listed.get_json()["error"]["field"] == "role"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cca_core.config import validate
 from cca_core.connections import connection_warning, host_connections
 from cca_core.metrics import MAX_LABEL_CHARS, MAX_SERIES, OTHER, bounded
-from cca_core.pgsafe import escape_nul
+from cca_core.pgsafe import escape_nul, nul_path
 
 
 def test_nul_characters_are_escaped_in_strings_and_keys_and_nothing_else_changes():
@@ -40,3 +40,9 @@ def test_pool_sizes_above_the_server_limit_are_named_by_config_check():
                          "daemon": {"max_agents": 20}})
     warning = connection_warning(settings)
     assert warning is not None and "postgres.server_max_connections = 100" in warning
+
+
+def test_the_first_nul_of_an_input_is_located_by_its_field_path():
+    assert nul_path({"prompt": "ok", "tools": ["a", {"k": "b\x00"}]}) == "tools[1].k"
+    assert nul_path({"a\x00": 1}) == "a\x00"
+    assert nul_path({"prompt": "ok", "n": 1, "tools": []}) is None
