@@ -30,6 +30,7 @@ from cca_core.submission import enqueue, task_values
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
 MAX_EVENTS_PAGE = 1000
+MAX_EVENTS_PAGE_BYTES = 4 * 1024 * 1024  # of event data as Postgres stores it (compressed)
 
 
 class ListQuery(BaseModel):
@@ -140,6 +141,7 @@ def events(task_id: str) -> dict[str, Any]:
     query = parse_query(request, EventsQuery)
     with transaction(resources().sessions) as session:
         rows = store.list_events(session, task_id, after=query.after, limit=query.limit,
+                                 max_bytes=MAX_EVENTS_PAGE_BYTES,
                                  owner=current().scope())
         page = EventPage(events=[event_view(row) for row in rows],
                          next_after=rows[-1].id if rows else None)

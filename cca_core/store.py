@@ -351,16 +351,24 @@ def _event_values(task_id: str, attempt: int, events: Sequence[dict[str, Any]]) 
 
 
 def list_events(
-    session: Session, task_id: str, *, after: int = 0, limit: int = 500, owner: str | None = None
+    session: Session, task_id: str, *, after: int = 0, limit: int = 500, owner: str | None = None,
+    max_bytes: int | None = None,
 ) -> list[TaskEvent]:
-    """Events of a task recorded so far, oldest first, with ids above ``after``."""
+    """Events of a task recorded so far, oldest first, with ids above ``after``: at most
+    ``limit``, and with ``max_bytes`` no more once that much event data (as stored) is read
+    (always at least one event, so a reader paging on ``after`` moves forward)."""
     get_task(session, task_id, owner)
-    query = (
-        select(TaskEvent)
+    size = func.pg_column_size(TaskEvent.data)  # the stored size: reads no TOASTed value
+    page = (
+        select(TaskEvent.id, (func.sum(size).over(order_by=TaskEvent.id) - size).label("before"))
         .where(TaskEvent.task_id == parse_task_id(task_id), TaskEvent.id > after)
         .order_by(TaskEvent.id)
         .limit(limit)
+        .subquery()
     )
+    query = select(TaskEvent).join(page, page.c.id == TaskEvent.id).order_by(TaskEvent.id)
+    if max_bytes is not None:
+        query = query.where((page.c.before < max_bytes) | (page.c.before == 0))
     return list(session.scalars(query))
 
 

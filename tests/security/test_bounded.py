@@ -4,11 +4,15 @@ that Postgres would refuse (a NUL character) is stored, not lost."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 from cca_api import create_app
+from cca_api.tasks import MAX_EVENTS_PAGE_BYTES
+from cca_core import store
+from cca_core.db import autocommit, make_engine
 from cca_core.fleet import announce
 from cca_core.metrics import MAX_SERIES
 from tests.integration.test_metrics import scrape
@@ -100,3 +104,25 @@ def test_a_nul_character_in_a_request_is_a_422_naming_the_field(make_settings, b
     assert response.get_json()["error"]["field"] == field
     listed = client.get("/api/v1/tasks?role=a%00b")
     assert listed.status_code == 422 and listed.get_json()["error"]["field"] == "role"
+
+
+def test_an_event_page_of_huge_events_is_cut_by_size_and_paging_still_reads_them_all(
+        make_settings, database_url):
+    client = create_app(make_settings()).test_client()
+    task = client.post("/api/v1/tasks", json={"prompt": "hello"}).get_json()
+    client.post(f"/api/v1/tasks/{task['id']}/cancel")
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)
+    big = [{"type": "user", "n": n, "text": os.urandom(250_000).hex()} for n in range(20)]
+    with autocommit(engine) as connection:  # 10 MB of output an agent could print
+        store.append_events(connection, task["id"], 1, big)
+    engine.dispose()
+    first = client.get(f"/api/v1/tasks/{task['id']}/events?limit=1000").get_json()
+    assert 1 <= len(first["events"]) < len(big)
+    assert len(first["events"]) * 500_000 <= MAX_EVENTS_PAGE_BYTES + 500_000
+    seen = [event["data"]["n"] for event in first["events"]]
+    after = first["next_after"]
+    while after is not None:
+        page = client.get(f"/api/v1/tasks/{task['id']}/events?after={after}").get_json()
+        seen += [event["data"]["n"] for event in page["events"]]
+        after = page["next_after"]
+    assert seen == list(range(len(big)))
