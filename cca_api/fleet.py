@@ -16,6 +16,7 @@ from cca_core.fleet import count_online, queue_depths, workers_with_slots
 from cca_core.metrics import FleetCollector
 from cca_core.migrate import current_revision
 from cca_core.names import ALL_STATUSES
+from cca_core.redact import redact
 
 bp = Blueprint("fleet", __name__)
 
@@ -29,7 +30,7 @@ def _probe(check: Any) -> dict[str, Any]:
     try:
         detail = check()
     except Exception as exc:  # a probe reports any failure instead of raising it
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"ok": False, "error": redact(f"{type(exc).__name__}: {exc}")[:300]}
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     return {"ok": True, "latency_ms": latency_ms, **(detail if isinstance(detail, dict) else {})}
 

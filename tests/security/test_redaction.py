@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cca_api import create_app
-from cca_core.logs import make_formatter
+from cca_core.logs import configure_logging_for, make_formatter
 from cca_core.names import events_stream_key
 from cca_core.tasktoken import mint
 from tests.support.fleet import FleetAPI, bash
@@ -95,3 +95,20 @@ def test_a_prompt_with_credentials_shows_none_of_them_in_the_celery_message(
                    "Zq8mK2vX9pL4nR7tY3wB5cF1"):
         assert secret not in shown
     assert message["headers"]["argsrepr"].startswith(response.get_json()["id"])
+
+
+def test_a_process_logging_as_configured_redacts_the_secrets_of_its_configuration(
+        make_settings, capsys):
+    settings = make_settings(daemon={"api_keys": ["plain-admin-key-of-no-known-shape"],
+                                     "log_format": "json"})
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging_for(settings)
+        logging.getLogger("cca.test").warning("presented %s", "plain-admin-key-of-no-known-shape")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    line = capsys.readouterr().err
+    assert "plain-admin-key-of-no-known-shape" not in line
+    assert json.loads(line)["message"] == "presented [redacted]"
