@@ -28,9 +28,10 @@ TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type":
 SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
 KEY_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 REQUESTS = (TaskCreate, ScheduleCreate, ScheduleUpdate, KeyCreate)
-KEY_VIEW = {"type": "object", "required": ["name", "role", "tenant"], "additionalProperties": True,
-            "properties": {"name": {"type": "string"}, "role": {"type": "string"},
-                           "tenant": {"type": "string"}}}
+KEY_VIEW: dict[str, Any] = {
+    "type": "object", "required": ["name", "role", "tenant"], "additionalProperties": True,
+    "properties": {"name": {"type": "string"}, "role": {"type": "string"},
+                   "tenant": {"type": "string"}}}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

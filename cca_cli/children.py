@@ -4,6 +4,7 @@ it keeps dying young, and everything stops only when ``cca up`` is told to stop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -92,7 +93,5 @@ class ChildProcesses:
 def _kill_session(leader: int) -> None:
     """SIGKILL what a dead child left in its session (a killed Celery worker's pool
     processes, say): its tasks are the lease sweep's to re-run, not orphans'."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(leader, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
