@@ -15,9 +15,11 @@ from sqlalchemy import text
 from cca_cli.context import CliState, handle_errors, pass_state
 from cca_cli.ops import config_warnings
 from cca_core.db import make_engine
+from cca_core.errors import Invalid
 from cca_core.fleet import online_workers
 from cca_core.migrate import current_revision, head_revision
 from cca_core.settings import Settings
+from cca_worker.confinement import find_bwrap
 
 PINNED_CLAUDE = "2.1.197"
 
@@ -42,6 +44,18 @@ def check_claude(settings: Settings) -> Check:
         return Check("claude", False, f"{path} does not run: {exc}", "reinstall the claude CLI")
     note = "" if version.startswith(PINNED_CLAUDE) else f" (cca is tested with {PINNED_CLAUDE})"
     return Check("claude", bool(version), f"{path}: {version}{note}")
+
+
+def check_confinement(settings: Settings) -> Check:
+    if settings.agents.confinement == "none":
+        return Check("confinement", False, "agents.confinement = none: agents are not confined",
+                     "install bubblewrap and set agents.confinement = \"bwrap\"")
+    try:
+        bwrap = find_bwrap()
+    except Invalid as exc:
+        return Check("confinement", False, exc.message,
+                     "install bubblewrap (apt-get install bubblewrap) and allow user namespaces")
+    return Check("confinement", True, f"agents run under {bwrap}")
 
 
 def check_redis(settings: Settings) -> Check:
@@ -101,8 +115,10 @@ def check_flower(url: str) -> Check:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    checks = [check_claude(settings), check_redis(settings), *check_postgres(settings)]
-    if checks[1].ok:
+    redis_check = check_redis(settings)
+    checks = [check_claude(settings), check_confinement(settings), redis_check,
+              *check_postgres(settings)]
+    if redis_check.ok:
         checks.append(check_workers(settings))
     if settings.flower.url:
         checks.append(check_flower(settings.flower.url))

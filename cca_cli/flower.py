@@ -32,5 +32,6 @@ def flower(state: CliState, port: int | None, address: str | None) -> None:
     if settings.flower.basic_auth:
         os.environ["FLOWER_BASIC_AUTH"] = ",".join(settings.flower.basic_auth)
     configure_logging_for(settings)
-    make_celery(settings).start(["--quiet", "flower", f"--port={port or settings.flower.port}",
-                                 f"--address={address}", "--persistent=False"])
+    make_celery(settings, runs_agents=False).start([
+        "--quiet", "flower", f"--port={port or settings.flower.port}", f"--address={address}",
+        "--persistent=False"])

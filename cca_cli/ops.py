@@ -53,6 +53,9 @@ def config_warnings(settings: Settings) -> list[str]:
                             f"Edit({rule[6:-1]}) instead (write rules use Edit)")
         if perms.mode == "dangerous":
             warnings.append(f"{where}.mode = dangerous turns off every permission check but denies")
+    if settings.agents.confinement == "none":
+        warnings.append("agents.confinement = none: agents run as the worker's user and can read "
+                        "what it can (cca's keys, other tasks' workspaces); see docs/security.md")
     if settings.agents.permissions.allow_dangerous:
         warnings.append("agents.permissions.allow_dangerous = true: tasks may run without checks")
     host = settings.daemon.bind_address.rpartition(":")[0]

@@ -28,6 +28,7 @@ def _env_text(value: Any) -> str:
 
 EnvValue = Annotated[str, BeforeValidator(_env_text)]
 PermissionMode = Literal["allowlist", "sandbox", "dangerous"]
+Confinement = Literal["bwrap", "none"]
 
 
 class Section(BaseModel):
@@ -88,6 +89,7 @@ class RoleSettings(Section):
 
 class AgentSettings(Section):
     claude_path: str = "claude"
+    confinement: Confinement = "bwrap"  # cca_worker.confinement; "none" is flagged by config check
     default_model: str | None = None
     default_timeout_seconds: int = Field(600, ge=1)
     token_budget_per_task: int = Field(100000, ge=1)

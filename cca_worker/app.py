@@ -16,6 +16,7 @@ from cca_core.dispatch import celery_config
 from cca_core.logs import configure_logging_for
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
+from cca_worker.confinement import find_bwrap
 from cca_worker.expiry import make_expiry_handler
 from cca_worker.fleet import make_fleet_step
 from cca_worker.process import set_parent_death_signal
@@ -29,8 +30,11 @@ def visibility_timeout(settings: Settings) -> int:
     return max(3600, settings.agents.default_timeout_seconds * 2)
 
 
-def make_celery(settings: Settings) -> Celery:
-    """Create the worker's Celery app. Connects to nothing until used."""
+def make_celery(settings: Settings, *, runs_agents: bool = True) -> Celery:
+    """Create the worker's Celery app. Connects to nothing until used. An app that runs
+    agents checks their confinement first: raises Invalid (naming ``agents.confinement``)
+    when bubblewrap cannot confine them here."""
+    bwrap = find_bwrap() if runs_agents and settings.agents.confinement == "bwrap" else None
     app = Celery("cca")
     app.conf.update(celery_config(settings.redis.url, visibility_timeout(settings)))
     app.steps["consumer"].add(make_fleet_step(settings))
@@ -43,12 +47,12 @@ def make_celery(settings: Settings) -> Celery:
     @app.task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
     def run_agent(self: Any, task_id: str) -> str | None:
         """Run one agent task by id (the message carries nothing else)."""
-        return run_task(_context(settings, self.request.hostname or "worker"), task_id)
+        return run_task(_context(settings, self.request.hostname or "worker", bwrap), task_id)
 
     return app
 
 
-def _context(settings: Settings, hostname: str) -> WorkerContext:
+def _context(settings: Settings, hostname: str, bwrap: str | None) -> WorkerContext:
     """Per-process resources, made after the fork on first use."""
     pid = os.getpid()
     if pid not in _contexts:
@@ -59,6 +63,7 @@ def _context(settings: Settings, hostname: str) -> WorkerContext:
             settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
             engine=engine,
             redis=redis.Redis.from_url(settings.redis.url, socket_timeout=10),
+            bwrap=bwrap,
         )
     return _contexts[pid]
 

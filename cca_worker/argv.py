@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PASS_THROUGH_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_")
-PASS_THROUGH_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "API_TIMEOUT_MS")
+PASS_THROUGH_NAMES = ("PATH", "LANG", "LC_ALL", "TZ", "API_TIMEOUT_MS")
 AGENT_DEFAULTS = {
     "DISABLE_TELEMETRY": "1",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -81,14 +81,15 @@ def bridge_config(python: str, api_url: str, task_id: str, token: str | None) ->
 
 
 def build_env(
-    parent_env: Mapping[str, str], extra: Mapping[str, str], *, config_dir: str
+    parent_env: Mapping[str, str], extra: Mapping[str, str], *, home: str, config_dir: str
 ) -> dict[str, str]:
-    """Start from nothing: PATH, HOME and ANTHROPIC_*/CLAUDE_CODE_* from the worker, then
-    ``[agents.env]``, then the per-slot CLAUDE_CONFIG_DIR. cca's own variables never pass."""
+    """Start from nothing: PATH and ANTHROPIC_*/CLAUDE_CODE_* from the worker, then
+    ``[agents.env]``, then the per-slot HOME and CLAUDE_CONFIG_DIR (never the worker's HOME:
+    it holds cca's data directory by default). cca's own variables never pass."""
     env = {
         name: value
         for name, value in parent_env.items()
         if name in PASS_THROUGH_NAMES or name.startswith(PASS_THROUGH_PREFIXES)
     }
-    env = {**AGENT_DEFAULTS, **env, **extra, "CLAUDE_CONFIG_DIR": config_dir}
+    env = {**AGENT_DEFAULTS, **env, **extra, "HOME": home, "CLAUDE_CONFIG_DIR": config_dir}
     return {name: value for name, value in env.items() if not name.startswith(_FORBIDDEN_PREFIXES)}

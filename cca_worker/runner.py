@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import shutil
 import sys
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -23,6 +25,7 @@ from cca_core.tasktoken import mint
 from cca_core.workspace import prepare_workdir
 from cca_worker import budget
 from cca_worker.argv import build_argv, build_env
+from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.outcome import decide
 from cca_worker.pricing import estimate_cost
@@ -43,8 +46,15 @@ class WorkerContext:
     slot: int
     engine: Engine
     redis: redis.Redis
+    bwrap: str | None = None  # the bubblewrap program agents run under (agents.confinement)
     # Read once: os.environ decodes every name and value on each pass over it.
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def slot_home(self) -> Path:
+        """One HOME per slot, holding its CLAUDE_CONFIG_DIR (``.claude``): runs in a slot never
+        overlap, runs in slots never share transcripts."""
+        return self.settings.data_dir / "slots" / f"{self.hostname}-{self.slot}"
 
 
 def run_task(ctx: WorkerContext, task_id: str) -> str | None:
@@ -73,10 +83,16 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
                      max_events=ctx.settings.redis.stream_max_events, redactor=redactor)
     if note:
         sink.add({"type": "cca", "subtype": "note", "message": note})
-    env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, config_dir=str(_config_dir(ctx)))
+    home = ctx.slot_home
+    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
+                    config_dir=str(home / ".claude"))
+    argv = build_argv(agents.claude_path, spec)
     try:
-        proc = spawn(build_argv(agents.claude_path, spec), env=env, cwd=str(workdir),
-                     grace_s=agents.stop_grace_seconds)
+        if ctx.bwrap:
+            view = View(workdir, home, _tools(agents.claude_path, env.get("PATH", "")))
+            argv = confine(ctx.bwrap, argv, view, path=env.get("PATH", ""))
+        proc = spawn(argv, env=env, cwd=str(workdir), grace_s=agents.stop_grace_seconds)
     except OSError as exc:
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
@@ -133,8 +149,7 @@ def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outco
     return outcome.status
 
 
-def _config_dir(ctx: WorkerContext) -> Path:
-    """One CLAUDE_CONFIG_DIR per slot: runs in a slot never overlap, runs in slots never share."""
-    path = ctx.settings.data_dir / "slots" / f"{ctx.hostname}-{ctx.slot}" / ".claude"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+@functools.cache
+def _tools(claude_path: str, path: str) -> tuple[Path, ...]:
+    """What a confined agent reads besides the system (found once per pool process)."""
+    return agent_tools(shutil.which(claude_path, path=path) or claude_path, sys.executable)

@@ -49,7 +49,7 @@ def claude_bin() -> str:
     path = os.environ.get("CLAUDE_BIN") or str(REPO / ".cache/claude-cli/node_modules/.bin/claude")
     if not os.access(path, os.X_OK):
         pytest.fail(f"the claude CLI is not installed at {path}: run .ci/run (or set CLAUDE_BIN)")
-    return path
+    return os.path.realpath(path)  # what a confined agent's command line shows
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +75,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 def database_url(pg_server: EmbeddedPostgres) -> str:
     """A fresh, migrated database for this test."""
     name = f"test_{os.getpid()}_{next(_db_numbers)}"
-    pg_server.server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}";')
+    pg_server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
     return pg_server.url.replace(f"/{TEMPLATE_DB}?", f"/{name}?")
 
 

@@ -38,7 +38,7 @@ def run(script: Path, *args: str, env: dict[str, str] | None = None) -> subproce
 def new_database(pg_server: Any, database_url: str) -> str:
     """An empty database (no migrations) on the same server; return its URL."""
     name = f"restored_{os.getpid()}_{next(_numbers)}"
-    pg_server.server.psql(f'CREATE DATABASE "{name}";')
+    pg_server.execute(f'CREATE DATABASE "{name}"')
     return re.sub(r"/[^/?]+\?", f"/{name}?", database_url, count=1)
 
 

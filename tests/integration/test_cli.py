@@ -192,7 +192,8 @@ def test_doctor_names_each_failure_with_its_fix(fleet_env, start_worker):
     failing = cca("doctor", env=fleet_env)
     assert failing.returncode == 1
     assert "FAIL workers" in failing.stdout and "fix: start one: `cca worker`" in failing.stdout
-    for healthy in ("ok   claude", "ok   redis", "ok   postgres", "ok   pgvector", "ok   migrations"):
+    for healthy in ("ok   claude", "ok   confinement", "ok   redis", "ok   postgres",
+                    "ok   pgvector", "ok   migrations"):
         assert healthy in failing.stdout, failing.stdout
     start_worker("w1")
     passing = cca("doctor", "--json", env=fleet_env)
@@ -200,6 +201,25 @@ def test_doctor_names_each_failure_with_its_fix(fleet_env, start_worker):
     assert passing.returncode == 0, passing.stdout
     assert checks["workers"]["detail"] == "1 online, 2 agent slots"
     assert "2.1.197" in checks["claude"]["detail"]
+
+
+def test_a_worker_that_cannot_confine_agents_refuses_to_start(fleet_env, tmp_path):
+    no_bwrap = tmp_path / "bin"
+    no_bwrap.mkdir()
+    (no_bwrap / "bwrap").symlink_to("/bin/false")  # a bubblewrap that cannot make namespaces
+    result = cca("worker", env={**fleet_env, "PATH": f"{no_bwrap}:{fleet_env['PATH']}"},
+                 timeout=60)
+    assert result.returncode != 0
+    assert "agents.confinement" in result.stderr and "bubblewrap" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unconfined_agents_are_flagged_by_config_check_and_doctor(fleet_env):
+    env = {**fleet_env, "CCA__AGENTS__CONFINEMENT": "none"}
+    assert "agents.confinement = none" in cca("config", "check", env=env).stdout
+    doctor = cca("doctor", env=env)
+    assert doctor.returncode == 1 and "FAIL confinement" in doctor.stdout
+    assert "ok   confinement" in cca("doctor", env=fleet_env).stdout
 
 
 def test_doctor_reports_unreachable_servers(base_env):

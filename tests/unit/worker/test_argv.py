@@ -54,8 +54,9 @@ def test_agent_env_starts_empty_and_never_carries_cca_secrets():
         "DATABASE_URL": "postgres://x", "REDIS_URL": "redis://y", "AWS_SECRET_ACCESS_KEY": "s",
         "CCA_CONFIG": "/etc/cca/cca.toml",
     }
-    env = build_env(parent, {"MY_TOOL_FLAG": "1", "CCA__SNEAKY": "x"}, config_dir="/slots/1/.claude")
-    assert env["PATH"] == "/usr/bin" and env["HOME"] == "/home/w"
+    env = build_env(parent, {"MY_TOOL_FLAG": "1", "CCA__SNEAKY": "x"}, home="/slots/1",
+                    config_dir="/slots/1/.claude")
+    assert env["PATH"] == "/usr/bin" and env["HOME"] == "/slots/1"
     assert env["ANTHROPIC_API_KEY"] == "sk-model"
     assert env["CLAUDE_CODE_MAX_RETRIES"] == "1"  # the worker's own choice wins over the default
     assert env["MY_TOOL_FLAG"] == "1"
