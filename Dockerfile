@@ -31,10 +31,11 @@ RUN npm install --global --prefix /opt/claude --no-audit --no-fund \
  && cp -L /opt/claude/bin/claude /usr/local/bin/claude \
  && /usr/local/bin/claude --version | grep -F "${CLAUDE_VERSION}"
 
-# 3. Runtime: Python, the venv, the claude binary, git for the agents; runs as user cca.
+# 3. Runtime: Python, the venv, the claude binary, git for the agents and bubblewrap, which
+#    confines each agent (agents.confinement); runs as user cca.
 FROM ${PYTHON_IMAGE} AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates git \
+ && apt-get install -y --no-install-recommends bubblewrap ca-certificates git \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/cca \
         --shell /usr/sbin/nologin cca \

@@ -37,7 +37,8 @@ DOCKERFILE, DOCS = REPO / "Dockerfile", REPO / "docs/deployment.md"
 SCHEMA = REPO / "tests/data/compose-spec.json"
 SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
 SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "API_KEYS": "key-one-0123456789,key-two-0123456789",
-           "FLOWER_PASSWORD": "flower-secret", "ANTHROPIC_API_KEY": "sk-test"}
+           "FLOWER_PASSWORD": "flower-secret", "ANTHROPIC_API_KEY": "sk-test",
+           "REDIS_PASSWORD": "redis-secret"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|BASIC_AUTH")
 CCA_SERVICES = {DEV: {"migrate", "api", "worker", "beat", "flower"},
                 PROD: {"migrate", "cca-api-1", "cca-api-2", "worker", "beat", "flower"}}
@@ -104,7 +105,7 @@ def test_prod_compose_puts_two_api_processes_behind_haproxy():
         assert services[name]["command"] == ["ccad"]
     assert published(services["flower"]) == {5555: ("127.0.0.1", 5555)}
     assert {"postgres", "redis"}.isdisjoint(name for name, s in services.items() if "ports" in s)
-    assert services["redis"]["command"] == ["redis-server", "--appendonly", "yes"]
+    assert "exec redis-server - --appendonly yes" in services["redis"]["command"][-1]
     assert "postgres_data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
 
 
@@ -175,7 +176,7 @@ def test_each_cca_service_loads_the_settings_it_means(path, monkeypatch, tmp_pat
     password = SECRETS["POSTGRES_PASSWORD"]
     for name, service in cca_services(path).items():
         settings = settings_of(service, monkeypatch, tmp_path)
-        assert settings.redis.url == "redis://redis:6379/0", name
+        assert settings.redis.url == f"redis://:{SECRETS['REDIS_PASSWORD']}@redis:6379/0", name
         assert settings.postgres.url == f"postgres://cca:{password}@postgres:5432/cca", name
         assert settings.daemon.bind_address == "0.0.0.0:9200"
         assert settings.data_dir == Path("/var/lib/cca")
@@ -190,7 +191,8 @@ def test_each_cca_service_loads_the_settings_it_means(path, monkeypatch, tmp_pat
             assert settings.daemon.log_format == "json"
 
 
-@pytest.mark.parametrize("variable", ["POSTGRES_PASSWORD", "API_KEYS", "FLOWER_PASSWORD"])
+@pytest.mark.parametrize("variable", ["POSTGRES_PASSWORD", "REDIS_PASSWORD", "API_KEYS",
+                                      "FLOWER_PASSWORD"])
 def test_prod_compose_refuses_to_start_without_each_secret(variable):
     env = {name: value for name, value in SECRETS.items() if name != variable}
     with pytest.raises(MissingVariable, match=variable):
@@ -248,6 +250,20 @@ def test_the_dockerfile_builds_in_stages_runs_as_cca_and_pins_claude():
     cmd = [json.loads(value) for kind, value in final if kind == "CMD"]
     assert cmd == [["ccad"]] and not [kind for kind, _ in final if kind == "ENTRYPOINT"]
     check_command(cmd[0])
+
+
+@pytest.mark.parametrize("path", [DEV, PROD], ids=lambda path: path.name)
+def test_agents_are_confined_and_the_servers_ask_for_passwords(path):
+    services = interpolate(load_compose(path), SECRETS)["services"]
+    assert "bubblewrap" in DOCKERFILE.read_text()
+    for name, service in cca_services(path).items():
+        # the worker may create bubblewrap's namespaces; nothing else loosens Docker's profile
+        expected = ["seccomp=unconfined", "apparmor=unconfined"] if name == "worker" else None
+        assert service.get("security_opt") == expected, name
+        assert "AGENTS__CONFINEMENT" not in str(service.get("environment"))
+    redis = services["redis"]
+    assert "requirepass $REDISCLI_AUTH" in redis["command"][-1]
+    assert environment(redis)["REDISCLI_AUTH"] == "redis-secret"
 
 
 def test_the_image_gets_every_package_and_nothing_the_dockerignore_keeps_out():
