@@ -58,6 +58,10 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) 
                                                        ensure_local_key(data_dir)]),
                     "CCA__DAEMON__TASK_TOKEN_SECRET": (settings.daemon.task_token_secret
                                                        or ensure_local_key(data_dir, TOKEN_SECRET))})
+        # Other local users may not list or read it (pgserver opened its prefixes to them); as
+        # root, embedded Postgres runs as a system user of its own that must pass through.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.chmod(0o711 if os.geteuid() == 0 else 0o700)
         upgrade(postgres_url)
         fleet.spawn("api", ["api"], env)
         host = socket.gethostname()

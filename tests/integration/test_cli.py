@@ -154,6 +154,7 @@ def test_cca_up_restarts_a_dead_worker_stops_cleanly_and_reuses_its_data(
         assert "worker-1 exited with code -9" in log.read_text(errors="replace")
         key = (data_dir / "api-key").read_text().strip()
         assert (data_dir / "api-key").stat().st_mode & 0o077 == 0
+        assert data_dir.stat().st_mode & 0o066 == 0  # other local users cannot list or read it
         assert httpx.get(f"{url}/api/v1/tasks/{task['id']}", timeout=5).status_code == 401
         again = httpx.get(f"{url}/api/v1/tasks/{task['id']}", headers={"X-API-Key": key}, timeout=5).json()
         assert again["status"] == "succeeded"
