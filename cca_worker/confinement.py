@@ -74,8 +74,10 @@ def find_bwrap() -> str:
 
 def agent_tools(claude: str, python: str) -> tuple[Path, ...]:
     """The read-only paths an agent needs besides the system: the ``claude`` install and the
-    bridge's Python environment and packages (outside the system dirs only)."""
-    paths = [Path(os.path.realpath(claude)).parent, Path(python).parent.parent]
+    bridge's Python (its virtualenv, the installation that links to, and cca's packages),
+    outside the system dirs only."""
+    paths = [Path(claude).parent, Path(os.path.realpath(claude)).parent,
+             Path(python).parent.parent, Path(os.path.realpath(python)).parent.parent]
     for package in BRIDGE_PACKAGES:
         spec = find_spec(package)
         paths += [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
@@ -92,7 +94,7 @@ def confine(bwrap: str, argv: Sequence[str], view: View, *, path: str) -> list[s
     for writable in (view.home, view.workdir):
         mounts += ["--bind", str(writable), str(writable)]
     prefix = [bwrap, *_namespaces(), *mounts, "--chdir", str(view.workdir), "--"]
-    return [*prefix, os.path.realpath(program), *argv[1:]]
+    return [*prefix, program, *argv[1:]]
 
 
 def _namespaces() -> list[str]:
