@@ -73,7 +73,10 @@ class PostgresSettings(Section):
 
 class PermissionSettings(Section):
     mode: PermissionMode = "allowlist"
-    allowed_tools: CommaList = ["Read", "Glob", "Grep", "Edit(src/**)", "Edit(tests/**)", "Bash(git *)"]
+    # Reads scoped to the working directory: a bare Read/Grep/Glob reads anywhere the process
+    # can (measured on CLI 2.1.197; the confinement is the boundary, this the first fence).
+    allowed_tools: CommaList = ["Read(./**)", "Glob(./**)", "Grep(./**)", "Edit(src/**)",
+                                "Edit(tests/**)", "Bash(git *)"]
     denied_tools: CommaList = ["Bash(rm -rf *)", "Bash(sudo *)", "Read(.env*)", "Edit(.env*)"]
     allow_network: bool = False
     allow_dangerous: bool = False

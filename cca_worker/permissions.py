@@ -13,6 +13,7 @@ from cca_core.errors import Invalid
 from cca_core.rules import translate_rule
 
 SANDBOX_TOOLS = ("Read", "Glob", "Grep")
+SANDBOX_RULES = tuple(f"{tool}(./**)" for tool in SANDBOX_TOOLS)  # readable: the workspace only
 NETWORK_DENIES = tuple(
     [f"Bash({cmd} *)" for cmd in ("curl", "wget", "nc", "ncat", "netcat", "telnet", "ssh", "scp",
                                   "sftp", "ftp", "rsync", "socat")]
@@ -56,7 +57,7 @@ def plan_permissions(
     if mode == "sandbox":
         return PermissionPlan((
             "--permission-mode", "dontAsk", "--tools", ",".join(SANDBOX_TOOLS),
-            "--allowedTools", *SANDBOX_TOOLS, *deny_flags,
+            "--allowedTools", *SANDBOX_RULES, *deny_flags,
         ))
     if mode == "dangerous":
         if not allow_dangerous:

@@ -140,10 +140,11 @@ def test_daily_quotas_count_what_agents_spent(client, app, redis_client, quota, 
 
 def test_submitters_may_narrow_but_not_widen(client):
     key = make_key(client, "n")
-    assert submit(client, key, allowed_tools=["Read", "Write(src/**)"]).status_code == 202
+    assert submit(client, key, allowed_tools=["Read(./**)", "Write(src/**)"]).status_code == 202
     assert submit(client, key, permission_mode="sandbox").status_code == 202
-    wider = submit(client, key, allowed_tools=["Bash"])
-    assert wider.status_code == 403 and wider.get_json()["error"]["field"] == "allowed_tools"
+    for wider_rules in (["Bash"], ["Read"]):  # a bare Read reads outside the workspace
+        wider = submit(client, key, allowed_tools=wider_rules)
+        assert wider.status_code == 403 and wider.get_json()["error"]["field"] == "allowed_tools"
     dangerous = submit(client, key, permission_mode="dangerous")
     assert dangerous.status_code == 422 and dangerous.get_json()["error"]["field"] == "permission_mode"
     assert submit(client, ADMIN, allowed_tools=["Bash"]).status_code == 202

@@ -25,7 +25,7 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.attack]
 ADMIN_KEY = "fleet-admin-key-an-agent-must-never-see"
-SHELL = ["Bash(cat *)", "Bash(ls *)", "Bash(python3 *)"]
+SHELL = ["Bash(ls *)", "Bash(python3 *)"]
 
 
 def script(*steps: dict[str, Any]) -> str:
@@ -53,7 +53,8 @@ def fleet(make_settings, start_worker, config_data, tmp_path):
     data = Path(config_data["embedded"]["data_dir"])
     secrets = {"admin key file": ensure_local_key(data),
                "task-token secret file": ensure_local_key(data, TOKEN_SECRET)}
-    allowed = [*PermissionSettings().allowed_tools, *SHELL]
+    # wider than the default role (whose reads stay in the workspace): the view is the boundary
+    allowed = [*PermissionSettings().allowed_tools, "Read", "Grep", "Glob", *SHELL]
     sections = {"daemon": {"api_keys": [ADMIN_KEY], "require_auth": True,
                            "task_token_secret": secrets["task-token secret file"]},
                 "agents": {"permissions": {"allowed_tools": allowed}}}

@@ -28,7 +28,8 @@ def test_defaults_come_from_the_agent_settings():
     agents = AgentSettings(default_model="sonnet")
     spec, note = resolve_spec(task(), agents, "s", "/py")
     assert spec.model == "sonnet" and note is None and spec.mcp_config is None
-    assert allowed(spec) == ["Read", "Glob", "Grep", "Edit(src/**)", "Edit(tests/**)", "Bash(git *)"]
+    assert allowed(spec) == ["Read(./**)", "Glob(./**)", "Grep(./**)", "Edit(src/**)",
+                             "Edit(tests/**)", "Bash(git *)"]
     assert token_budget(task(), agents) == 100000 and timeout_seconds(task(), agents) == 600
 
 
