@@ -100,3 +100,12 @@ def test_a_stopping_worker_gives_running_agents_their_timeout_and_grace():
     assert service["KillSignal"] == ["SIGTERM"]  # Celery's warm shutdown
     assert "-/etc/cca/worker-%i.env" in service["EnvironmentFile"]
     assert "HOME=/var/lib/cca" in service["Environment"]  # writable under ProtectSystem=strict
+
+
+def test_the_worker_leaves_proc_unmasked_so_bubblewrap_can_mount_a_fresh_one():
+    # Each of these mounts over part of /proc; the kernel then refuses a new proc mount in a
+    # user namespace, and bubblewrap cannot confine agents (the worker refuses to start).
+    service = parse_unit(UNITS / "cca-worker@.service")["Service"]
+    for masking in ("ProtectKernelTunables", "ProtectKernelLogs", "ProtectProc", "ProcSubset"):
+        assert masking not in service, masking
+    assert "RestrictNamespaces" not in service  # bubblewrap makes user, PID and IPC namespaces
