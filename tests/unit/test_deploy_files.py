@@ -258,7 +258,8 @@ def test_agents_are_confined_and_the_servers_ask_for_passwords(path):
     assert "bubblewrap" in DOCKERFILE.read_text()
     for name, service in cca_services(path).items():
         # the worker may create bubblewrap's namespaces; nothing else loosens Docker's profile
-        expected = ["seccomp=unconfined", "apparmor=unconfined"] if name == "worker" else None
+        expected = (["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"]
+                    if name == "worker" else None)
         assert service.get("security_opt") == expected, name
         assert "AGENTS__CONFINEMENT" not in str(service.get("environment"))
     redis = services["redis"]
