@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flask import Request, g
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.errors import Forbidden, Unauthorized
 from cca_core.keys import Quotas, digest, find_key
-from cca_core.models import Task
+from cca_core.models import ApiKey, Task
 from cca_core.store import parse_task_id
 from cca_core.tasktoken import verify
 
@@ -123,9 +124,22 @@ class KeyResolver:
 
 
 def _task_principal(session: Session, task_id: str) -> Principal | None:
-    """A running task's bridge acts for the task's tenant, as a submitter of its children."""
+    """A running task's bridge acts for the task's tenant, as a submitter of its children,
+    under the name and quotas of the key that created the tree's root (children inherit its
+    ``created_by``): a tree spends one allowance. A revoked root key stops its tree's tokens."""
     task = session.get(Task, parse_task_id(task_id))
     if task is None or task.status != "running":
         return None
+    key = session.scalar(select(ApiKey).where(ApiKey.name == task.created_by))
+    if key is not None and key.revoked_at is not None:
+        return None
+    quotas = Quotas(key.max_concurrent, key.tokens_per_day, key.usd_per_day) if key else Quotas()
     return Principal(name=task.created_by or f"task:{task_id}", tenant=task.owner or "local",
-                     role="submitter", task_id=task_id)
+                     role="submitter", task_id=task_id, quotas=quotas)
+
+
+def refuse_task_tokens_outside(blueprints: frozenset[str], blueprint: str | None) -> None:
+    """A task token reaches its own tasks (and the fleet's status), never schedules or keys."""
+    principal = current()
+    if principal.task_id is not None and blueprint not in blueprints:
+        raise Forbidden("a task token may only submit, read and cancel tasks of its own subtree")

@@ -1,25 +1,51 @@
-"""A task may narrow the permissions of its role; only an admin key may widen them."""
+"""A task may narrow the permissions of its role; only an admin key may widen them. A task an
+agent submits through its bridge gets at most its parent's permissions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from cca_core.errors import Forbidden
+from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.schemas import TaskCreate
-from cca_core.settings import AgentSettings
+from cca_core.settings import AgentSettings, PermissionSettings
+
+
+def role_permissions(agents: AgentSettings, role: str | None) -> PermissionSettings:
+    settings = agents.roles.get(role or "")
+    return (settings.permissions if settings else None) or agents.permissions
 
 
 def check_narrowing(body: TaskCreate, agents: AgentSettings) -> None:
     """Raise Forbidden (naming the field) when the task asks for more than its role grants."""
-    role = agents.roles.get(body.role or "")
-    perms = (role.permissions if role else None) or agents.permissions
-    if body.permission_mode and MODE_ORDER[body.permission_mode] > MODE_ORDER[perms.mode]:
-        raise Forbidden(f"permission_mode {body.permission_mode} is wider than {perms.mode}, "
-                        "which this role grants; only an admin key may widen permissions",
-                        field="permission_mode")
+    perms = role_permissions(agents, body.role)
+    _check_within(body, perms.mode, perms.allowed_tools, "this role grants; only an admin key "
+                  "may widen permissions")
+
+
+def inherit_from_parent(body: TaskCreate, parent: Task, agents: AgentSettings) -> dict[str, Any]:
+    """The permission fields of a child an agent submits: at most its parent's effective
+    mode and allow list (asked for, or else inherited), the parent's denials added to its own.
+    Raises Forbidden (naming the field) when the child asks for more."""
+    perms = role_permissions(agents, parent.role)
+    mode = parent.permission_mode or perms.mode
+    allowed = perms.allowed_tools if parent.allowed_tools is None else parent.allowed_tools
+    _check_within(body, mode, allowed, "its parent task has")
+    return {"permission_mode": body.permission_mode or mode,
+            "allowed_tools": body.allowed_tools if body.allowed_tools is not None else allowed,
+            "denied_tools": list(dict.fromkeys([*perms.denied_tools, *(parent.denied_tools or []),
+                                                *(body.denied_tools or [])]))}
+
+
+def _check_within(body: TaskCreate, mode: str, allowed: list[str], grantor: str) -> None:
+    if body.permission_mode and MODE_ORDER[body.permission_mode] > MODE_ORDER[mode]:
+        raise Forbidden(f"permission_mode {body.permission_mode} is wider than {mode}, which "
+                        f"{grantor}", field="permission_mode")
     if body.allowed_tools is None:
         return
-    granted = {translate_rule(rule) for rule in perms.allowed_tools}
+    granted = {translate_rule(rule) for rule in allowed}
     wider = [rule for rule in body.allowed_tools if translate_rule(rule) not in granted]
     if wider:
-        raise Forbidden(f"allowed_tools {', '.join(wider)} go beyond what this role grants; only "
-                        "an admin key may widen permissions", field="allowed_tools")
+        raise Forbidden(f"allowed_tools {', '.join(wider)} go beyond what {grantor}",
+                        field="allowed_tools")

@@ -8,14 +8,16 @@ from uuid import UUID
 from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
-from cca_api.narrowing import check_narrowing
+from cca_api.narrowing import check_narrowing, inherit_from_parent
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import autocommit, transaction
 from cca_core.errors import Forbidden, Invalid, NotFound
+from cca_core.models import Task
 from cca_core.names import ALL_STATUSES
 from cca_core.quotas import check_quotas
 from cca_core.schemas import (
@@ -72,7 +74,10 @@ def submit() -> tuple[dict[str, Any], int]:
     with res.engine.begin() if body.parent_id else autocommit(res.engine) as connection:
         check_quotas(connection, principal.name, principal.quotas)
         if body.parent_id:
-            values["depth"] = child_depth(connection, str(body.parent_id), res, principal.scope())
+            parent = lock_parent(connection, str(body.parent_id), res, principal.scope())
+            values["depth"] = parent.depth + 1
+            if principal.task_id is not None:  # an agent's bridge: never wider than its task
+                values.update(inherit_from_parent(body, parent, res.settings.agents))
         task, created = store.create_task(connection, values, idempotency_key=key)
     if created:
         enqueue(res.celery, task)
@@ -88,9 +93,9 @@ def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> 
     return values
 
 
-def child_depth(connection: Connection, parent_id: str, res: Resources, scope: str | None) -> int:
-    """Depth of a new child of ``parent_id``. Raises Invalid when the tree would grow deeper
-    or wider than the fleet allows: agents that submit agents must not fan out unbounded."""
+def lock_parent(connection: Connection, parent_id: str, res: Resources, scope: str | None) -> Task:
+    """The parent of a new child, locked. Raises Invalid when the tree would grow deeper or
+    wider than the fleet allows: agents that submit agents must not fan out unbounded."""
     agents = res.settings.agents
     try:
         parent, children = store.lock_parent(connection, parent_id)
@@ -105,12 +110,20 @@ def child_depth(connection: Connection, parent_id: str, res: Resources, scope: s
     if children >= agents.max_children_per_task:
         raise Invalid(f"task {parent_id} already has {children} children, the limit "
                       f"(agents.max_children_per_task)", field="parent_id", code="children_limit")
-    return int(parent.depth) + 1
+    return parent
+
+
+def check_token_scope(session: Session, task_id: str) -> None:
+    """A task token sees its own task and its descendants only; others answer 404."""
+    root = current().task_id
+    if root is not None and not store.in_subtree(session, task_id, root):
+        raise NotFound(f"task {task_id} not found")
 
 
 @bp.get("/<task_id>")
 def show(task_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
+        check_token_scope(session, task_id)
         return task_view(store.get_task(session, task_id, current().scope())).model_dump(mode="json")
 
 
@@ -119,9 +132,12 @@ def index() -> dict[str, Any]:
     query = parse_query(request, ListQuery)
     if query.status is not None and query.status not in ALL_STATUSES:
         raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
+    parent_id = str(query.parent_id) if query.parent_id else current().task_id
     with transaction(resources().sessions) as session:
+        if parent_id is not None:  # a task token lists the children of a task it sees
+            check_token_scope(session, parent_id)
         tasks, cursor = store.list_tasks(session, status=query.status, role=query.role,
-                                         parent_id=str(query.parent_id) if query.parent_id else None,
+                                         parent_id=parent_id,
                                          owner=current().scope(),
                                          limit=query.limit,
                                          cursor=query.cursor)
@@ -133,6 +149,7 @@ def index() -> dict[str, Any]:
 def cancel(task_id: str) -> dict[str, Any]:
     scope = require_role("admin", "submitter").scope()
     with transaction(resources().sessions) as session:
+        check_token_scope(session, task_id)
         return task_view(store.cancel_task(session, task_id, scope)).model_dump(mode="json")
 
 
@@ -140,6 +157,7 @@ def cancel(task_id: str) -> dict[str, Any]:
 def events(task_id: str) -> dict[str, Any]:
     query = parse_query(request, EventsQuery)
     with transaction(resources().sessions) as session:
+        check_token_scope(session, task_id)
         rows = store.list_events(session, task_id, after=query.after, limit=query.limit,
                                  max_bytes=MAX_EVENTS_PAGE_BYTES,
                                  owner=current().scope())

@@ -127,6 +127,18 @@ def lock_parent(connection: Connection, parent_id: str) -> tuple[Task, int]:
     return _task(parent), children
 
 
+def in_subtree(session: Session, task_id: str, root_id: str) -> bool:
+    """Whether ``task_id`` is ``root_id`` or one of its descendants: walks up the parents of
+    ``task_id`` (at most ``agents.max_depth`` + 1 rows, by primary key)."""
+    start = select(Task.id, Task.parent_id).where(Task.id == parse_task_id(task_id))
+    ancestors = start.cte("ancestors", recursive=True)
+    ancestors = ancestors.union_all(
+        select(Task.id, Task.parent_id).join(ancestors, Task.id == ancestors.c.parent_id))
+    found = session.scalar(select(func.count()).select_from(ancestors)
+                           .where(ancestors.c.id == parse_task_id(root_id)))
+    return bool(found)
+
+
 def get_task(session: Session, task_id: str | uuid.UUID, owner: str | None = None) -> Task:
     """Return the task; raise NotFound, also when ``owner`` is given and owns it not (so an id
     of another tenant leaks nothing)."""
