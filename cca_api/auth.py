@@ -13,7 +13,8 @@ from flask import Request, g
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.errors import Forbidden, Unauthorized
-from cca_core.keys import Quotas, digest, find_key
+from cca_core.key_limits import NO_LIMITS, KeyLimits
+from cca_core.keys import Quotas, digest, find_key, limits_of, named_key, quotas_of
 from cca_core.models import Task
 from cca_core.store import parse_task_id
 from cca_core.tasktoken import verify
@@ -31,6 +32,7 @@ class Principal:
     role: Role
     key_id: str | None = None
     quotas: Quotas = Quotas()
+    limits: KeyLimits = NO_LIMITS  # what its tasks may ask for (cca_core.key_limits)
     task_id: str | None = None  # set for a fleet agent's bridge: it may only add children
 
     @property
@@ -118,14 +120,16 @@ class KeyResolver:
             if row is None:
                 return None
             return Principal(name=row.name, tenant=row.tenant, role=row.role,  # type: ignore[arg-type]
-                             key_id=str(row.id),
-                             quotas=Quotas(row.max_concurrent, row.tokens_per_day, row.usd_per_day))
+                             key_id=str(row.id), quotas=quotas_of(row), limits=limits_of(row))
 
 
 def _task_principal(session: Session, task_id: str) -> Principal | None:
-    """A running task's bridge acts for the task's tenant, as a submitter of its children."""
+    """A running task's bridge acts for the task's tenant, as a submitter of its children,
+    within the limits of the key that created the task (none for a config key's task)."""
     task = session.get(Task, parse_task_id(task_id))
     if task is None or task.status != "running":
         return None
+    key = named_key(session, task.created_by) if task.created_by else None
     return Principal(name=task.created_by or f"task:{task_id}", tenant=task.owner or "local",
-                     role="submitter", task_id=task_id)
+                     role="submitter", task_id=task_id,
+                     limits=limits_of(key) if key is not None else NO_LIMITS)

@@ -1,11 +1,27 @@
-"""A task may narrow the permissions of its role; only an admin key may widen them."""
+"""A task may narrow the permissions of its role; only an admin key may widen them. Every
+key's task stays within the key's limits (cca_core.key_limits)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from cca_api.auth import Principal
 from cca_core.errors import Forbidden
+from cca_core.key_limits import cap_values, narrow_body
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings
+from cca_core.submission import task_values
+
+
+def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettings) -> dict[str, Any]:
+    """The task row ``principal`` may create from ``body``: within its key's limits and, for
+    a non-admin, within its role. Raises Invalid or Forbidden naming the field."""
+    default_queue = agents.queues[0]
+    narrowed = narrow_body(body, principal.limits, agents, default_queue)
+    if not principal.is_admin:
+        check_narrowing(narrowed, agents)
+    return cap_values(task_values(narrowed, agents, default_queue), principal.limits)
 
 
 def check_narrowing(body: TaskCreate, agents: AgentSettings) -> None:

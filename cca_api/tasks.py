@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 
 from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
-from cca_api.narrowing import check_narrowing
+from cca_api.narrowing import permitted_values
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import autocommit, transaction
@@ -25,7 +25,7 @@ from cca_core.schemas import (
     event_view,
     task_view,
 )
-from cca_core.submission import enqueue, task_values
+from cca_core.submission import enqueue
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
@@ -80,12 +80,9 @@ def submit() -> tuple[dict[str, Any], int]:
 
 
 def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> dict[str, Any]:
-    """The row to insert. Raises Invalid, or Forbidden when a non-admin key asks for more
-    permissions than its role grants."""
-    values = task_values(body, res.settings.agents, res.settings.worker.queues[0])
-    if not principal.is_admin:
-        check_narrowing(body, res.settings.agents)
-    return values
+    """The row to insert, within the key's limits. Raises Invalid, or Forbidden when a
+    non-admin key asks for more permissions than its role grants or its limits allow."""
+    return permitted_values(body, principal, res.settings.agents)
 
 
 def child_depth(connection: Connection, parent_id: str, res: Resources, scope: str | None) -> int:
