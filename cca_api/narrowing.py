@@ -19,9 +19,10 @@ def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettin
     a non-admin, within its role. Raises Invalid or Forbidden naming the field."""
     default_queue = agents.queues[0]
     narrowed = narrow_body(body, principal.limits, agents, default_queue)
+    values = task_values(narrowed, agents, default_queue)  # what the fleet refuses comes first
     if not principal.is_admin:
         check_narrowing(narrowed, agents)
-    return cap_values(task_values(narrowed, agents, default_queue), principal.limits)
+    return cap_values(values, principal.limits)
 
 
 def check_narrowing(body: TaskCreate, agents: AgentSettings) -> None:
