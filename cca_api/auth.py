@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flask import Request, g
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.errors import Forbidden, Unauthorized
-from cca_core.keys import Quotas, digest, find_key
-from cca_core.models import ApiKey, Task
+from cca_core.key_limits import NO_LIMITS, KeyLimits
+from cca_core.keys import Quotas, digest, find_key, limits_of, named_key, quotas_of
+from cca_core.models import Task
 from cca_core.store import parse_task_id
 from cca_core.tasktoken import verify
 
@@ -32,6 +32,7 @@ class Principal:
     role: Role
     key_id: str | None = None
     quotas: Quotas = Quotas()
+    limits: KeyLimits = NO_LIMITS  # what its tasks may ask for (cca_core.key_limits)
     task_id: str | None = None  # set for a fleet agent's bridge: it may only add children
 
     @property
@@ -119,23 +120,24 @@ class KeyResolver:
             if row is None:
                 return None
             return Principal(name=row.name, tenant=row.tenant, role=row.role,  # type: ignore[arg-type]
-                             key_id=str(row.id),
-                             quotas=Quotas(row.max_concurrent, row.tokens_per_day, row.usd_per_day))
+                             key_id=str(row.id), quotas=quotas_of(row), limits=limits_of(row))
 
 
 def _task_principal(session: Session, task_id: str) -> Principal | None:
     """A running task's bridge acts for the task's tenant, as a submitter of its children,
-    under the name and quotas of the key that created the tree's root (children inherit its
-    ``created_by``): a tree spends one allowance. A revoked root key stops its tree's tokens."""
+    under the name, quotas and limits of the key that created the tree's root (children
+    inherit its ``created_by``): a tree spends one allowance. A revoked root key stops its
+    tree's tokens; a config key's tree has no quotas."""
     task = session.get(Task, parse_task_id(task_id))
     if task is None or task.status != "running":
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.name == task.created_by))
+    key = named_key(session, task.created_by) if task.created_by else None
     if key is not None and key.revoked_at is not None:
         return None
-    quotas = Quotas(key.max_concurrent, key.tokens_per_day, key.usd_per_day) if key else Quotas()
     return Principal(name=task.created_by or f"task:{task_id}", tenant=task.owner or "local",
-                     role="submitter", task_id=task_id, quotas=quotas)
+                     role="submitter", task_id=task_id,
+                     quotas=quotas_of(key) if key is not None else Quotas(),
+                     limits=limits_of(key) if key is not None else NO_LIMITS)
 
 
 def refuse_task_tokens_outside(blueprints: frozenset[str], blueprint: str | None) -> None:

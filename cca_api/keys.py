@@ -6,21 +6,24 @@ import re
 from typing import Any, Literal
 
 from flask import Blueprint, current_app, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cca_api.auth import require_role
 from cca_api.body import parse_json
 from cca_api.resources import Resources
 from cca_core.db import transaction
 from cca_core.errors import NotFound
+from cca_core.key_limits import KeyLimits, check_limits
 from cca_core.keys import Quotas, create_key, key_view, list_keys, revoke_key
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
 KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class KeyCreate(KeyLimits):
+    """A new key: its name, role, tenant, quotas and the limits of its tasks (KeyLimits)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
     name: str = Field(min_length=1, max_length=64, pattern=KEY_NAME.pattern)
     role: Literal["admin", "submitter", "reader"] = "submitter"
@@ -41,9 +44,12 @@ def resources() -> Resources:
 def create() -> tuple[dict[str, Any], int]:
     require_role("admin")
     body = parse_json(request, KeyCreate)
+    limits = KeyLimits.model_validate(body.model_dump(include=set(KeyLimits.model_fields)))
+    check_limits(limits, resources().settings.agents)
     with transaction(resources().sessions) as session:
         row, secret = create_key(session, body.name, body.role, body.tenant,
-                                 Quotas(body.max_concurrent, body.tokens_per_day, body.usd_per_day))
+                                 Quotas(body.max_concurrent, body.tokens_per_day, body.usd_per_day),
+                                 limits)
         return {**key_view(row), "key": secret}, 201
 
 

@@ -1,15 +1,30 @@
-"""A task may narrow the permissions of its role; only an admin key may widen them. A task an
-agent submits through its bridge gets at most its parent's permissions."""
+"""A task may narrow the permissions of its role; only an admin key may widen them. Every
+key's task stays within the key's limits (cca_core.key_limits), and a task an agent submits
+through its bridge gets at most its parent's permissions."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cca_api.auth import Principal
 from cca_core.errors import Forbidden
+from cca_core.key_limits import cap_values, narrow_body
 from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings, PermissionSettings
+from cca_core.submission import task_values
+
+
+def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettings) -> dict[str, Any]:
+    """The task row ``principal`` may create from ``body``: within its key's limits and, for
+    a non-admin, within its role. Raises Invalid or Forbidden naming the field."""
+    default_queue = agents.queues[0]
+    narrowed = narrow_body(body, principal.limits, agents, default_queue)
+    values = task_values(narrowed, agents, default_queue)  # what the fleet refuses comes first
+    if not principal.is_admin:
+        check_narrowing(narrowed, agents)
+    return cap_values(values, principal.limits)
 
 
 def role_permissions(agents: AgentSettings, role: str | None) -> PermissionSettings:

@@ -13,6 +13,7 @@ from cca_api import schedules
 from cca_api.keys import KeyCreate
 from cca_api.tasks import EventsQuery, ListQuery
 from cca_core import __version__
+from cca_core.key_limits import KeyLimits
 from cca_core.schedule_schemas import RunPage, ScheduleCreate, SchedulePage, ScheduleUpdate, ScheduleView
 from cca_core.schemas import EventPage, TaskCreate, TaskPage, TaskView
 
@@ -29,9 +30,11 @@ SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True, "schema": 
 KEY_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 REQUESTS = (TaskCreate, ScheduleCreate, ScheduleUpdate, KeyCreate)
 KEY_VIEW: dict[str, Any] = {
-    "type": "object", "required": ["name", "role", "tenant"], "additionalProperties": True,
+    "type": "object", "required": ["name", "role", "tenant", *KeyLimits.model_fields],
+    "additionalProperties": True,
     "properties": {"name": {"type": "string"}, "role": {"type": "string"},
-                   "tenant": {"type": "string"}}}
+                   "tenant": {"type": "string"},
+                   **KeyLimits.model_json_schema(ref_template=REF)["properties"]}}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:

@@ -10,14 +10,17 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from cca_api.auth import Principal, Role, current, require_role
 from cca_api.body import parse_json, parse_query
-from cca_api.narrowing import check_narrowing
+from cca_api.narrowing import permitted_values
 from cca_api.resources import Resources
 from cca_core import firing, schedule_store, schedules
 from cca_core.db import transaction
+from cca_core.errors import Forbidden, Invalid
 from cca_core.models import Schedule
+from cca_core.quotas import check_quotas
 from cca_core.schedule_schemas import (
     RunPage,
     ScheduleCreate,
@@ -49,13 +52,27 @@ def resources() -> Resources:
 
 
 def fleet_defaults(res: Resources) -> dict[str, Any]:
-    return {"agents": res.settings.agents, "default_queue": res.settings.worker.queues[0]}
+    return {"agents": res.settings.agents, "default_queue": res.settings.agents.queues[0]}
 
 
 def check_permissions(schedule: Schedule, principal: Principal, res: Resources) -> None:
-    """A non-admin's template may narrow its role's permissions, never widen them."""
-    if not principal.is_admin:
-        check_narrowing(TaskCreate.model_validate(schedule.template), res.settings.agents)
+    """The template must be a task the caller could submit: within its key's limits and (for
+    a non-admin) its role. Raises Invalid or Forbidden naming ``task.<field>``."""
+    try:
+        permitted_values(TaskCreate.model_validate(schedule.template), principal,
+                         res.settings.agents)
+    except (Invalid, Forbidden) as exc:
+        raise type(exc)(exc.message, field=f"task.{exc.field}" if exc.field else "task",
+                        code=exc.code) from None
+
+
+def take_over(session: Session, schedule: Schedule, principal: Principal, res: Resources) -> None:
+    """Make the caller the key the schedule's fires act for (on create, edit and resume):
+    its template is re-checked against the caller's permissions and limits, and the caller
+    must be within its quotas, so an editor never borrows what the creator's key allowed."""
+    check_permissions(schedule, principal, res)
+    check_quotas(session.connection(), principal.name, principal.quotas)
+    schedule.created_by = principal.name
 
 
 def view(schedule: Schedule) -> dict[str, Any]:
@@ -69,7 +86,7 @@ def create() -> tuple[dict[str, Any], int]:
     with transaction(res.sessions) as session:
         schedule = schedules.create_schedule(session, body, owner=principal.tenant,
                                              created_by=principal.name, **fleet_defaults(res))
-        check_permissions(schedule, principal, res)
+        take_over(session, schedule, principal, res)
         return view(schedule), 201
 
 
@@ -94,8 +111,7 @@ def update(schedule_id: str) -> dict[str, Any]:
     with transaction(res.sessions) as session:
         schedule = schedules.update_schedule(session, schedule_id, changes, owner=principal.scope(),
                                              **fleet_defaults(res))
-        if changes.task is not None:
-            check_permissions(schedule, principal, res)
+        take_over(session, schedule, principal, res)
         return view(schedule)
 
 
@@ -116,9 +132,11 @@ def pause(schedule_id: str) -> dict[str, Any]:
 
 @bp.post("/<schedule_id>/resume")
 def resume(schedule_id: str) -> dict[str, Any]:
-    scope = require_role(*WRITERS).scope()
-    with transaction(resources().sessions) as session:
-        return view(schedules.set_enabled(session, schedule_id, True, scope))
+    res, principal = resources(), require_role(*WRITERS)
+    with transaction(res.sessions) as session:
+        schedule = schedules.set_enabled(session, schedule_id, True, principal.scope())
+        take_over(session, schedule, principal, res)
+        return view(schedule)
 
 
 @bp.post("/<schedule_id>/run")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
-from cca_api.narrowing import check_narrowing, inherit_from_parent
+from cca_api.narrowing import inherit_from_parent, permitted_values
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import autocommit, transaction
@@ -27,7 +27,7 @@ from cca_core.schemas import (
     event_view,
     task_view,
 )
-from cca_core.submission import enqueue, task_values
+from cca_core.submission import enqueue
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
@@ -85,12 +85,9 @@ def submit() -> tuple[dict[str, Any], int]:
 
 
 def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> dict[str, Any]:
-    """The row to insert. Raises Invalid, or Forbidden when a non-admin key asks for more
-    permissions than its role grants."""
-    values = task_values(body, res.settings.agents, res.settings.worker.queues[0])
-    if not principal.is_admin:
-        check_narrowing(body, res.settings.agents)
-    return values
+    """The row to insert, within the key's limits. Raises Invalid, or Forbidden when a
+    non-admin key asks for more permissions than its role grants or its limits allow."""
+    return permitted_values(body, principal, res.settings.agents)
 
 
 def lock_parent(connection: Connection, parent_id: str, res: Resources, scope: str | None) -> Task:

@@ -59,7 +59,8 @@ def print_schedule(schedule: dict[str, Any]) -> None:
     console.print(f"{when(schedule)} · overlap {schedule['overlap']} · catchup "
                   f"{schedule['catchup']} · expires {schedule['expires_seconds'] or 'never'}")
     console.print(f"next fire {schedule['next_fire_at'] or '-'} · last fire "
-                  f"{schedule['last_fire_at'] or '-'} (task {schedule['last_task_id'] or '-'})")
+                  f"{schedule['last_fire_at'] or '-'} (task {schedule['last_task_id'] or '-'})"
+                  f" · acts for key {schedule['created_by'] or '-'}")
     if schedule["last_skip_reason"]:
         console.print(f"last skip {schedule['last_skip_at']}: {schedule['last_skip_reason']}")
     console.print(f"task: {json.dumps(schedule['task'])}", markup=False, highlight=False)
@@ -135,10 +136,11 @@ def list_schedules(state: CliState, as_json: bool) -> None:
     page = state.client().schedules()
     if as_json:
         return click.echo(json.dumps(page, indent=2))
-    table = Table("name", "when", "state", "next fire", "last fire", "id")
+    table = Table("name", "when", "state", "next fire", "last fire", "key", "last skip", "id")
     for item in page["schedules"]:
         table.add_row(item["name"], when(item), "enabled" if item["enabled"] else "paused",
-                      (item["next_fire_at"] or "-")[:19], (item["last_fire_at"] or "-")[:19], item["id"])
+                      (item["next_fire_at"] or "-")[:19], (item["last_fire_at"] or "-")[:19],
+                      item["created_by"] or "-", item["last_skip_reason"] or "", item["id"])
     console.print(table)
 
 

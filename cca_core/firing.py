@@ -19,14 +19,15 @@ from sqlalchemy.orm import Session
 
 from cca_core import store
 from cca_core.catchup import plan_fires
-from cca_core.errors import Conflict, Invalid, QuotaExceeded
-from cca_core.models import Schedule, Task
-from cca_core.quotas import check_quotas, quotas_of
+from cca_core.errors import Conflict, Forbidden, Invalid, QuotaExceeded
+from cca_core.key_limits import NO_LIMITS, limited_values
+from cca_core.keys import limits_of, named_key, quotas_of
+from cca_core.models import ApiKey, Schedule, Task
+from cca_core.quotas import check_quotas
 from cca_core.schedule_store import active_runs, db_now, get_schedule, insert_run, lock_due
 from cca_core.schedules import timing_of
 from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings
-from cca_core.submission import task_values
 
 log = logging.getLogger(__name__)
 DUE_BATCH = 50
@@ -45,8 +46,12 @@ def fire_due(session: Session, *, agents: AgentSettings, default_queue: str, gra
 
 def fire_schedule(session: Session, schedule: Schedule, now: datetime, *, agents: AgentSettings,
                   default_queue: str, grace_s: float, max_fires: int) -> list[Task]:
-    """Fire one due schedule and move its next fire on."""
+    """Fire one due schedule and move its next fire on; stop it if its key was revoked."""
     assert schedule.next_fire_at is not None
+    key = acting_key(session, schedule)
+    if key is not None and key.revoked_at is not None:
+        _stop(schedule, now, revoked_reason(key))
+        return []
     plan = plan_fires(timing_of(schedule), schedule.next_fire_at, now,
                       catchup=schedule.catchup,  # type: ignore[arg-type]
                       grace_s=grace_s, expires_s=schedule.expires_seconds, limit=max_fires)
@@ -57,7 +62,7 @@ def fire_schedule(session: Session, schedule: Schedule, now: datetime, *, agents
                              f"({schedule.expires_seconds})")
     created = []
     for fire in plan.fires:
-        task = _fire(session, schedule, fire, now, agents=agents, default_queue=default_queue)
+        task = _fire(session, schedule, key, fire, now, agents=agents, default_queue=default_queue)
         if task is not None:
             created.append(task)
     schedule.next_fire_at = plan.next_fire_at
@@ -67,35 +72,53 @@ def fire_schedule(session: Session, schedule: Schedule, now: datetime, *, agents
 def run_now(session: Session, schedule_id: str, owner: str | None, *, agents: AgentSettings,
             default_queue: str) -> Task:
     """Create a task from the schedule at once, whatever its overlap policy and even when
-    paused; its next fire stays as it was. Raises NotFound, Invalid when its template is no
-    longer valid for the fleet, or QuotaExceeded when the schedule's creator is over a
-    quota."""
+    paused; its next fire stays as it was. Raises NotFound, Invalid or Forbidden when its
+    template is no longer valid for the fleet or its key, Forbidden when its key was revoked,
+    or QuotaExceeded when its key is over a quota."""
     schedule = get_schedule(session, schedule_id, owner, lock=True)
-    _check_creator_quotas(session, schedule)
+    key = acting_key(session, schedule)
+    if key is not None and key.revoked_at is not None:
+        raise Forbidden(revoked_reason(key))
+    _check_key_quotas(session, key)
     now = db_now(session)
-    task = insert_run(session, run_values(schedule, now, agents, default_queue))
+    task = insert_run(session, run_values(schedule, now, agents, default_queue, key))
     if task is None:
         raise Conflict(f"schedule {schedule_id} was already run at {now.isoformat()}")
     schedule.last_fire_at, schedule.last_task_id = now, task.id
     return task
 
 
+def acting_key(session: Session, schedule: Schedule) -> ApiKey | None:
+    """The managed key the schedule's fires act for: its creator or its last editor (None
+    for a config key, which has no quotas or limits)."""
+    return named_key(session, schedule.created_by) if schedule.created_by else None
+
+
+def revoked_reason(key: ApiKey) -> str:
+    assert key.revoked_at is not None
+    return (f"stopped: the key {key.name} it acts for was revoked at "
+            f"{key.revoked_at.isoformat()}; an edit or resume by a live key takes it over")
+
+
 def run_values(schedule: Schedule, fire: datetime, agents: AgentSettings,
-               default_queue: str) -> dict[str, Any]:
-    """The task row of one fire: the template with the fleet's defaults, linked to the
-    schedule by the dedupe key. Raises Invalid when the template no longer validates."""
+               default_queue: str, key: ApiKey | None) -> dict[str, Any]:
+    """The task row of one fire: the template with the fleet's defaults, within the limits
+    of its key, linked to the schedule by the dedupe key. Raises Invalid or Forbidden when
+    the template no longer validates."""
     try:
         body = TaskCreate.model_validate(schedule.template)
     except ValidationError as exc:
         raise Invalid(f"the task template is no longer valid: {exc.errors()[0]['msg']}",
                       field="task") from None
     expires = schedule.expires_seconds
-    return {**task_values(body, agents, default_queue), "owner": schedule.owner,
+    limits = limits_of(key) if key is not None else NO_LIMITS
+    return {**limited_values(body, limits, agents, default_queue), "owner": schedule.owner,
             "created_by": schedule.created_by, "schedule_id": schedule.id, "scheduled_for": fire,
             "expires_at": fire + timedelta(seconds=expires) if expires else None}
 
 
-def _fire(session: Session, schedule: Schedule, fire: datetime, now: datetime, *,
+def _fire(session: Session, schedule: Schedule, key: ApiKey | None, fire: datetime,
+          now: datetime, *,
           agents: AgentSettings, default_queue: str) -> Task | None:
     active = active_runs(session, schedule.id)
     if active and schedule.overlap == "skip":
@@ -107,9 +130,9 @@ def _fire(session: Session, schedule: Schedule, fire: datetime, now: datetime, *
             with contextlib.suppress(Conflict):  # it ended meanwhile: nothing to cancel
                 store.cancel_task(session, str(previous.id))
     try:
-        _check_creator_quotas(session, schedule)
-        values = run_values(schedule, fire, agents, default_queue)
-    except (Invalid, QuotaExceeded) as exc:
+        _check_key_quotas(session, key)
+        values = run_values(schedule, fire, agents, default_queue, key)
+    except (Invalid, Forbidden, QuotaExceeded) as exc:
         _skip(schedule, now, f"fire at {fire.isoformat()} skipped: {exc.message}")
         return None
     task = insert_run(session, values)
@@ -122,14 +145,19 @@ def _fire(session: Session, schedule: Schedule, fire: datetime, now: datetime, *
     return task
 
 
-def _check_creator_quotas(session: Session, schedule: Schedule) -> None:
-    """A schedule's tasks count against the key that created it, as if that key sent them:
-    raise QuotaExceeded when that key is over a quota."""
-    if schedule.created_by:
-        check_quotas(session.connection(), schedule.created_by,
-                     quotas_of(session, schedule.created_by))
+def _check_key_quotas(session: Session, key: ApiKey | None) -> None:
+    """A schedule's tasks count against its key, as if that key sent them: raise
+    QuotaExceeded when that key is over a quota."""
+    if key is not None:
+        check_quotas(session.connection(), key.name, quotas_of(key))
 
 
 def _skip(schedule: Schedule, now: datetime, reason: str) -> None:
     log.warning("schedule %s (%s): %s", schedule.id, schedule.name, reason)
     schedule.last_skip_at, schedule.last_skip_reason = now, reason
+
+
+def _stop(schedule: Schedule, now: datetime, reason: str) -> None:
+    """Pause the schedule for good (until a live key resumes it), saying why."""
+    _skip(schedule, now, reason)
+    schedule.enabled, schedule.next_fire_at = False, None

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cca_core.errors import Conflict, NotFound
+from cca_core.key_limits import NO_LIMITS, KeyLimits
 from cca_core.models import ApiKey
 
 PREFIX_BYTES = 6
@@ -43,7 +44,8 @@ def split_key(presented: str) -> tuple[str, str] | None:
 
 
 def create_key(
-    session: Session, name: str, role: str, tenant: str | None = None, quotas: Quotas = Quotas()
+    session: Session, name: str, role: str, tenant: str | None = None, quotas: Quotas = Quotas(),
+    limits: KeyLimits = NO_LIMITS,
 ) -> tuple[ApiKey, str]:
     """Store a new key; return the row and the plaintext key (shown once).
 
@@ -53,7 +55,8 @@ def create_key(
     secret = secrets.token_urlsafe(SECRET_BYTES).replace("_", "-")
     row = ApiKey(name=name, prefix=prefix, secret_hash=digest(secret), role=role,
                  tenant=tenant or name, max_concurrent=quotas.max_concurrent,
-                 tokens_per_day=quotas.tokens_per_day, usd_per_day=quotas.usd_per_day)
+                 tokens_per_day=quotas.tokens_per_day, usd_per_day=quotas.usd_per_day,
+                 limits=limits.model_dump(mode="json", exclude_none=True))
     try:
         with session.begin_nested():
             session.add(row)
@@ -76,6 +79,19 @@ def find_key(session: Session, presented: str) -> ApiKey | None:
     return row
 
 
+def named_key(session: Session, name: str) -> ApiKey | None:
+    """The managed key named ``name``, revoked or not; None for a config key."""
+    return session.scalars(select(ApiKey).where(ApiKey.name == name)).one_or_none()
+
+
+def quotas_of(row: ApiKey) -> Quotas:
+    return Quotas(row.max_concurrent, row.tokens_per_day, row.usd_per_day)
+
+
+def limits_of(row: ApiKey) -> KeyLimits:
+    return KeyLimits.model_validate(row.limits or {})
+
+
 def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
 
@@ -95,5 +111,6 @@ def key_view(row: ApiKey) -> dict[str, Any]:
     return {"id": str(row.id), "name": row.name, "prefix": row.prefix, "role": row.role,
             "tenant": row.tenant, "max_concurrent": row.max_concurrent,
             "tokens_per_day": row.tokens_per_day, "usd_per_day": row.usd_per_day,
+            **limits_of(row).model_dump(mode="json"),
             "created_at": row.created_at.isoformat() if row.created_at else None,
             "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None}

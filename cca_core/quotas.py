@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from cca_core.errors import QuotaExceeded
 from cca_core.keys import Quotas
-from cca_core.models import ApiKey
 from cca_core.store import usage_today
 
 CONCURRENT_RETRY_S = 5
@@ -33,16 +31,6 @@ def check_quotas(connection: Connection, key_name: str, quotas: Quotas) -> None:
     if quotas.usd_per_day is not None and cost >= quotas.usd_per_day:
         raise QuotaExceeded(f"${cost:.4f} spent today, the key's limit is ${quotas.usd_per_day}",
                             limit="usd_per_day", retry_after_s=_until_midnight())
-
-
-def quotas_of(session: Session, key_name: str) -> Quotas:
-    """The quotas of the managed key named ``key_name``; none for a key of the config (or a
-    revoked one, which creates nothing new through the API either)."""
-    row = session.scalars(select(ApiKey).where(ApiKey.name == key_name,
-                                               ApiKey.revoked_at.is_(None))).one_or_none()
-    if row is None:
-        return Quotas()
-    return Quotas(row.max_concurrent, row.tokens_per_day, row.usd_per_day)
 
 
 def _until_midnight() -> int:

@@ -112,7 +112,8 @@ class ScheduleView(BaseModel):
     last_task_id: str | None
     last_skip_at: datetime | None
     last_skip_reason: str | None
-    created_by: str | None
+    created_by: str | None = Field(description="The key its fires act for (quotas, limits): "
+                                   "its creator or its last editor.")
     created_at: datetime
     updated_at: datetime
 

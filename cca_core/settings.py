@@ -113,6 +113,9 @@ class AgentSettings(Section):
     max_children_per_task: int = Field(10, ge=0)
     workspace_root: str = ""
     allowed_roots: CommaList = []
+    # The queues tasks may name (the first is the default). The API refuses any other: no
+    # worker would ever consume it. Unset, it is worker.queues (see Settings).
+    queues: CommaList = Field(["cca"], min_length=1)
     env: dict[str, EnvValue] = {}
     permissions: PermissionSettings = PermissionSettings()
     roles: dict[str, RoleSettings] = {}
@@ -194,6 +197,15 @@ class Settings(Section):
     flower: FlowerSettings = FlowerSettings()
     acp: AcpSettings = AcpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
+
+    @model_validator(mode="after")
+    def _fleet_queues(self) -> Settings:
+        """``agents.queues`` defaults to ``worker.queues``: one config file serves the API and
+        the workers, so the queues the workers consume are the ones a task may name."""
+        if "queues" not in self.agents.model_fields_set:
+            agents = self.agents.model_copy(update={"queues": list(self.worker.queues)})
+            object.__setattr__(self, "agents", agents)
+        return self
 
     @property
     def data_dir(self) -> Path:

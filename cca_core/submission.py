@@ -43,6 +43,9 @@ def task_values(body: TaskCreate, agents: AgentSettings, default_queue: str) -> 
     values["timeout_seconds"] = (body.timeout_seconds or (role and role.timeout_seconds)
                                  or agents.default_timeout_seconds)
     values["queue"] = body.queue or default_queue
+    if values["queue"] not in agents.queues:  # no worker consumes it: it would wait forever
+        raise Invalid(f"queue {values['queue']} is not configured (agents.queues: "
+                      f"{', '.join(agents.queues)})", field="queue")
     return values
 
 

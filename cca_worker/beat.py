@@ -79,7 +79,7 @@ def make_scheduler(settings: Settings) -> type[Scheduler]:
             with Session(bind=self.lock.connection, expire_on_commit=False) as session:
                 with session.begin():
                     tasks = fire_due(session, agents=settings.agents,
-                                     default_queue=settings.worker.queues[0],
+                                     default_queue=settings.agents.queues[0],
                                      grace_s=beat.misfire_grace_seconds,
                                      max_fires=beat.max_fires_per_tick)
                 for task in tasks:

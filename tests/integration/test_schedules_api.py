@@ -193,7 +193,7 @@ def test_other_tenants_schedules_are_404_and_readers_only_read(client):
 def test_a_submitter_cannot_schedule_wider_permissions_than_its_role(client):
     submitter = make_key(client, "sam", tenant="web")
     wider = create(client, submitter, task={"prompt": "p", "allowed_tools": ["Bash(*)"]})
-    assert wider.status_code == 403 and wider.get_json()["error"]["field"] == "allowed_tools"
+    assert wider.status_code == 403 and wider.get_json()["error"]["field"] == "task.allowed_tools"
     assert client.get("/api/v1/schedules").get_json()["schedules"] == []
 
 
