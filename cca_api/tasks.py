@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 from uuid import UUID
 
@@ -78,10 +80,17 @@ def submit() -> tuple[dict[str, Any], int]:
             values["depth"] = parent.depth + 1
             if principal.task_id is not None:  # an agent's bridge: never wider than its task
                 values.update(inherit_from_parent(body, parent, res.settings.agents))
-        task, created = store.create_task(connection, values, idempotency_key=key)
+        task, created = store.create_task(connection, values, idempotency_key=key,
+                                          request_hash=request_hash(body) if key else None)
     if created:
         enqueue(res.celery, task)
     return task_view(task).model_dump(mode="json"), 202 if created else 200
+
+
+def request_hash(body: TaskCreate) -> str:
+    """What a repeated Idempotency-Key must send again: the body as validated, canonical."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> dict[str, Any]:
