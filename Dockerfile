@@ -42,11 +42,13 @@ RUN apt-get update \
  && install -d -o cca -g cca -m 0750 /var/lib/cca
 COPY --from=builder /opt/cca /opt/cca
 COPY --from=claude /usr/local/bin/claude /usr/local/bin/claude
-# In a container the API must listen beyond loopback; agents' workspaces and per-slot claude
-# config dirs live under /var/lib/cca (mount a volume there).
+# In a container the API must listen beyond loopback, so it requires keys (daemon.api_keys;
+# with none it makes an admin key in /var/lib/cca/api-key); agents' workspaces and per-slot
+# claude config dirs live under /var/lib/cca (mount a volume there).
 ENV PATH=/opt/cca/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     CCA__DAEMON__BIND_ADDRESS=0.0.0.0:9200 \
+    CCA__DAEMON__REQUIRE_AUTH=true \
     CCA__EMBEDDED__DATA_DIR=/var/lib/cca
 USER cca
 WORKDIR /var/lib/cca

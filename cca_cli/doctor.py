@@ -18,6 +18,7 @@ from cca_core.db import make_engine
 from cca_core.errors import Invalid
 from cca_core.fleet import online_workers
 from cca_core.migrate import current_revision, head_revision
+from cca_core.safe_defaults import unsafe_settings
 from cca_core.settings import Settings
 from cca_worker.confinement import find_bwrap
 
@@ -122,6 +123,8 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(check_workers(settings))
     if settings.flower.url:
         checks.append(check_flower(settings.flower.url))
+    checks += [Check("config", False, error.message, f"set {error.field}")
+               for error in unsafe_settings(settings)]
     checks += [Check("config", True, f"warning: {warning}") for warning in config_warnings(settings)]
     return checks
 

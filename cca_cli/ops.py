@@ -11,6 +11,7 @@ import click
 
 from cca_cli.context import CliState, fail, handle_errors, pass_state
 from cca_core.config import config_files, masked
+from cca_core.safe_defaults import refuse_unsafe, unsafe_settings
 from cca_core.settings import Settings
 
 
@@ -32,10 +33,16 @@ def config_show(state: CliState) -> None:
 @pass_state
 @handle_errors
 def config_check(state: CliState) -> None:
-    """Validate the configuration and warn about settings that do not do what they say."""
+    """Validate the configuration, name what would open the fleet (the API and workers refuse
+    to start with it) and warn about settings that do not do what they say."""
+    errors = unsafe_settings(state.settings)
     warnings = config_warnings(state.settings)
+    for error in errors:
+        click.echo(f"error: {error.message} ({error.field})")
     for warning in warnings:
         click.echo(f"warning: {warning}")
+    if errors:
+        fail(f"configuration is unsafe ({len(errors)} error(s), {len(warnings)} warning(s))")
     click.echo(f"configuration is valid ({len(warnings)} warning(s))")
 
 
@@ -58,10 +65,6 @@ def config_warnings(settings: Settings) -> list[str]:
                         "what it can (cca's keys, other tasks' workspaces); see docs/security.md")
     if settings.agents.permissions.allow_dangerous:
         warnings.append("agents.permissions.allow_dangerous = true: tasks may run without checks")
-    host = settings.daemon.bind_address.rpartition(":")[0]
-    if not settings.daemon.require_auth and host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
-        warnings.append(f"daemon.require_auth is false but the API binds {host}: anyone who can "
-                        "reach it can run agents")
     if settings.daemon.require_auth and not settings.daemon.api_keys:
         warnings.append("daemon.require_auth is true but daemon.api_keys is empty")
     if any(len(key) < 16 for key in settings.daemon.api_keys):
@@ -122,6 +125,7 @@ def worker(state: CliState, queues: str | None, concurrency: int | None, name: s
         overrides["daemon"] = {"max_agents": concurrency}
     settings = load_settings(overrides) if overrides else state.settings
     require_servers(settings)
+    refuse_unsafe(settings)
     node = name or settings.worker.hostname or f"cca@{socket.gethostname()}"
     level = {"warn": "warning"}.get(settings.daemon.log_level, settings.daemon.log_level)
     make_celery(settings).worker_main([

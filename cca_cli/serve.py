@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from cca_core.localkey import KEY_FILE, ensure_local_key
 from cca_core.logs import configure_logging_for
+from cca_core.safe_defaults import refuse_unsafe
 from cca_core.settings import Settings
 
 
@@ -46,8 +49,23 @@ def json_logconfig(level: str) -> dict[str, Any]:
 
 
 def serve(settings: Settings, bind: str | None = None, processes: int | None = None) -> None:
-    ApiServer(settings, bind or settings.daemon.bind_address,
+    """Run the API. Raises ConfigError when its settings would open the fleet (open on a
+    network address, or bridges that could not authenticate)."""
+    refuse_unsafe(settings, bind)
+    ApiServer(with_an_admin_key(settings), bind or settings.daemon.bind_address,
               processes or settings.daemon.api_processes).run()
+
+
+def with_an_admin_key(settings: Settings) -> Settings:
+    """With auth on and no configured key, the data directory's local admin key (made on
+    first start, mode 0600, as `cca up` makes it): an API that requires keys must have one."""
+    daemon = settings.daemon
+    if not daemon.require_auth or daemon.api_keys:
+        return settings
+    key = ensure_local_key(settings.data_dir)
+    click.echo(f"ccad: daemon.api_keys is empty; the admin key is in {settings.data_dir / KEY_FILE}",
+               err=True)
+    return settings.model_copy(update={"daemon": daemon.model_copy(update={"api_keys": [key]})})
 
 
 def ccad_main() -> None:

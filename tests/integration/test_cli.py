@@ -40,10 +40,10 @@ def test_config_check_warns_about_rules_the_cli_ignores(fleet_env, tmp_path):
     config.write_text('[agents.permissions]\nallowed_tools = ["Read", "Write(src/**)"]\n'
                       '[daemon]\nbind_address = "0.0.0.0:9200"\n')
     result = cca("config", "check", env={**fleet_env, "CCA_CONFIG": str(config)})
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # an open API on 0.0.0.0 is an error
     assert "Write(src/**) is ignored by the claude CLI" in result.stdout
     assert "Edit(src/**)" in result.stdout
-    assert "require_auth is false" in result.stdout
+    assert "error: daemon.require_auth is false but the API would listen on 0.0.0.0" in result.stdout
 
 
 def test_a_bad_config_key_is_named_without_a_traceback(base_env, tmp_path):

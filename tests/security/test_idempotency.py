@@ -34,7 +34,7 @@ def test_another_tenants_same_key_never_returns_the_first_tenants_task(client):
     assert first.status_code == 202
     theirs = submit(client, mallory, "deploy-42")
     assert theirs.status_code == 202 and theirs.get_json()["id"] != first.get_json()["id"]
-    assert "nightly review" == theirs.get_json()["prompt"]
+    assert theirs.get_json()["prompt"] == "nightly review"
     assert client.get(f"/api/v1/tasks/{first.get_json()['id']}", headers=mallory).status_code == 404
 
 
