@@ -1,7 +1,8 @@
 """What a managed API key may ask of a task: queues, agent roles, models, permission modes, caps
 on budgets and timeouts, and the directories its tasks may work in.
 
-Limits narrow; they never widen what the fleet or the task's role grants. A field the key may
+Limits narrow; they never widen what the fleet or the task's role grants. An agent role may set
+the same limits (``agents.roles.<name>``) on every non-admin task of that role. A field the key may
 not have is refused naming it (the queue and cwd with 422 like any bad queue or cwd, the rest
 with 403); a field the task leaves out gets what the key allows (its first queue, role or model,
 its narrowest mode, at most its caps). Config-file keys have no limits. Pure code: no I/O.
@@ -66,13 +67,27 @@ def check_limits(limits: KeyLimits, agents: AgentSettings) -> None:
 
 
 def limited_values(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
-                   default_queue: str) -> dict[str, Any]:
-    """The task row a key may create from ``body`` (see the module docstring).
+                   default_queue: str, *, within_role: bool) -> dict[str, Any]:
+    """The task row a key may create from ``body`` (see the module docstring); with
+    ``within_role`` (any key but an admin) also within the limits of the task's role.
 
     Raises Invalid (queue, cwd, or a bad body) or Forbidden naming the field.
     """
     narrowed = narrow_body(body, limits, agents, default_queue)
-    return cap_values(task_values(narrowed, agents, default_queue), limits)
+    role = role_limits(agents, narrowed.role) if within_role else NO_LIMITS
+    narrowed = narrow_body(narrowed, role, agents, default_queue)
+    return cap_values(cap_values(task_values(narrowed, agents, default_queue), limits), role)
+
+
+def role_limits(agents: AgentSettings, role: str | None) -> KeyLimits:
+    """The limits ``agents.roles.<role>`` sets on its non-admin tasks (none for no role)."""
+    settings = agents.roles.get(role or "")
+    if settings is None:
+        return NO_LIMITS
+    return KeyLimits.model_construct(  # validated with the config (Settings)
+        allowed_queues=settings.allowed_queues, allowed_models=settings.allowed_models,
+        max_token_budget=settings.max_token_budget, max_timeout_seconds=settings.max_timeout_seconds,
+        max_budget_usd=settings.max_budget_usd)
 
 
 def narrow_body(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
