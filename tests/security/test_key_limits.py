@@ -155,6 +155,12 @@ def test_a_key_cannot_be_given_limits_beyond_the_fleet(client, limits, field):
     assert client.get("/api/v1/keys", headers={"X-API-Key": ADMIN}).get_json()["keys"] == []
 
 
+@pytest.mark.parametrize("name", ["config", "anonymous"])
+def test_a_managed_key_cannot_pass_for_a_config_key(client, name):
+    answer = client.post("/api/v1/keys", json={"name": name}, headers={"X-API-Key": ADMIN})
+    assert refused(answer, 422, "name")
+
+
 def test_a_key_view_shows_its_limits(client):
     make_key(client, "web", allowed_queues=["nightly"], max_token_budget=5)
     [view] = client.get("/api/v1/keys", headers={"X-API-Key": ADMIN}).get_json()["keys"]
