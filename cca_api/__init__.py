@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, g, request
 
 from cca_api import errors, fleet, keys, openapi, schedules, tasks
-from cca_api.auth import ANONYMOUS, presented_key, require_key
+from cca_api.auth import ANONYMOUS, presented_key, refuse_task_tokens_outside, require_key
 from cca_api.limits import check_rate, client_ip
 from cca_api.resources import make_resources
 from cca_api.security import harden
@@ -13,6 +13,7 @@ from cca_core.config import load_settings
 from cca_core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/health"})
+TASK_TOKEN_BLUEPRINTS = frozenset({tasks.bp.name, fleet.bp.name, openapi.bp.name})
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             return
         g.principal = res.keys.resolve(require_key(presented))
         check_rate(res.redis, f"key:{g.principal.name}", security.rate_limit_per_minute)
+        refuse_task_tokens_outside(TASK_TOKEN_BLUEPRINTS, request.blueprint)
 
     @app.after_request
     def _harden(response: Response) -> Response:

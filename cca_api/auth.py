@@ -134,11 +134,23 @@ class KeyResolver:
 
 def _task_principal(session: Session, task_id: str) -> Principal | None:
     """A running task's bridge acts for the task's tenant, as a submitter of its children,
-    within the limits of the key that created the task (none for a config key's task)."""
+    under the name, quotas and limits of the key that created the tree's root (children
+    inherit its ``created_by``): a tree spends one allowance. A revoked root key stops its
+    tree's tokens; a config key's tree has no quotas."""
     task = session.get(Task, parse_task_id(task_id))
     if task is None or task.status != "running":
         return None
     key = named_key(session, task.created_by) if task.created_by else None
+    if key is not None and key.revoked_at is not None:
+        return None
     return Principal(name=task.created_by or f"task:{task_id}", tenant=task.owner or "local",
                      role="submitter", task_id=task_id,
+                     quotas=quotas_of(key) if key is not None else Quotas(),
                      limits=limits_of(key) if key is not None else NO_LIMITS)
+
+
+def refuse_task_tokens_outside(blueprints: frozenset[str], blueprint: str | None) -> None:
+    """A task token reaches its own tasks (and the fleet's status), never schedules or keys."""
+    principal = current()
+    if principal.task_id is not None and blueprint not in blueprints:
+        raise Forbidden("a task token may only submit, read and cancel tasks of its own subtree")

@@ -9,7 +9,7 @@ from typing import TypeVar
 from flask import Request
 from pydantic import BaseModel, ValidationError
 
-from cca_core.errors import BadRequest, Invalid, UnsupportedMedia
+from cca_core.errors import BadRequest, Invalid, UnsupportedMedia, field_path, plain_message
 from cca_core.pgsafe import nul_path
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -49,6 +49,6 @@ def validate(model: type[Model], data: Mapping[str, object]) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        field = field_path(first["loc"]) or None
+        message = plain_message(first)
         raise Invalid(f"{field}: {message}" if field else message, field=field) from None

@@ -1,6 +1,7 @@
 """A task may narrow the permissions of its role; only an admin key may widen them. Every
-key's task stays within the key's limits, and a non-admin's within its role's limits
-(cca_core.key_limits)."""
+key's task stays within the key's limits, a non-admin's within its role's limits
+(cca_core.key_limits), and a task an agent submits through its bridge gets at most its
+parent's permissions."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 from cca_api.auth import Principal
 from cca_core.errors import Forbidden
 from cca_core.key_limits import limited_values
+from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.schemas import TaskCreate
-from cca_core.settings import AgentSettings
+from cca_core.settings import AgentSettings, PermissionSettings
 
 
 def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettings) -> dict[str, Any]:
@@ -25,19 +27,41 @@ def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettin
     return values
 
 
+def role_permissions(agents: AgentSettings, role: str | None) -> PermissionSettings:
+    settings = agents.roles.get(role or "")
+    return (settings.permissions if settings else None) or agents.permissions
+
+
 def check_narrowing(task: Mapping[str, Any], agents: AgentSettings) -> None:
     """Raise Forbidden (naming the field) when a task row asks for more than its role grants."""
-    role = agents.roles.get(task["role"] or "")
-    perms = (role.permissions if role else None) or agents.permissions
-    mode, allowed_tools = task["permission_mode"], task["allowed_tools"]
-    if mode and MODE_ORDER[mode] > MODE_ORDER[perms.mode]:
-        raise Forbidden(f"permission_mode {mode} is wider than {perms.mode}, "
-                        "which this role grants; only an admin key may widen permissions",
-                        field="permission_mode")
-    if allowed_tools is None:
+    perms = role_permissions(agents, task["role"])
+    _check_within(task, perms.mode, perms.allowed_tools, "this role grants; only an admin key "
+                  "may widen permissions")
+
+
+def inherit_from_parent(body: TaskCreate, parent: Task, agents: AgentSettings) -> dict[str, Any]:
+    """The permission fields of a child an agent submits: at most its parent's effective
+    mode and allow list (asked for, or else inherited), the parent's denials added to its own.
+    Raises Forbidden (naming the field) when the child asks for more."""
+    perms = role_permissions(agents, parent.role)
+    mode = parent.permission_mode or perms.mode
+    allowed = perms.allowed_tools if parent.allowed_tools is None else parent.allowed_tools
+    _check_within(body.model_dump(), mode, allowed, "its parent task has")
+    return {"permission_mode": body.permission_mode or mode,
+            "allowed_tools": body.allowed_tools if body.allowed_tools is not None else allowed,
+            "denied_tools": list(dict.fromkeys([*perms.denied_tools, *(parent.denied_tools or []),
+                                                *(body.denied_tools or [])]))}
+
+
+def _check_within(task: Mapping[str, Any], mode: str, allowed: list[str], grantor: str) -> None:
+    asked_mode, asked_tools = task["permission_mode"], task["allowed_tools"]
+    if asked_mode and MODE_ORDER[asked_mode] > MODE_ORDER[mode]:
+        raise Forbidden(f"permission_mode {asked_mode} is wider than {mode}, which "
+                        f"{grantor}", field="permission_mode")
+    if asked_tools is None:
         return
-    granted = {translate_rule(rule) for rule in perms.allowed_tools}
-    wider = [rule for rule in allowed_tools if translate_rule(rule) not in granted]
+    granted = {translate_rule(rule) for rule in allowed}
+    wider = [rule for rule in asked_tools if translate_rule(rule) not in granted]
     if wider:
-        raise Forbidden(f"allowed_tools {', '.join(wider)} go beyond what this role grants; only "
-                        "an admin key may widen permissions", field="allowed_tools")
+        raise Forbidden(f"allowed_tools {', '.join(wider)} go beyond what {grantor}",
+                        field="allowed_tools")

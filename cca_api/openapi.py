@@ -69,7 +69,7 @@ def build_spec() -> dict[str, Any]:
         ref_template=REF)
     schemas = {**defs["$defs"], "Error": ERROR_SCHEMA}
     tasks: dict[str, Any] = {
-        "post": _op("Submit an agent task", "202", _ref(TaskView), 400, 403, 413, 415, 422,
+        "post": _op("Submit an agent task", "202", _ref(TaskView), 400, 403, 409, 413, 415, 422,
                     requestBody={"required": True,
                                  "content": {"application/json": {"schema": _ref(TaskCreate)}}},
                     parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,

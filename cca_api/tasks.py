@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 from uuid import UUID
 
 from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
-from cca_api.narrowing import permitted_values
+from cca_api.narrowing import inherit_from_parent, permitted_values
 from cca_api.resources import Resources
 from cca_core import store
 from cca_core.db import autocommit, transaction
 from cca_core.errors import Forbidden, Invalid, NotFound
+from cca_core.models import Task
 from cca_core.names import ALL_STATUSES
 from cca_core.quotas import check_quotas
 from cca_core.schemas import (
@@ -72,11 +76,21 @@ def submit() -> tuple[dict[str, Any], int]:
     with res.engine.begin() if body.parent_id else autocommit(res.engine) as connection:
         check_quotas(connection, principal.name, principal.quotas)
         if body.parent_id:
-            values["depth"] = child_depth(connection, str(body.parent_id), res, principal.scope())
-        task, created = store.create_task(connection, values, idempotency_key=key)
+            parent = lock_parent(connection, str(body.parent_id), res, principal.scope())
+            values["depth"] = parent.depth + 1
+            if principal.task_id is not None:  # an agent's bridge: never wider than its task
+                values.update(inherit_from_parent(body, parent, res.settings.agents))
+        task, created = store.create_task(connection, values, idempotency_key=key,
+                                          request_hash=request_hash(body) if key else None)
     if created:
         enqueue(res.celery, task)
     return task_view(task).model_dump(mode="json"), 202 if created else 200
+
+
+def request_hash(body: TaskCreate) -> str:
+    """What a repeated Idempotency-Key must send again: the body as validated, canonical."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> dict[str, Any]:
@@ -85,9 +99,9 @@ def submitted_values(body: TaskCreate, res: Resources, principal: Principal) -> 
     return permitted_values(body, principal, res.settings.agents)
 
 
-def child_depth(connection: Connection, parent_id: str, res: Resources, scope: str | None) -> int:
-    """Depth of a new child of ``parent_id``. Raises Invalid when the tree would grow deeper
-    or wider than the fleet allows: agents that submit agents must not fan out unbounded."""
+def lock_parent(connection: Connection, parent_id: str, res: Resources, scope: str | None) -> Task:
+    """The parent of a new child, locked. Raises Invalid when the tree would grow deeper or
+    wider than the fleet allows: agents that submit agents must not fan out unbounded."""
     agents = res.settings.agents
     try:
         parent, children = store.lock_parent(connection, parent_id)
@@ -102,12 +116,20 @@ def child_depth(connection: Connection, parent_id: str, res: Resources, scope: s
     if children >= agents.max_children_per_task:
         raise Invalid(f"task {parent_id} already has {children} children, the limit "
                       f"(agents.max_children_per_task)", field="parent_id", code="children_limit")
-    return int(parent.depth) + 1
+    return parent
+
+
+def check_token_scope(session: Session, task_id: str) -> None:
+    """A task token sees its own task and its descendants only; others answer 404."""
+    root = current().task_id
+    if root is not None and not store.in_subtree(session, task_id, root):
+        raise NotFound(f"task {task_id} not found")
 
 
 @bp.get("/<task_id>")
 def show(task_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
+        check_token_scope(session, task_id)
         return task_view(store.get_task(session, task_id, current().scope())).model_dump(mode="json")
 
 
@@ -116,9 +138,12 @@ def index() -> dict[str, Any]:
     query = parse_query(request, ListQuery)
     if query.status is not None and query.status not in ALL_STATUSES:
         raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
+    parent_id = str(query.parent_id) if query.parent_id else current().task_id
     with transaction(resources().sessions) as session:
+        if parent_id is not None:  # a task token lists the children of a task it sees
+            check_token_scope(session, parent_id)
         tasks, cursor = store.list_tasks(session, status=query.status, role=query.role,
-                                         parent_id=str(query.parent_id) if query.parent_id else None,
+                                         parent_id=parent_id,
                                          owner=current().scope(),
                                          limit=query.limit,
                                          cursor=query.cursor)
@@ -130,6 +155,7 @@ def index() -> dict[str, Any]:
 def cancel(task_id: str) -> dict[str, Any]:
     scope = require_role("admin", "submitter").scope()
     with transaction(resources().sessions) as session:
+        check_token_scope(session, task_id)
         return task_view(store.cancel_task(session, task_id, scope)).model_dump(mode="json")
 
 
@@ -137,6 +163,7 @@ def cancel(task_id: str) -> dict[str, Any]:
 def events(task_id: str) -> dict[str, Any]:
     query = parse_query(request, EventsQuery)
     with transaction(resources().sessions) as session:
+        check_token_scope(session, task_id)
         rows = store.list_events(session, task_id, after=query.after, limit=query.limit,
                                  max_bytes=MAX_EVENTS_PAGE_BYTES,
                                  owner=current().scope())

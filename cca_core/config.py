@@ -16,7 +16,7 @@ from typing import Any
 from dynaconf import Dynaconf  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
-from cca_core.errors import ConfigError
+from cca_core.errors import ConfigError, field_path, plain_message
 from cca_core.settings import Settings
 
 ENV_PREFIX = "CCA_"  # dynaconf adds one "_": variables are spelled CCA__SECTION__KEY
@@ -64,8 +64,8 @@ def validate(data: Mapping[str, Any]) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        key = field_path(first["loc"])
+        message = "unknown key" if first["type"] == "extra_forbidden" else plain_message(first)
         raise ConfigError(f"config key {key}: {message}", field=key) from exc
 
 

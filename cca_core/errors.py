@@ -18,6 +18,9 @@ The API maps them to one JSON body ``{"error": {"code", "message", "field"?}}`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class CcaError(Exception):
     """Base of every error cca raises on purpose."""
@@ -99,3 +102,18 @@ class QuotaExceeded(CcaError):
 class Unavailable(CcaError):
     status = 503
     code = "unavailable"
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """A validation error's location as a user writes it: ``allowed_tools[2]``, ``a.b[0].c``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
+def plain_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message without its ``Value error, `` prefix."""
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(error["msg"]).removeprefix("Value error, ")

@@ -54,16 +54,16 @@ def check_limits(limits: KeyLimits, agents: AgentSettings) -> None:
     for index, queue in enumerate(limits.allowed_queues or []):
         if queue not in agents.queues:
             raise Invalid(f"queue {queue} is not configured (agents.queues: "
-                          f"{', '.join(agents.queues)})", field=f"allowed_queues.{index}")
+                          f"{', '.join(agents.queues)})", field=f"allowed_queues[{index}]")
     for index, role in enumerate(limits.allowed_roles or []):
         if role not in agents.roles:
             raise Invalid(f"role {role} is not configured (agents.roles)",
-                          field=f"allowed_roles.{index}")
+                          field=f"allowed_roles[{index}]")
     for index, root in enumerate(limits.cwd_roots or []):
         try:
             check_cwd(root, agents.allowed_roots)
         except Invalid as exc:
-            raise Invalid(exc.message, field=f"cwd_roots.{index}") from None
+            raise Invalid(exc.message, field=f"cwd_roots[{index}]") from None
 
 
 def limited_values(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,

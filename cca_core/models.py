@@ -49,6 +49,7 @@ class Task(Base):
     json_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(Text)
+    request_hash: Mapped[str | None] = mapped_column(Text)  # of the body an idempotency key made
     owner: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
@@ -94,7 +95,7 @@ class Task(Base):
         Index("tasks_created_idx", created_at.desc(), id.desc()),
         Index("tasks_status_created_idx", status, created_at.desc(), id.desc()),
         Index("tasks_role_created_idx", role, created_at.desc(), id.desc()),
-        Index("tasks_idempotency_idx", idempotency_key, unique=True,
+        Index("tasks_idempotency_idx", owner, idempotency_key, unique=True,
               postgresql_where=text("idempotency_key IS NOT NULL")),
         Index("tasks_active_idx", status, lease_expires_at,
               postgresql_where=text("status IN ('queued', 'running')")),

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from cca_core.cron import Timing, next_fire
-from cca_core.errors import Invalid
+from cca_core.errors import Invalid, field_path, plain_message
 from cca_core.models import Schedule
 from cca_core.schedule_schemas import ScheduleCreate, ScheduleUpdate
 from cca_core.schedule_store import (
@@ -41,9 +41,8 @@ def check_template(data: dict[str, Any], agents: AgentSettings, default_queue: s
         body = TaskCreate.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(["task", *(str(part) for part in first["loc"])])
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise Invalid(f"{field}: {message}", field=field) from None
+        field = field_path(["task", *first["loc"]])
+        raise Invalid(f"{field}: {plain_message(first)}", field=field) from None
     if body.parent_id is not None:
         raise Invalid("a schedule's task cannot have a parent_id", field="task.parent_id")
     try:

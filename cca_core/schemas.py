@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cca_core.names import Priority, TaskStatus
+from cca_core.rules import ModelName, ToolRule
 from cca_core.settings import PermissionMode
 
 Name = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-ToolRule = Field(min_length=1, max_length=500)
+MAX_RULES = 200
+# The prompt and the schema each travel as one argv token, and Linux caps one at 128 KiB.
+MAX_ARGUMENT_BYTES = 120_000
+
+
+def _fits_one_argument(value: Any) -> Any:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if len(text.encode()) > MAX_ARGUMENT_BYTES:
+        raise ValueError(f"at most {MAX_ARGUMENT_BYTES} bytes in UTF-8 (it reaches claude as one "
+                         "command-line argument)")
+    return value
 
 
 class TaskCreate(BaseModel):
@@ -22,15 +34,15 @@ class TaskCreate(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=100_000, description="What the agent should do.")
     role: str | None = Name
-    model: str | None = Field(default=None, min_length=1, max_length=200)
+    model: ModelName | None = None
     priority: Priority = "normal"
     token_budget: int | None = Field(default=None, ge=1, le=1_000_000_000)
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 86400)
     max_turns: int | None = Field(default=None, ge=1, le=10_000)
     max_budget_usd: float | None = Field(default=None, gt=0, le=100_000)
     permission_mode: PermissionMode | None = None
-    allowed_tools: list[str] | None = Field(default=None, max_length=200)
-    denied_tools: list[str] | None = Field(default=None, max_length=200)
+    allowed_tools: list[ToolRule] | None = Field(default=None, max_length=MAX_RULES)
+    denied_tools: list[ToolRule] | None = Field(default=None, max_length=MAX_RULES)
     cwd: str | None = Field(default=None, min_length=1, max_length=4096)
     json_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -38,6 +50,8 @@ class TaskCreate(BaseModel):
     parent_id: UUID | None = Field(
         default=None,
         description="The task that submits this one (set by the MCP bridge inside fleet tasks).")
+
+    _one_argument = field_validator("prompt", "json_schema")(_fits_one_argument)
 
 
 class Usage(BaseModel):

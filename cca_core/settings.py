@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from cca_core.rules import ModelName, ToolRule
+
 
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
@@ -19,6 +21,8 @@ def _split_commas(value: Any) -> Any:
 
 
 CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
+RuleList = Annotated[list[ToolRule], BeforeValidator(_split_commas)]
+OptionalModel = Annotated[ModelName | None, BeforeValidator(lambda value: value or None)]  # "" = none
 
 
 def _env_text(value: Any) -> str:
@@ -75,17 +79,20 @@ class PermissionSettings(Section):
     mode: PermissionMode = "allowlist"
     # Reads scoped to the working directory: a bare Read/Grep/Glob reads anywhere the process
     # can (measured on CLI 2.1.197; the confinement is the boundary, this the first fence).
-    allowed_tools: CommaList = ["Read(./**)", "Glob(./**)", "Grep(./**)", "Edit(src/**)",
-                                "Edit(tests/**)", "Bash(git *)"]
-    denied_tools: CommaList = ["Bash(rm -rf *)", "Bash(sudo *)", "Read(.env*)", "Edit(.env*)"]
+    allowed_tools: RuleList = ["Read(./**)", "Glob(./**)", "Grep(./**)", "Edit(src/**)",
+                               "Edit(tests/**)", "Bash(git *)"]
+    denied_tools: RuleList = ["Bash(rm -rf *)", "Bash(sudo *)", "Read(.env*)", "Edit(.env*)"]
     allow_network: bool = False
     allow_dangerous: bool = False
 
 
 class RoleSettings(Section):
-    model: str | None = None
+    model: OptionalModel = None
     permissions: PermissionSettings | None = None
-    append_system_prompt: str | None = None
+    append_system_prompt: str | None = Field(None, max_length=100_000)
+    # Load the workspace's .claude/settings*.json (hooks included): only for repositories
+    # the role's users trust as configuration, never by default.
+    project_settings: bool = False
     token_budget: int | None = Field(None, ge=1)
     timeout_seconds: int | None = Field(None, ge=1)
     # Limits on every non-admin task of the role, as a key's (cca_core.key_limits).
@@ -99,7 +106,7 @@ class RoleSettings(Section):
 class AgentSettings(Section):
     claude_path: str = "claude"
     confinement: Confinement = "bwrap"  # cca_worker.confinement; "none" is flagged by config check
-    default_model: str | None = None
+    default_model: OptionalModel = None
     default_timeout_seconds: int = Field(600, ge=1)
     token_budget_per_task: int = Field(100000, ge=1)
     context_compression: bool = True

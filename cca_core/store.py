@@ -89,28 +89,37 @@ _INSERT_TASK = PreparedStatement(insert(Task).values(sent_at=NOW).returning(*_TA
 _INSERT_TASK_ONCE = PreparedStatement(
     pg_insert(Task)
     .values(sent_at=NOW)
-    .on_conflict_do_nothing(index_elements=["idempotency_key"],
+    .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"],
                             index_where=text("idempotency_key IS NOT NULL"))
     .returning(*_TASK_COLUMNS)
 )
 
 
 def create_task(
-    connection: Connection, values: dict[str, Any], idempotency_key: str | None = None
+    connection: Connection, values: dict[str, Any], idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> tuple[Task, bool]:
-    """Insert a queued task; with an idempotency key, return the existing task instead.
+    """Insert a queued task; with an idempotency key its owner already used, return that
+    owner's task instead (keys are per tenant: another tenant's same key makes its own task).
 
-    Returns (task, created); the task is detached.
+    Returns (task, created); the task is detached. Raises Conflict (``idempotency_mismatch``)
+    when the key's task was made from another request (``request_hash`` differs).
     """
     row = column_values({"id": uuid.uuid4(), "status": "queued", **values})
     if idempotency_key is None:
         return _task(_INSERT_TASK.one(connection, row)), True
-    created = _INSERT_TASK_ONCE.first(connection, {**row, "idempotency_key": idempotency_key})
+    created = _INSERT_TASK_ONCE.first(connection, {**row, "idempotency_key": idempotency_key,
+                                                   "request_hash": request_hash})
     if created is not None:
         return _task(created), True
-    existing = connection.execute(select(*_TASK_COLUMNS)
-                                  .where(Task.idempotency_key == idempotency_key)).one()
-    return _task(existing), False
+    existing = _task(connection.execute(
+        select(*_TASK_COLUMNS).where(Task.owner == values.get("owner"),
+                                     Task.idempotency_key == idempotency_key)).one())
+    if existing.request_hash != request_hash:
+        raise Conflict(f"Idempotency-Key {idempotency_key} was used for another request "
+                       f"(task {existing.id}); use a new key for a new task",
+                       field="Idempotency-Key", code="idempotency_mismatch")
+    return existing, False
 
 
 def lock_parent(connection: Connection, parent_id: str) -> tuple[Task, int]:
@@ -125,6 +134,18 @@ def lock_parent(connection: Connection, parent_id: str) -> tuple[Task, int]:
         raise NotFound(f"parent task {parent_id} not found")
     children = connection.scalar(select(func.count()).where(Task.parent_id == parent.id)) or 0
     return _task(parent), children
+
+
+def in_subtree(session: Session, task_id: str, root_id: str) -> bool:
+    """Whether ``task_id`` is ``root_id`` or one of its descendants: walks up the parents of
+    ``task_id`` (at most ``agents.max_depth`` + 1 rows, by primary key)."""
+    start = select(Task.id, Task.parent_id).where(Task.id == parse_task_id(task_id))
+    ancestors = start.cte("ancestors", recursive=True)
+    ancestors = ancestors.union_all(
+        select(Task.id, Task.parent_id).join(ancestors, Task.id == ancestors.c.parent_id))
+    found = session.scalar(select(func.count()).select_from(ancestors)
+                           .where(ancestors.c.id == parse_task_id(root_id)))
+    return bool(found)
 
 
 def get_task(session: Session, task_id: str | uuid.UUID, owner: str | None = None) -> Task:

@@ -1,7 +1,11 @@
 """Build the `claude` command line and its environment (pure: no I/O).
 
-The prompt goes after ``--``: ``--allowedTools`` and friends take several values and would
-swallow a prompt placed after them (notes/claude-cli.md §9).
+Every value travels inside one ``--option=value`` token, so no value (a rule, a model, a role's
+prompt, a schema) can be read as an option of its own, whatever it holds; the prompt goes after
+``--`` (``--allowedTools`` takes several values and would swallow a prompt placed after it;
+notes/claude-cli.md §9). Settings and MCP servers come from cca alone: ``--setting-sources``
+leaves out the project's ``.claude/settings*.json`` (hooks included) unless the role allows
+them, and ``--strict-mcp-config`` the project's ``.mcp.json``.
 """
 
 from __future__ import annotations
@@ -42,30 +46,37 @@ class AgentSpec:
     max_budget_usd: float | None = None
     json_schema: Mapping[str, Any] | None = None
     append_system_prompt: str | None = None
-    mcp_config: Mapping[str, Any] | None = None
+    mcp_config: Mapping[str, Any] | None = None  # written to a 0600 file, never put on argv
+    project_settings: bool = False  # the role trusts the workspace's .claude/settings*.json
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
-def build_argv(claude_path: str, spec: AgentSpec) -> list[str]:
-    """Return the argv for one print-mode run that streams NDJSON events."""
+def option(name: str, value: object) -> str:
+    """One argv token the CLI can only read as ``name`` with ``value``."""
+    return f"--{name}={value}"
+
+
+def build_argv(claude_path: str, spec: AgentSpec, mcp_config_path: str | None = None) -> list[str]:
+    """Return the argv for one print-mode run that streams NDJSON events. ``mcp_config_path``
+    is the file holding ``spec.mcp_config`` (its task token must not show in ``ps``)."""
     argv = [
-        claude_path, "-p",
-        "--output-format", "stream-json", "--verbose", "--include-partial-messages",
-        "--session-id", spec.session_id,
+        claude_path, "-p", option("output-format", "stream-json"), "--verbose",
+        "--include-partial-messages", option("session-id", spec.session_id),
+        option("setting-sources", "user,project" if spec.project_settings else "user"),
+        "--strict-mcp-config",
     ]
     if spec.model:
-        argv += ["--model", spec.model]
+        argv.append(option("model", spec.model))
     if spec.max_turns:
-        argv += ["--max-turns", str(spec.max_turns)]
+        argv.append(option("max-turns", spec.max_turns))
     if spec.max_budget_usd:
-        argv += ["--max-budget-usd", f"{spec.max_budget_usd:g}"]
+        argv.append(option("max-budget-usd", f"{spec.max_budget_usd:g}"))
     if spec.json_schema:
-        argv += ["--json-schema", json.dumps(spec.json_schema, separators=(",", ":"))]
+        argv.append(option("json-schema", json.dumps(spec.json_schema, separators=(",", ":"))))
     if spec.append_system_prompt:
-        argv += ["--append-system-prompt", spec.append_system_prompt]
-    if spec.mcp_config:
-        argv += ["--mcp-config", json.dumps(spec.mcp_config, separators=(",", ":")),
-                 "--strict-mcp-config"]
+        argv.append(option("append-system-prompt", spec.append_system_prompt))
+    if mcp_config_path:
+        argv.append(option("mcp-config", mcp_config_path))
     argv += list(spec.permission_flags)
     return [*argv, "--", spec.prompt]
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cca_core.errors import Invalid
 from cca_core.rules import translate_rule
+from cca_worker.argv import option
 
 SANDBOX_TOOLS = ("Read", "Glob", "Grep")
 SANDBOX_RULES = tuple(f"{tool}(./**)" for tool in SANDBOX_TOOLS)  # readable: the workspace only
@@ -49,15 +50,16 @@ def plan_permissions(
         + list(SECRET_DENIES)
         + ([] if allow_network else list(NETWORK_DENIES))
     )
-    deny_flags = ("--disallowedTools", *deny)
+    deny_flags = tuple(option("disallowedTools", rule) for rule in deny)
+    dont_ask = option("permission-mode", "dontAsk")
     if mode == "allowlist":
         allow = _unique(translate_rule(rule) for rule in allowed)
-        allow_flags = ("--allowedTools", *allow) if allow else ()
-        return PermissionPlan(("--permission-mode", "dontAsk", *allow_flags, *deny_flags))
+        allow_flags = tuple(option("allowedTools", rule) for rule in allow)
+        return PermissionPlan((dont_ask, *allow_flags, *deny_flags))
     if mode == "sandbox":
         return PermissionPlan((
-            "--permission-mode", "dontAsk", "--tools", ",".join(SANDBOX_TOOLS),
-            "--allowedTools", *SANDBOX_RULES, *deny_flags,
+            dont_ask, option("tools", ",".join(SANDBOX_TOOLS)),
+            *(option("allowedTools", rule) for rule in SANDBOX_RULES), *deny_flags,
         ))
     if mode == "dangerous":
         if not allow_dangerous:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import redis
 from sqlalchemy import Engine
@@ -87,7 +90,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
     (home / ".claude").mkdir(parents=True, exist_ok=True)
     env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
                     config_dir=str(home / ".claude"))
-    argv = build_argv(agents.claude_path, spec)
+    argv = build_argv(agents.claude_path, spec, _write_mcp_config(home, spec.mcp_config))
     try:
         if ctx.bwrap:
             view = View(workdir, home, _tools(agents.claude_path, env.get("PATH", "")))
@@ -147,6 +150,19 @@ def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outco
         return None
     log.info("task %s finished: %s", task_id, outcome.status)
     return outcome.status
+
+
+def _write_mcp_config(home: Path, config: Mapping[str, Any] | None) -> str | None:
+    """The run's MCP config (its bridge's task token inside) in a file only the agent's user
+    reads, rewritten for each run; none is left behind for a run without one."""
+    path = home / "mcp.json"
+    path.unlink(missing_ok=True)
+    if config is None:
+        return None
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(config, out)
+    return str(path)
 
 
 @functools.cache

@@ -44,6 +44,7 @@ def resolve_spec(
         max_budget_usd=task.max_budget_usd,
         json_schema=task.json_schema,
         append_system_prompt=role.append_system_prompt,
+        project_settings=role.project_settings,
         mcp_config=(bridge_config(python, agents.bridge_url, str(task.id), bridge_token)
                     if bridge else None),
         env=plan.env,

@@ -7,10 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
+from cca_core.tasktoken import mint
 from tests.conftest import start_api_process
 from tests.support.waiting import wait_for
 
@@ -88,3 +90,8 @@ def test_a_fleet_agent_submits_a_child_task_and_collects_its_result(config_data,
     child = children[0]
     assert (child["status"], child["result"], child["depth"]) == ("succeeded", INNER_RESULT, 1)
     assert child["parent_id"] == outer["id"] and done["depth"] == 0
+    # The outer agent's task token reached its bridge through a 0600 file, never its argv.
+    token = mint("t0ken-s3cret", outer["id"])
+    configs = list(Path(config_data["embedded"]["data_dir"]).glob("slots/*/mcp.json"))
+    assert configs and all(path.stat().st_mode & 0o077 == 0 for path in configs)
+    assert [path for path in configs if token in path.read_text()]

@@ -39,5 +39,5 @@ def test_a_key_is_created_with_limits_and_listed_with_them(tmp_path, config_data
     assert "max_token_budget=5000" in cca("list").stdout
 
     outside = cca("create", "evil", "--cwd-root", "/etc")
-    assert outside.returncode == 1 and "(field cwd_roots.0)" in outside.stderr
+    assert outside.returncode == 1 and "(field cwd_roots[0])" in outside.stderr
     assert "Traceback" not in outside.stderr

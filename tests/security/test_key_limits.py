@@ -144,10 +144,10 @@ def test_a_key_cannot_work_in_another_tenants_directory(client, app, redis_clien
 
 
 @pytest.mark.parametrize(("limits", "field"), [
-    ({"cwd_roots": ["/etc"]}, "cwd_roots.0"),
-    ({"allowed_queues": ["cca", "elsewhere"]}, "allowed_queues.1"),
-    ({"allowed_roles": ["root"]}, "allowed_roles.0"),
-    ({"allowed_permission_modes": ["yolo"]}, "allowed_permission_modes.0"),
+    ({"cwd_roots": ["/etc"]}, "cwd_roots[0]"),
+    ({"allowed_queues": ["cca", "elsewhere"]}, "allowed_queues[1]"),
+    ({"allowed_roles": ["root"]}, "allowed_roles[0]"),
+    ({"allowed_permission_modes": ["yolo"]}, "allowed_permission_modes[0]"),
 ])
 def test_a_key_cannot_be_given_limits_beyond_the_fleet(client, limits, field):
     answer = client.post("/api/v1/keys", json={"name": "web", **limits}, headers={"X-API-Key": ADMIN})

@@ -62,9 +62,9 @@ def test_a_queue_outside_the_fleet_is_invalid_even_for_an_unlimited_key():
 
 
 def test_limits_naming_what_the_fleet_lacks_are_invalid():
-    for limits, field in ((KeyLimits(allowed_queues=["cca", "x"]), "allowed_queues.1"),
-                          (KeyLimits(allowed_roles=["writer"]), "allowed_roles.0"),
-                          (KeyLimits(cwd_roots=["/srv/web", "/etc"]), "cwd_roots.1")):
+    for limits, field in ((KeyLimits(allowed_queues=["cca", "x"]), "allowed_queues[1]"),
+                          (KeyLimits(allowed_roles=["writer"]), "allowed_roles[0]"),
+                          (KeyLimits(cwd_roots=["/srv/web", "/etc"]), "cwd_roots[1]")):
         with pytest.raises(Invalid) as refused:
             check_limits(limits, AGENTS)
         assert refused.value.field == field

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cca_core.errors import Invalid
 from cca_core.rules import ignored_rules, translate_rule
-from cca_worker.argv import AgentSpec, build_argv, build_env
+from cca_worker.argv import AgentSpec, bridge_config, build_argv, build_env
 from cca_worker.permissions import NETWORK_DENIES, SECRET_DENIES, plan_permissions
+from tests.support.argv import option_value, option_values
 
 
 def spec(**changes) -> AgentSpec:
     values = {"prompt": "--help me", "session_id": "0f0f", "permission_flags": (
-        "--permission-mode", "dontAsk", "--allowedTools", "Read")}
+        "--permission-mode=dontAsk", "--allowedTools=Read")}
     return AgentSpec(**{**values, **changes})
 
 
@@ -20,30 +23,48 @@ def test_prompt_comes_last_after_a_double_dash():
     argv = build_argv("/bin/claude", spec())
     assert argv[:2] == ["/bin/claude", "-p"]
     assert argv[-2:] == ["--", "--help me"]
-    assert argv.index("--allowedTools") < argv.index("--")
+    assert argv.index("--allowedTools=Read") < argv.index("--")
+
+
+def test_every_option_is_one_token_holding_its_value():
+    argv = build_argv("claude", spec(model="sonnet", append_system_prompt="--be brief\nok",
+                                     json_schema={"type": "object"}))
+    options = argv[1:argv.index("--")]
+    assert all(token.startswith("--") or token == "-p" for token in options), options
+    valued = [token for token in options if "=" in token]
+    assert option_value(argv, "append-system-prompt") == "--be brief\nok"
+    assert len(valued) == len(options) - 4  # -p, --verbose, --include-partial-messages, strict
 
 
 def test_stream_json_needs_verbose_and_partial_messages_for_budgets():
     argv = build_argv("claude", spec())
-    assert argv[argv.index("--output-format") + 1] == "stream-json"
+    assert option_value(argv, "output-format") == "stream-json"
     assert "--verbose" in argv and "--include-partial-messages" in argv
-    assert argv[argv.index("--session-id") + 1] == "0f0f"
+    assert option_value(argv, "session-id") == "0f0f"
 
 
 def test_optional_limits_become_flags():
     argv = build_argv("claude", spec(model="sonnet", max_turns=7, max_budget_usd=0.5,
                                      json_schema={"type": "object"}, append_system_prompt="be brief"))
-    assert argv[argv.index("--model") + 1] == "sonnet"
-    assert argv[argv.index("--max-turns") + 1] == "7"
-    assert argv[argv.index("--max-budget-usd") + 1] == "0.5"
-    assert argv[argv.index("--json-schema") + 1] == '{"type":"object"}'
-    assert argv[argv.index("--append-system-prompt") + 1] == "be brief"
+    assert option_value(argv, "model") == "sonnet"
+    assert option_value(argv, "max-turns") == "7"
+    assert option_value(argv, "max-budget-usd") == "0.5"
+    assert option_value(argv, "json-schema") == '{"type":"object"}'
+    assert option_value(argv, "append-system-prompt") == "be brief"
 
 
 def test_unset_limits_are_not_passed():
     argv = build_argv("claude", spec())
-    for flag in ("--model", "--max-turns", "--max-budget-usd", "--json-schema"):
-        assert flag not in argv
+    for flag in ("model", "max-turns", "max-budget-usd", "json-schema", "mcp-config"):
+        assert option_value(argv, flag) is None
+
+
+def test_settings_and_mcp_servers_come_from_cca_alone_unless_the_role_trusts_the_project():
+    argv = build_argv("claude", spec())
+    assert option_value(argv, "setting-sources") == "user" and "--strict-mcp-config" in argv
+    trusted = build_argv("claude", spec(project_settings=True))
+    assert option_value(trusted, "setting-sources") == "user,project"
+    assert "--strict-mcp-config" in trusted
 
 
 def test_agent_env_starts_empty_and_never_carries_cca_secrets():
@@ -77,10 +98,9 @@ def test_allowlist_is_dont_ask_with_allow_and_deny_lists():
     plan = plan_permissions("allowlist", ["Read", "Write(src/**)"], ["Bash(sudo *)"],
                             allow_network=False, allow_dangerous=False)
     flags = list(plan.flags)
-    assert flags[:2] == ["--permission-mode", "dontAsk"]
-    allowed = flags[flags.index("--allowedTools") + 1:flags.index("--disallowedTools")]
-    assert allowed == ["Read", "Edit(src/**)"]
-    denied = flags[flags.index("--disallowedTools") + 1:]
+    assert flags[0] == "--permission-mode=dontAsk"
+    assert option_values(flags, "allowedTools") == ["Read", "Edit(src/**)"]
+    denied = option_values(flags, "disallowedTools")
     assert "Bash(sudo *)" in denied
     assert set(SECRET_DENIES) <= set(denied)
     assert set(NETWORK_DENIES) <= set(denied)
@@ -88,14 +108,14 @@ def test_allowlist_is_dont_ask_with_allow_and_deny_lists():
 
 def test_network_is_allowed_only_when_configured():
     plan = plan_permissions("allowlist", ["Read"], [], allow_network=True, allow_dangerous=False)
-    assert "Bash(curl *)" not in plan.flags
+    assert "Bash(curl *)" not in option_values(plan.flags, "disallowedTools")
 
 
 def test_sandbox_offers_read_only_tools():
     flags = list(plan_permissions("sandbox", ["Bash"], [], allow_network=False,
                                   allow_dangerous=False).flags)
-    assert flags[flags.index("--tools") + 1] == "Read,Glob,Grep"
-    assert "Bash" not in flags[flags.index("--allowedTools"):flags.index("--disallowedTools")]
+    assert option_value(flags, "tools") == "Read,Glob,Grep"
+    assert option_values(flags, "allowedTools") == ["Read(./**)", "Glob(./**)", "Grep(./**)"]
 
 
 def test_dangerous_is_refused_unless_enabled():
@@ -108,19 +128,15 @@ def test_dangerous_when_enabled_keeps_deny_rules_and_says_why():
     plan = plan_permissions("dangerous", [], ["Bash(rm -rf *)"], allow_network=False,
                             allow_dangerous=True)
     assert plan.flags[0] == "--dangerously-skip-permissions"
-    assert "Bash(rm -rf *)" in plan.flags
+    assert "Bash(rm -rf *)" in option_values(plan.flags, "disallowedTools")
     assert dict(plan.env) == {"IS_SANDBOX": "1"}
     assert plan.note
 
 
-def test_the_bridge_is_given_as_an_inline_strict_mcp_config():
-    import json
-
-    from cca_worker.argv import bridge_config
-
+def test_the_bridge_config_carries_its_task_token_in_its_environment_only():
     config = bridge_config("/venv/bin/python", "http://api:9200", "task-7", "ccat_task-7_mac")
-    argv = build_argv("claude", spec(mcp_config=config))
-    given = json.loads(argv[argv.index("--mcp-config") + 1])
-    assert given["mcpServers"]["cca"]["args"] == ["-m", "cca_mcp", "--daemon-url", "http://api:9200"]
-    assert given["mcpServers"]["cca"]["env"] == {"CCA_TASK_ID": "task-7", "CCA_API_KEY": "ccat_task-7_mac"}
-    assert "--strict-mcp-config" in argv and argv.index("--strict-mcp-config") < argv.index("--")
+    assert config["mcpServers"]["cca"]["args"] == ["-m", "cca_mcp", "--daemon-url", "http://api:9200"]
+    assert config["mcpServers"]["cca"]["env"] == {"CCA_TASK_ID": "task-7", "CCA_API_KEY": "ccat_task-7_mac"}
+    argv = build_argv("claude", spec(mcp_config=config), "/slots/h-1/mcp.json")
+    assert option_value(argv, "mcp-config") == "/slots/h-1/mcp.json"
+    assert "ccat_task-7_mac" not in json.dumps(argv)  # the command line is public (ps)

@@ -9,6 +9,7 @@ import pytest
 from cca_core.errors import Invalid
 from cca_core.settings import AgentSettings
 from cca_worker.spec import resolve_spec, timeout_seconds, token_budget
+from tests.support.argv import option_values
 
 
 def task(**fields):
@@ -20,8 +21,7 @@ def task(**fields):
 
 
 def allowed(spec) -> list[str]:
-    flags = list(spec.permission_flags)
-    return flags[flags.index("--allowedTools") + 1:flags.index("--disallowedTools")]
+    return option_values(spec.permission_flags, "allowedTools")
 
 
 def test_defaults_come_from_the_agent_settings():
@@ -38,7 +38,7 @@ def test_a_role_overrides_model_permissions_and_limits():
         "model": "haiku", "token_budget": 5000, "timeout_seconds": 60,
         "permissions": {"mode": "sandbox"}}}})
     spec, _ = resolve_spec(task(role="reviewer"), agents, "s", "/py")
-    assert spec.model == "haiku" and "--tools" in spec.permission_flags
+    assert spec.model == "haiku" and option_values(spec.permission_flags, "tools")
     assert token_budget(task(role="reviewer"), agents) == 5000
     assert timeout_seconds(task(role="reviewer"), agents) == 60
 
@@ -47,7 +47,8 @@ def test_task_fields_win_and_deny_rules_add_up():
     spec, _ = resolve_spec(task(model="opus", allowed_tools=["Bash(echo *)"],
                                 denied_tools=["Bash(git push *)"]), AgentSettings(), "s", "/py")
     assert spec.model == "opus" and allowed(spec) == ["Bash(echo *)"]
-    assert "Bash(git push *)" in spec.permission_flags and "Bash(sudo *)" in spec.permission_flags
+    denied = option_values(spec.permission_flags, "disallowedTools")
+    assert "Bash(git push *)" in denied and "Bash(sudo *)" in denied
 
 
 def test_the_bridge_is_offered_outside_sandbox_mode():
