@@ -51,6 +51,11 @@ def test_a_roles_limits_bind_its_non_admin_tasks_within_the_keys():
     with pytest.raises(Forbidden) as refused:
         values(KeyLimits(), role="cheap", model="opus")
     assert refused.value.field == "model"
+    with pytest.raises(Invalid) as refused:  # the role's queue is not one the key may use
+        values(KeyLimits(allowed_queues=["cca"]), role="cheap")
+    assert refused.value.field == "queue" and "this key" in refused.value.message
+    assert "role cheap" in pytest.raises(Forbidden, values, KeyLimits(), role="cheap",
+                                         token_budget=11).value.message
     admin = values(KeyLimits(), within_role=False, role="cheap", model="opus", token_budget=99)
     assert (admin["model"], admin["token_budget"], admin["queue"]) == ("opus", 99, "cca")
 
