@@ -14,7 +14,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.errors import Forbidden, Unauthorized
 from cca_core.key_limits import NO_LIMITS, KeyLimits
-from cca_core.keys import Quotas, digest, find_key, limits_of, named_key, quotas_of
+from cca_core.keys import (
+    ANONYMOUS_NAME,
+    CONFIG_KEY_NAME,
+    Quotas,
+    digest,
+    find_key,
+    limits_of,
+    named_key,
+    quotas_of,
+)
 from cca_core.models import Task
 from cca_core.store import parse_task_id
 from cca_core.tasktoken import verify
@@ -44,8 +53,8 @@ class Principal:
         return None if self.is_admin else self.tenant
 
 
-ANONYMOUS = Principal(name="anonymous", tenant="local", role="admin")
-CONFIG_KEY = Principal(name="config", tenant="admin", role="admin")
+ANONYMOUS = Principal(name=ANONYMOUS_NAME, tenant="local", role="admin")
+CONFIG_KEY = Principal(name=CONFIG_KEY_NAME, tenant="admin", role="admin")
 
 
 def presented_key(request: Request) -> str | None:

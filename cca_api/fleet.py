@@ -59,7 +59,8 @@ def status() -> dict[str, Any]:
     with transaction(res.sessions) as session:
         workers = workers_with_slots(res.redis, session)
         counts = store.count_by_status(session)
-    queues = {res.settings.worker.queues[0]} | {q for worker in workers for q in worker["queues"]}
+    # Every queue a task may name, so tasks waiting on a queue with no worker online show.
+    queues = set(res.settings.agents.queues) | {q for worker in workers for q in worker["queues"]}
     return {
         "version": __version__,
         "workers": {"online": len(workers),
@@ -75,7 +76,7 @@ def metrics() -> Response:
     """Prometheus text format, fleet-wide (see cca_core.metrics)."""
     res = resources()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(res.sessions, res.redis, res.settings.worker.queues[0]))
+    registry.register(FleetCollector(res.sessions, res.redis, res.settings.agents.queues[0]))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

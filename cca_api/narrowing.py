@@ -1,30 +1,30 @@
 """A task may narrow the permissions of its role; only an admin key may widen them. Every
-key's task stays within the key's limits (cca_core.key_limits), and a task an agent submits
-through its bridge gets at most its parent's permissions."""
+key's task stays within the key's limits, a non-admin's within its role's limits
+(cca_core.key_limits), and a task an agent submits through its bridge gets at most its
+parent's permissions."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cca_api.auth import Principal
 from cca_core.errors import Forbidden
-from cca_core.key_limits import cap_values, narrow_body
+from cca_core.key_limits import limited_values
 from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings, PermissionSettings
-from cca_core.submission import task_values
 
 
 def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettings) -> dict[str, Any]:
     """The task row ``principal`` may create from ``body``: within its key's limits and, for
     a non-admin, within its role. Raises Invalid or Forbidden naming the field."""
-    default_queue = agents.queues[0]
-    narrowed = narrow_body(body, principal.limits, agents, default_queue)
-    values = task_values(narrowed, agents, default_queue)  # what the fleet refuses comes first
+    values = limited_values(body, principal.limits, agents, agents.queues[0],
+                            within_role=not principal.is_admin)
     if not principal.is_admin:
-        check_narrowing(narrowed, agents)
-    return cap_values(values, principal.limits)
+        check_narrowing(values, agents)
+    return values
 
 
 def role_permissions(agents: AgentSettings, role: str | None) -> PermissionSettings:
@@ -32,10 +32,10 @@ def role_permissions(agents: AgentSettings, role: str | None) -> PermissionSetti
     return (settings.permissions if settings else None) or agents.permissions
 
 
-def check_narrowing(body: TaskCreate, agents: AgentSettings) -> None:
-    """Raise Forbidden (naming the field) when the task asks for more than its role grants."""
-    perms = role_permissions(agents, body.role)
-    _check_within(body, perms.mode, perms.allowed_tools, "this role grants; only an admin key "
+def check_narrowing(task: Mapping[str, Any], agents: AgentSettings) -> None:
+    """Raise Forbidden (naming the field) when a task row asks for more than its role grants."""
+    perms = role_permissions(agents, task["role"])
+    _check_within(task, perms.mode, perms.allowed_tools, "this role grants; only an admin key "
                   "may widen permissions")
 
 
@@ -46,21 +46,22 @@ def inherit_from_parent(body: TaskCreate, parent: Task, agents: AgentSettings) -
     perms = role_permissions(agents, parent.role)
     mode = parent.permission_mode or perms.mode
     allowed = perms.allowed_tools if parent.allowed_tools is None else parent.allowed_tools
-    _check_within(body, mode, allowed, "its parent task has")
+    _check_within(body.model_dump(), mode, allowed, "its parent task has")
     return {"permission_mode": body.permission_mode or mode,
             "allowed_tools": body.allowed_tools if body.allowed_tools is not None else allowed,
             "denied_tools": list(dict.fromkeys([*perms.denied_tools, *(parent.denied_tools or []),
                                                 *(body.denied_tools or [])]))}
 
 
-def _check_within(body: TaskCreate, mode: str, allowed: list[str], grantor: str) -> None:
-    if body.permission_mode and MODE_ORDER[body.permission_mode] > MODE_ORDER[mode]:
-        raise Forbidden(f"permission_mode {body.permission_mode} is wider than {mode}, which "
+def _check_within(task: Mapping[str, Any], mode: str, allowed: list[str], grantor: str) -> None:
+    asked_mode, asked_tools = task["permission_mode"], task["allowed_tools"]
+    if asked_mode and MODE_ORDER[asked_mode] > MODE_ORDER[mode]:
+        raise Forbidden(f"permission_mode {asked_mode} is wider than {mode}, which "
                         f"{grantor}", field="permission_mode")
-    if body.allowed_tools is None:
+    if asked_tools is None:
         return
     granted = {translate_rule(rule) for rule in allowed}
-    wider = [rule for rule in body.allowed_tools if translate_rule(rule) not in granted]
+    wider = [rule for rule in asked_tools if translate_rule(rule) not in granted]
     if wider:
         raise Forbidden(f"allowed_tools {', '.join(wider)} go beyond what {grantor}",
                         field="allowed_tools")

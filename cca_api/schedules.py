@@ -111,7 +111,8 @@ def update(schedule_id: str) -> dict[str, Any]:
     with transaction(res.sessions) as session:
         schedule = schedules.update_schedule(session, schedule_id, changes, owner=principal.scope(),
                                              **fleet_defaults(res))
-        take_over(session, schedule, principal, res)
+        if changes.model_fields_set != {"enabled"} or changes.enabled:  # pausing needs no check
+            take_over(session, schedule, principal, res)
         return view(schedule)
 
 

@@ -112,7 +112,9 @@ def run_values(schedule: Schedule, fire: datetime, agents: AgentSettings,
                       field="task") from None
     expires = schedule.expires_seconds
     limits = limits_of(key) if key is not None else NO_LIMITS
-    return {**limited_values(body, limits, agents, default_queue), "owner": schedule.owner,
+    within_role = key is not None and key.role != "admin"  # a config key (None) is an admin
+    return {**limited_values(body, limits, agents, default_queue, within_role=within_role),
+            "owner": schedule.owner,
             "created_by": schedule.created_by, "schedule_id": schedule.id, "scheduled_for": fire,
             "expires_at": fire + timedelta(seconds=expires) if expires else None}
 

@@ -1,7 +1,8 @@
 """What a managed API key may ask of a task: queues, agent roles, models, permission modes, caps
 on budgets and timeouts, and the directories its tasks may work in.
 
-Limits narrow; they never widen what the fleet or the task's role grants. A field the key may
+Limits narrow; they never widen what the fleet or the task's role grants. An agent role may set
+the same limits (``agents.roles.<name>``) on every non-admin task of that role. A field the key may
 not have is refused naming it (the queue and cwd with 422 like any bad queue or cwd, the rest
 with 403); a field the task leaves out gets what the key allows (its first queue, role or model,
 its narrowest mode, at most its caps). Config-file keys have no limits. Pure code: no I/O.
@@ -66,27 +67,44 @@ def check_limits(limits: KeyLimits, agents: AgentSettings) -> None:
 
 
 def limited_values(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
-                   default_queue: str) -> dict[str, Any]:
-    """The task row a key may create from ``body`` (see the module docstring).
+                   default_queue: str, *, within_role: bool) -> dict[str, Any]:
+    """The task row a key may create from ``body`` (see the module docstring); with
+    ``within_role`` (any key but an admin) also within the limits of the task's role.
 
     Raises Invalid (queue, cwd, or a bad body) or Forbidden naming the field.
     """
     narrowed = narrow_body(body, limits, agents, default_queue)
-    return cap_values(task_values(narrowed, agents, default_queue), limits)
+    if within_role and (role := role_limits(agents, narrowed.role)) != NO_LIMITS:
+        narrowed = narrow_body(narrowed, role, agents, default_queue, whose=f"role {narrowed.role}")
+        narrowed = narrow_body(narrowed, limits, agents, default_queue)  # what the role chose too
+    else:
+        role = NO_LIMITS
+    return cap_values(cap_values(task_values(narrowed, agents, default_queue), limits), role)
+
+
+def role_limits(agents: AgentSettings, role: str | None) -> KeyLimits:
+    """The limits ``agents.roles.<role>`` sets on its non-admin tasks (none for no role)."""
+    settings = agents.roles.get(role or "")
+    if settings is None:
+        return NO_LIMITS
+    return KeyLimits.model_construct(  # validated with the config (Settings)
+        allowed_queues=settings.allowed_queues, allowed_models=settings.allowed_models,
+        max_token_budget=settings.max_token_budget, max_timeout_seconds=settings.max_timeout_seconds,
+        max_budget_usd=settings.max_budget_usd)
 
 
 def narrow_body(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
-                default_queue: str) -> TaskCreate:
-    """The body with what it leaves out chosen within the key's limits. Raises Invalid or
-    Forbidden naming the field it gives beyond them."""
+                default_queue: str, whose: str = "this key") -> TaskCreate:
+    """The body with what it leaves out chosen within ``limits`` (of ``whose``, for the
+    messages). Raises Invalid or Forbidden naming the field it gives beyond them."""
     for field, cap_name in CAPS:
         value, cap = getattr(body, field), getattr(limits, cap_name)
         if cap is not None and value is not None and value > cap:
-            raise Forbidden(f"{field} {value} is over this key's cap of {cap} ({cap_name})",
+            raise Forbidden(f"{field} {value} is over the cap of {whose} ({cap_name} = {cap})",
                             field=field)
     if limits.cwd_roots is not None and body.cwd is not None:
         check_cwd(body.cwd, limits.cwd_roots)
-    return body.model_copy(update=_fill(body, limits, agents, default_queue))
+    return body.model_copy(update=_fill(body, limits, agents, default_queue, whose))
 
 
 def cap_values(values: dict[str, Any], limits: KeyLimits) -> dict[str, Any]:
@@ -99,39 +117,39 @@ def cap_values(values: dict[str, Any], limits: KeyLimits) -> dict[str, Any]:
     return capped
 
 
-def _fill(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
-          default_queue: str) -> dict[str, Any]:
-    """Check the fields the body gives against the key's lists; choose allowed ones for those
-    it leaves out."""
+def _fill(body: TaskCreate, limits: KeyLimits, agents: AgentSettings, default_queue: str,
+          whose: str) -> dict[str, Any]:
+    """Check the fields the body gives against the lists; choose allowed ones for those it
+    leaves out."""
     updates: dict[str, Any] = {}
     if limits.allowed_queues is not None:
         if body.queue is not None and body.queue not in limits.allowed_queues:
-            raise Invalid(f"queue {body.queue} is not allowed for this key (allowed: "
+            raise Invalid(f"queue {body.queue} is not allowed for {whose} (allowed: "
                           f"{', '.join(limits.allowed_queues)})", field="queue")
         if body.queue is None and default_queue not in limits.allowed_queues:
             updates["queue"] = limits.allowed_queues[0]
     if limits.allowed_roles is not None:
-        _refuse("role", body.role, limits.allowed_roles)
+        _refuse("role", body.role, limits.allowed_roles, whose)
         if body.role is None:
             updates["role"] = limits.allowed_roles[0]
     role = agents.roles.get(updates.get("role", body.role) or "")
     if limits.allowed_models is not None:
-        _refuse("model", body.model, limits.allowed_models)
+        _refuse("model", body.model, limits.allowed_models, whose)
         default_model = (role and role.model) or agents.default_model
         if body.model is None and default_model not in limits.allowed_models:
             updates["model"] = limits.allowed_models[0]
     if limits.allowed_permission_modes is not None:
         modes = limits.allowed_permission_modes
-        _refuse("permission_mode", body.permission_mode, list(modes))
+        _refuse("permission_mode", body.permission_mode, list(modes), whose)
         role_mode = ((role and role.permissions) or agents.permissions).mode
         if body.permission_mode is None and role_mode not in modes:
             updates["permission_mode"] = _closest_mode(modes, role_mode)
     return updates
 
 
-def _refuse(field: str, value: str | None, allowed: list[str]) -> None:
+def _refuse(field: str, value: str | None, allowed: list[str], whose: str) -> None:
     if value is not None and value not in allowed:
-        raise Forbidden(f"{field} {value} is not allowed for this key (allowed: "
+        raise Forbidden(f"{field} {value} is not allowed for {whose} (allowed: "
                         f"{', '.join(allowed)})", field=field)
 
 

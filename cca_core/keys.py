@@ -16,12 +16,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cca_core.errors import Conflict, NotFound
+from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.key_limits import NO_LIMITS, KeyLimits
 from cca_core.models import ApiKey
 
 PREFIX_BYTES = 6
 SECRET_BYTES = 32
+# Who acts for a config-file key and for an API without auth: no managed key may take these
+# names, or it would share their tasks' quotas and be taken for them by schedules.
+CONFIG_KEY_NAME = "config"
+ANONYMOUS_NAME = "anonymous"
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,10 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """Store a new key; return the row and the plaintext key (shown once).
 
-    Raises Conflict when the name is taken.
+    Raises Conflict when the name is taken, Invalid when it is reserved.
     """
+    if name in (CONFIG_KEY_NAME, ANONYMOUS_NAME):
+        raise Invalid(f"the name {name!r} is reserved", field="name")
     prefix = secrets.token_hex(PREFIX_BYTES)
     secret = secrets.token_urlsafe(SECRET_BYTES).replace("_", "-")
     row = ApiKey(name=name, prefix=prefix, secret_hash=digest(secret), role=role,

@@ -95,6 +95,12 @@ class RoleSettings(Section):
     project_settings: bool = False
     token_budget: int | None = Field(None, ge=1)
     timeout_seconds: int | None = Field(None, ge=1)
+    # Limits on every non-admin task of the role, as a key's (cca_core.key_limits).
+    allowed_queues: CommaList | None = None
+    allowed_models: CommaList | None = None
+    max_token_budget: int | None = Field(None, ge=1)
+    max_timeout_seconds: int | None = Field(None, ge=1)
+    max_budget_usd: float | None = Field(None, gt=0)
 
 
 class AgentSettings(Section):
@@ -205,6 +211,11 @@ class Settings(Section):
         if "queues" not in self.agents.model_fields_set:
             agents = self.agents.model_copy(update={"queues": list(self.worker.queues)})
             object.__setattr__(self, "agents", agents)
+        for name, role in self.agents.roles.items():
+            unknown = set(role.allowed_queues or []) - set(self.agents.queues)
+            if unknown:
+                raise ValueError(f"agents.roles.{name}.allowed_queues: {', '.join(sorted(unknown))} "
+                                 f"not in agents.queues ({', '.join(self.agents.queues)})")
         return self
 
     @property

@@ -517,7 +517,7 @@ def test_critical_task_takes_the_next_free_slot_before_waiting_normal_ones(fleet
 # -- queue routing ------------------------------------------------------------------------------
 
 def test_queue_routing_sends_a_task_only_to_workers_of_its_queue(fleet, start_worker):
-    api = fleet()
+    api = fleet(agents={"queues": ["cca", "special"]})  # the fleet's queues, "cca" the default
     start_worker("plain", daemon={"max_agents": 1})
     special = api.submit({"text": "special done"}, queue="special")
     assert special["queue"] == "special"

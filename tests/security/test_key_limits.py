@@ -16,7 +16,9 @@ from cca_core.names import queue_keys
 pytestmark = pytest.mark.attack
 ADMIN = "config-admin-key-0123456789"
 ROLES = {"reviewer": {"model": "claude-haiku", "token_budget": 50_000},
-         "builder": {"model": "claude-opus", "permissions": {"mode": "allowlist"}}}
+         "builder": {"model": "claude-opus", "permissions": {"mode": "allowlist"}},
+         "cheap": {"allowed_models": ["claude-haiku"], "allowed_queues": ["nightly"],
+                   "max_token_budget": 1000, "max_budget_usd": 0.1}}
 
 
 @pytest.fixture
@@ -114,6 +116,20 @@ def test_a_key_that_leaves_out_a_capped_field_gets_at_most_the_cap(client):
     assert (smaller["token_budget"], smaller["timeout_seconds"], smaller["max_budget_usd"]) == (10, 5, 0.1)
 
 
+@pytest.mark.parametrize(("field", "value"), [("model", "claude-opus"), ("queue", "cca"),
+                                              ("token_budget", 5000), ("max_budget_usd", 5)])
+def test_a_submitter_cannot_take_a_role_beyond_the_roles_limits(client, app, redis_client, field,
+                                                                value):
+    key = make_key(client, "web")
+    answer = submit(client, key, role="cheap", **{field: value})
+    assert refused(answer, 422 if field == "queue" else 403, field)
+    assert nothing_stored_or_queued(app, redis_client)
+    task = submit(client, key, role="cheap").get_json()
+    assert (task["model"], task["queue"], task["token_budget"], task["max_budget_usd"]) == (
+        "claude-haiku", "nightly", 1000, 0.1)
+    assert submit(client, ADMIN, role="cheap", **{field: value}).status_code == 202  # admins may
+
+
 def test_a_key_cannot_work_in_another_tenants_directory(client, app, redis_client, roots):
     (roots / "web" / "repo").mkdir(parents=True)
     (roots / "data").mkdir()
@@ -137,6 +153,12 @@ def test_a_key_cannot_be_given_limits_beyond_the_fleet(client, limits, field):
     answer = client.post("/api/v1/keys", json={"name": "web", **limits}, headers={"X-API-Key": ADMIN})
     assert refused(answer, 422, field)
     assert client.get("/api/v1/keys", headers={"X-API-Key": ADMIN}).get_json()["keys"] == []
+
+
+@pytest.mark.parametrize("name", ["config", "anonymous"])
+def test_a_managed_key_cannot_pass_for_a_config_key(client, name):
+    answer = client.post("/api/v1/keys", json={"name": name}, headers={"X-API-Key": ADMIN})
+    assert refused(answer, 422, "name")
 
 
 def test_a_key_view_shows_its_limits(client):

@@ -11,11 +11,14 @@ from cca_core.settings import AgentSettings, Settings
 
 AGENTS = AgentSettings.model_validate({
     "queues": ["cca", "nightly"], "allowed_roots": ["/srv"], "token_budget_per_task": 100,
-    "roles": {"reader": {"permissions": {"mode": "sandbox"}, "model": "haiku"}}})
+    "roles": {"reader": {"permissions": {"mode": "sandbox"}, "model": "haiku"},
+              "cheap": {"allowed_models": ["haiku"], "allowed_queues": ["nightly"],
+                        "max_token_budget": 10}}})
 
 
-def values(limits: KeyLimits, **body) -> dict:
-    return limited_values(TaskCreate(prompt="p", **body), limits, AGENTS, "cca")
+def values(limits: KeyLimits, within_role: bool = True, **body) -> dict:
+    return limited_values(TaskCreate(prompt="p", **body), limits, AGENTS, "cca",
+                          within_role=within_role)
 
 
 def test_no_limits_change_nothing():
@@ -42,6 +45,21 @@ def test_caps_refuse_more_and_lower_the_default():
     assert values(KeyLimits(max_token_budget=50))["token_budget"] == 50
 
 
+def test_a_roles_limits_bind_its_non_admin_tasks_within_the_keys():
+    cheap = values(KeyLimits(max_token_budget=50), role="cheap")
+    assert (cheap["queue"], cheap["model"], cheap["token_budget"]) == ("nightly", "haiku", 10)
+    with pytest.raises(Forbidden) as refused:
+        values(KeyLimits(), role="cheap", model="opus")
+    assert refused.value.field == "model"
+    with pytest.raises(Invalid) as refused:  # the role's queue is not one the key may use
+        values(KeyLimits(allowed_queues=["cca"]), role="cheap")
+    assert refused.value.field == "queue" and "this key" in refused.value.message
+    assert "role cheap" in pytest.raises(Forbidden, values, KeyLimits(), role="cheap",
+                                         token_budget=11).value.message
+    admin = values(KeyLimits(), within_role=False, role="cheap", model="opus", token_budget=99)
+    assert (admin["model"], admin["token_budget"], admin["queue"]) == ("opus", 99, "cca")
+
+
 def test_a_queue_outside_the_fleet_is_invalid_even_for_an_unlimited_key():
     with pytest.raises(Invalid) as refused:
         values(KeyLimits(), queue="elsewhere")
@@ -61,3 +79,5 @@ def test_the_fleets_queues_default_to_the_workers():
     assert Settings.model_validate({"worker": {"queues": ["a", "b"]}}).agents.queues == ["a", "b"]
     both = Settings.model_validate({"worker": {"queues": ["a"]}, "agents": {"queues": ["a", "z"]}})
     assert both.agents.queues == ["a", "z"]
+    with pytest.raises(ValueError, match="agents.roles.r.allowed_queues: b not in agents.queues"):
+        Settings.model_validate({"agents": {"roles": {"r": {"allowed_queues": ["b"]}}}})
