@@ -10,6 +10,7 @@ as one ``--option=value`` token besides.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -18,7 +19,6 @@ from pydantic import AfterValidator
 RULE_MAX_CHARS = 256
 MODEL_MAX_CHARS = 200
 _RULE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\(.*\))?", re.DOTALL)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Aliases (sonnet), API ids (claude-opus-4-8[1m]), Bedrock and Vertex ids and ARNs.
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@\[\]\-]*")
 _WRITE_RULE = re.compile(r"^Write\((.+)\)$")
@@ -30,8 +30,9 @@ def check_rule(rule: str) -> str:
     """Return ``rule`` if it follows the grammar; raise ValueError saying why not."""
     if len(rule) > RULE_MAX_CHARS:
         raise ValueError(f"a tool rule is at most {RULE_MAX_CHARS} characters")
-    if _CONTROL.search(rule):
-        raise ValueError("a tool rule holds no control character (newline, tab, NUL, ...)")
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in rule):
+        raise ValueError("a tool rule holds no control, format or line-separator character "
+                         "(newline, tab, NUL, U+2028, ...)")
     if not _RULE.fullmatch(rule) or not _balanced(rule):
         raise ValueError("a tool rule is a tool name (letters, digits, _), optionally followed "
                          "by one (pattern) with balanced parentheses, e.g. Read or Bash(git *)")

@@ -2,10 +2,11 @@
 
 Every value travels inside one ``--option=value`` token, so no value (a rule, a model, a role's
 prompt, a schema) can be read as an option of its own, whatever it holds; the prompt goes after
-``--`` (``--allowedTools`` takes several values and would swallow a prompt placed after it;
-notes/claude-cli.md §9). Settings and MCP servers come from cca alone: ``--setting-sources``
-leaves out the project's ``.claude/settings*.json`` (hooks included) unless the role allows
-them, and ``--strict-mcp-config`` the project's ``.mcp.json``.
+``--`` (an option that takes several values would swallow a prompt placed after it;
+notes/claude-cli.md §9). Tool rules travel as JSON lists in ``--settings``
+(:func:`cca_worker.permissions.rules_option`). Settings and MCP servers come from cca alone:
+``--setting-sources`` leaves out the project's ``.claude/settings*.json`` (hooks included)
+unless the role allows them, and ``--strict-mcp-config`` the project's ``.mcp.json``.
 """
 
 from __future__ import annotations

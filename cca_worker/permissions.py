@@ -6,6 +6,7 @@ so every ``Write(...)`` rule is translated. Deny rules hold in every mode, bypas
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,28 +51,32 @@ def plan_permissions(
         + list(SECRET_DENIES)
         + ([] if allow_network else list(NETWORK_DENIES))
     )
-    deny_flags = tuple(option("disallowedTools", rule) for rule in deny)
     dont_ask = option("permission-mode", "dontAsk")
     if mode == "allowlist":
         allow = _unique(translate_rule(rule) for rule in allowed)
-        allow_flags = tuple(option("allowedTools", rule) for rule in allow)
-        return PermissionPlan((dont_ask, *allow_flags, *deny_flags))
+        return PermissionPlan((dont_ask, rules_option(allow, deny)))
     if mode == "sandbox":
-        return PermissionPlan((
-            dont_ask, option("tools", ",".join(SANDBOX_TOOLS)),
-            *(option("allowedTools", rule) for rule in SANDBOX_RULES), *deny_flags,
-        ))
+        return PermissionPlan((dont_ask, option("tools", ",".join(SANDBOX_TOOLS)),
+                               rules_option(list(SANDBOX_RULES), deny)))
     if mode == "dangerous":
         if not allow_dangerous:
             raise Invalid(
                 "permission_mode dangerous is refused: set agents.permissions.allow_dangerous"
                 " = true to enable it", field="permission_mode", code="dangerous_refused")
         return PermissionPlan(
-            ("--dangerously-skip-permissions", *deny_flags),
+            ("--dangerously-skip-permissions", rules_option([], deny)),
             env=(("IS_SANDBOX", "1"),),
             note="dangerous mode: every permission check is off except the deny rules",
         )
     raise Invalid(f"unknown permission_mode {mode!r}", field="permission_mode")
+
+
+def rules_option(allow: list[str], deny: list[str]) -> str:
+    """The allow and deny rules as JSON lists of ``--settings``, never as values of
+    ``--allowedTools``: the CLI splits those at spaces and commas outside parentheses, so a
+    rule ``Bash(echo hi) Bash`` would allow every command (measured on CLI 2.1.197)."""
+    permissions = {"allow": allow, "deny": deny}
+    return option("settings", json.dumps({"permissions": permissions}, separators=(",", ":")))
 
 
 def _unique(rules: Iterable[str]) -> list[str]:

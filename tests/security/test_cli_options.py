@@ -21,7 +21,10 @@ HOSTILE = ["--dangerously-skip-permissions",
            "Bash(echo hi) --permission-mode bypassPermissions",
            "--permission-mode=bypassPermissions",
            "--allowedTools=Bash",
-           "Bash(echo hi)\n--allowedTools=Bash"]
+           "Bash(echo hi)\n--allowedTools=Bash",
+           # the CLI splits an --allowedTools value at spaces and commas outside parentheses:
+           "Bash(echo hi) Bash",
+           "Read,Bash"]
 
 
 def script(*steps: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 
@@ -15,3 +16,9 @@ def option_value(argv: Sequence[str], name: str) -> str | None:
     values = option_values(argv, name)
     assert len(values) <= 1, f"--{name} given {len(values)} times"
     return values[0] if values else None
+
+
+def permission_rules(argv: Sequence[str], kind: str) -> list[str]:
+    """The ``allow`` or ``deny`` rules the worker gave in ``--settings``."""
+    settings = option_value(argv, "settings")
+    return json.loads(settings)["permissions"][kind] if settings else []

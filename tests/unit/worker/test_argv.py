@@ -10,12 +10,12 @@ from cca_core.errors import Invalid
 from cca_core.rules import ignored_rules, translate_rule
 from cca_worker.argv import AgentSpec, bridge_config, build_argv, build_env
 from cca_worker.permissions import NETWORK_DENIES, SECRET_DENIES, plan_permissions
-from tests.support.argv import option_value, option_values
+from tests.support.argv import option_value, permission_rules
 
 
 def spec(**changes) -> AgentSpec:
     values = {"prompt": "--help me", "session_id": "0f0f", "permission_flags": (
-        "--permission-mode=dontAsk", "--allowedTools=Read")}
+        "--permission-mode=dontAsk", "--settings={}")}
     return AgentSpec(**{**values, **changes})
 
 
@@ -23,7 +23,7 @@ def test_prompt_comes_last_after_a_double_dash():
     argv = build_argv("/bin/claude", spec())
     assert argv[:2] == ["/bin/claude", "-p"]
     assert argv[-2:] == ["--", "--help me"]
-    assert argv.index("--allowedTools=Read") < argv.index("--")
+    assert argv.index("--settings={}") < argv.index("--")
 
 
 def test_every_option_is_one_token_holding_its_value():
@@ -99,8 +99,8 @@ def test_allowlist_is_dont_ask_with_allow_and_deny_lists():
                             allow_network=False, allow_dangerous=False)
     flags = list(plan.flags)
     assert flags[0] == "--permission-mode=dontAsk"
-    assert option_values(flags, "allowedTools") == ["Read", "Edit(src/**)"]
-    denied = option_values(flags, "disallowedTools")
+    assert permission_rules(flags, "allow") == ["Read", "Edit(src/**)"]
+    denied = permission_rules(flags, "deny")
     assert "Bash(sudo *)" in denied
     assert set(SECRET_DENIES) <= set(denied)
     assert set(NETWORK_DENIES) <= set(denied)
@@ -108,14 +108,14 @@ def test_allowlist_is_dont_ask_with_allow_and_deny_lists():
 
 def test_network_is_allowed_only_when_configured():
     plan = plan_permissions("allowlist", ["Read"], [], allow_network=True, allow_dangerous=False)
-    assert "Bash(curl *)" not in option_values(plan.flags, "disallowedTools")
+    assert "Bash(curl *)" not in permission_rules(plan.flags, "deny")
 
 
 def test_sandbox_offers_read_only_tools():
     flags = list(plan_permissions("sandbox", ["Bash"], [], allow_network=False,
                                   allow_dangerous=False).flags)
     assert option_value(flags, "tools") == "Read,Glob,Grep"
-    assert option_values(flags, "allowedTools") == ["Read(./**)", "Glob(./**)", "Grep(./**)"]
+    assert permission_rules(flags, "allow") == ["Read(./**)", "Glob(./**)", "Grep(./**)"]
 
 
 def test_dangerous_is_refused_unless_enabled():
@@ -128,7 +128,7 @@ def test_dangerous_when_enabled_keeps_deny_rules_and_says_why():
     plan = plan_permissions("dangerous", [], ["Bash(rm -rf *)"], allow_network=False,
                             allow_dangerous=True)
     assert plan.flags[0] == "--dangerously-skip-permissions"
-    assert "Bash(rm -rf *)" in option_values(plan.flags, "disallowedTools")
+    assert "Bash(rm -rf *)" in permission_rules(plan.flags, "deny")
     assert dict(plan.env) == {"IS_SANDBOX": "1"}
     assert plan.note
 

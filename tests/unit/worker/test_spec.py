@@ -9,7 +9,7 @@ import pytest
 from cca_core.errors import Invalid
 from cca_core.settings import AgentSettings
 from cca_worker.spec import resolve_spec, timeout_seconds, token_budget
-from tests.support.argv import option_values
+from tests.support.argv import option_values, permission_rules
 
 
 def task(**fields):
@@ -21,7 +21,7 @@ def task(**fields):
 
 
 def allowed(spec) -> list[str]:
-    return option_values(spec.permission_flags, "allowedTools")
+    return permission_rules(spec.permission_flags, "allow")
 
 
 def test_defaults_come_from_the_agent_settings():
@@ -47,7 +47,7 @@ def test_task_fields_win_and_deny_rules_add_up():
     spec, _ = resolve_spec(task(model="opus", allowed_tools=["Bash(echo *)"],
                                 denied_tools=["Bash(git push *)"]), AgentSettings(), "s", "/py")
     assert spec.model == "opus" and allowed(spec) == ["Bash(echo *)"]
-    denied = option_values(spec.permission_flags, "disallowedTools")
+    denied = permission_rules(spec.permission_flags, "deny")
     assert "Bash(git push *)" in denied and "Bash(sudo *)" in denied
 
 
