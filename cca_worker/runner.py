@@ -86,8 +86,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
                      max_events=ctx.settings.redis.stream_max_events, redactor=redactor)
     if note:
         sink.add({"type": "cca", "subtype": "note", "message": note})
-    home = ctx.slot_home
-    (home / ".claude").mkdir(parents=True, exist_ok=True)
+    home = _fresh_home(ctx.slot_home)
     env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
                     config_dir=str(home / ".claude"))
     argv = build_argv(agents.claude_path, spec, _write_mcp_config(home, spec.mcp_config))
@@ -152,11 +151,19 @@ def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outco
     return outcome.status
 
 
+def _fresh_home(home: Path) -> Path:
+    """The slot's HOME, emptied: a run may write there (its config dir is read-write), and
+    what it leaves (a settings.json with hooks, a CLAUDE.md) must not configure the next
+    run in the slot, another tenant's perhaps. Transcripts go with it."""
+    shutil.rmtree(home, ignore_errors=True)
+    (home / ".claude").mkdir(parents=True)
+    return home
+
+
 def _write_mcp_config(home: Path, config: Mapping[str, Any] | None) -> str | None:
-    """The run's MCP config (its bridge's task token inside) in a file only the agent's user
-    reads, rewritten for each run; none is left behind for a run without one."""
+    """The run's MCP config (its bridge's task token inside) in a file of the fresh HOME only
+    the agent's user reads."""
     path = home / "mcp.json"
-    path.unlink(missing_ok=True)
     if config is None:
         return None
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
