@@ -13,6 +13,9 @@ runs), its workspace and its slot's HOME (read-write), and a private ``/tmp``, `
 workspaces and other slots' transcripts are not in its view; Redis and Postgres ask for
 passwords it never holds. The network is shared: it must reach the model API and its bridge
 must reach the API (with a task token scoped to its own subtree).
+
+bubblewrap does not pass signals on: a stop (SIGTERM to ``bwrap``) ends the sandbox at once
+through ``--die-with-parent``, with no grace for claude (measured; docs/security.md).
 """
 
 from __future__ import annotations
