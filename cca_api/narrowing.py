@@ -14,7 +14,7 @@ from cca_core.key_limits import limited_values
 from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.schemas import TaskCreate
-from cca_core.settings import AgentSettings, PermissionSettings
+from cca_core.settings import AgentSettings
 
 
 def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettings) -> dict[str, Any]:
@@ -27,14 +27,9 @@ def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettin
     return values
 
 
-def role_permissions(agents: AgentSettings, role: str | None) -> PermissionSettings:
-    settings = agents.roles.get(role or "")
-    return (settings.permissions if settings else None) or agents.permissions
-
-
 def check_narrowing(task: Mapping[str, Any], agents: AgentSettings) -> None:
     """Raise Forbidden (naming the field) when a task row asks for more than its role grants."""
-    perms = role_permissions(agents, task["role"])
+    perms = agents.permissions_of(task["role"])
     _check_within(task, perms.mode, perms.allowed_tools, "this role grants; only an admin key "
                   "may widen permissions")
 
@@ -43,7 +38,7 @@ def inherit_from_parent(body: TaskCreate, parent: Task, agents: AgentSettings) -
     """The permission fields of a child an agent submits: at most its parent's effective
     mode and allow list (asked for, or else inherited), the parent's denials added to its own.
     Raises Forbidden (naming the field) when the child asks for more."""
-    perms = role_permissions(agents, parent.role)
+    perms = agents.permissions_of(parent.role)
     mode = parent.permission_mode or perms.mode
     allowed = perms.allowed_tools if parent.allowed_tools is None else parent.allowed_tools
     _check_within(body.model_dump(), mode, allowed, "its parent task has")

@@ -84,9 +84,7 @@ def limited_values(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
 
 def role_limits(agents: AgentSettings, role: str | None) -> KeyLimits:
     """The limits ``agents.roles.<role>`` sets on its non-admin tasks (none for no role)."""
-    settings = agents.roles.get(role or "")
-    if settings is None:
-        return NO_LIMITS
+    settings = agents.role(role)
     return KeyLimits.model_construct(  # validated with the config (Settings)
         allowed_queues=settings.allowed_queues, allowed_models=settings.allowed_models,
         max_token_budget=settings.max_token_budget, max_timeout_seconds=settings.max_timeout_seconds,
@@ -132,10 +130,10 @@ def _fill(body: TaskCreate, limits: KeyLimits, agents: AgentSettings, default_qu
         _refuse("role", body.role, limits.allowed_roles, whose)
         if body.role is None:
             updates["role"] = limits.allowed_roles[0]
-    role = agents.roles.get(updates.get("role", body.role) or "")
+    role = agents.role(updates.get("role", body.role))
     if limits.allowed_models is not None:
         _refuse("model", body.model, limits.allowed_models, whose)
-        default_model = (role and role.model) or agents.default_model
+        default_model = role.model or agents.default_model
         if body.model is None and default_model not in limits.allowed_models:
             updates["model"] = limits.allowed_models[0]
     if limits.allowed_permission_modes is not None:

@@ -126,6 +126,23 @@ class AgentSettings(Section):
     permissions: PermissionSettings = PermissionSettings()
     roles: dict[str, RoleSettings] = {}
 
+    def role(self, name: str | None) -> RoleSettings:
+        """The settings of role ``name``: a task with no role (or one not configured) gets
+        none of its own, so the fleet's defaults hold."""
+        return self.roles.get(name or "") or RoleSettings()
+
+    def permissions_of(self, role: str | None) -> PermissionSettings:
+        """The permissions a task of ``role`` runs with unless it narrows them."""
+        return self.role(role).permissions or self.permissions
+
+    def token_budget_of(self, role: str | None) -> int:
+        """A task's token budget when it names none."""
+        return self.role(role).token_budget or self.token_budget_per_task
+
+    def timeout_of(self, role: str | None) -> int:
+        """A task's timeout in seconds when it names none."""
+        return self.role(role).timeout_seconds or self.default_timeout_seconds
+
 
 class WorkerSettings(Section):
     queues: CommaList = ["cca"]

@@ -38,10 +38,8 @@ def task_values(body: TaskCreate, agents: AgentSettings, default_queue: str) -> 
                       " (agents.permissions.allow_dangerous)", field="permission_mode")
     values = body.model_dump(exclude={"metadata"})
     values["meta"] = body.metadata
-    role = agents.roles.get(body.role or "")
-    values["token_budget"] = body.token_budget or (role and role.token_budget) or agents.token_budget_per_task
-    values["timeout_seconds"] = (body.timeout_seconds or (role and role.timeout_seconds)
-                                 or agents.default_timeout_seconds)
+    values["token_budget"] = body.token_budget or agents.token_budget_of(body.role)
+    values["timeout_seconds"] = body.timeout_seconds or agents.timeout_of(body.role)
     values["queue"] = body.queue or default_queue
     if values["queue"] not in agents.queues:  # no worker consumes it: it would wait forever
         raise Invalid(f"queue {values['queue']} is not configured (agents.queues: "

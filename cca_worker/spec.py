@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cca_core.settings import AgentSettings, RoleSettings
+from cca_core.settings import AgentSettings
 from cca_worker.argv import AgentSpec, bridge_config
 from cca_worker.permissions import plan_permissions
 
 BRIDGE_TOOLS = "mcp__cca"
-
-
-def role_settings(agents: AgentSettings, role: str | None) -> RoleSettings:
-    return agents.roles.get(role or "", RoleSettings())
 
 
 def resolve_spec(
@@ -23,8 +19,8 @@ def resolve_spec(
     With ``agents.bridge_url`` set, agents outside sandbox mode get the cca MCP bridge (run by
     ``python``) so they can hand sub-tasks to the fleet as children of this task.
     """
-    role = role_settings(agents, task.role)
-    perms = role.permissions or agents.permissions
+    role = agents.role(task.role)
+    perms = agents.permissions_of(task.role)
     mode = task.permission_mode or perms.mode
     allowed = list(perms.allowed_tools if task.allowed_tools is None else task.allowed_tools)
     bridge = bool(agents.bridge_url) and mode != "sandbox"
@@ -53,10 +49,9 @@ def resolve_spec(
 
 
 def token_budget(task: Any, agents: AgentSettings) -> int:
-    return int(task.token_budget or role_settings(agents, task.role).token_budget
-               or agents.token_budget_per_task)
+    """The row holds the budget the API chose; rows written before it did fall back here."""
+    return int(task.token_budget or agents.token_budget_of(task.role))
 
 
 def timeout_seconds(task: Any, agents: AgentSettings) -> int:
-    return int(task.timeout_seconds or role_settings(agents, task.role).timeout_seconds
-               or agents.default_timeout_seconds)
+    return int(task.timeout_seconds or agents.timeout_of(task.role))
