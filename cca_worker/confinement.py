@@ -20,6 +20,7 @@ through ``--die-with-parent``, with no grace for claude (measured; docs/security
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -105,7 +106,10 @@ def _namespaces() -> list[str]:
             "--unshare-cgroup-try", "--cap-drop", "ALL", "--die-with-parent"]
 
 
-def _system_view() -> list[str]:
+@functools.cache
+def _system_view() -> tuple[str, ...]:
+    """The system's part of every view (looked up once per process: the host does not change
+    under a running worker)."""
     mounts: list[str] = []
     for directory in SYSTEM_DIRS:
         if os.path.islink(directory):
@@ -115,7 +119,7 @@ def _system_view() -> list[str]:
     for entry in ETC_ENTRIES:
         if os.path.exists(path := f"/etc/{entry}"):
             mounts += ["--ro-bind", path, path]
-    return [*mounts, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    return (*mounts, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp")
 
 
 def _is_system(path: Path) -> bool:

@@ -163,9 +163,9 @@ def _fresh_home(home: Path) -> Path:
 def _write_mcp_config(home: Path, config: Mapping[str, Any] | None) -> str | None:
     """The run's MCP config (its bridge's task token inside) in a file of the fresh HOME only
     the agent's user reads."""
-    path = home / "mcp.json"
     if config is None:
         return None
+    path = home / "mcp.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(config, out)

@@ -13,16 +13,13 @@ import httpx
 import pytest
 
 from cca_core.embedded import free_port
+from tests.support.cli import cca
 from tests.support.procs import processes_running
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
-
-def cca(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cca_cli.main", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout, cwd=env.get("CCA_TEST_CWD"))
 
 
 def test_config_show_masks_secrets(fleet_env):

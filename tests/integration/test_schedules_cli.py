@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from tests.support.cli import cca
+
 pytestmark = pytest.mark.integration
 
-
-def cca(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cca_cli.main", *args], env=env, text=True,
-                          capture_output=True, timeout=60, cwd=env.get("CCA_TEST_CWD"))
 
 
 def test_a_schedule_is_added_listed_edited_paused_run_shown_and_removed(fleet_env, api_url):

@@ -4,25 +4,19 @@ makes one; the image and the compose files require keys."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from cca_core.embedded import free_port
-from tests.conftest import api_processes
+from tests.conftest import start_api_process
+from tests.support.cli import cca
 from tests.support.deploy import environment, load_compose
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.attack]
 REPO = Path(__file__).resolve().parents[2]
 
-
-def cca(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cca_cli.main", *args], env=env, text=True,
-                          capture_output=True, timeout=60, cwd=env.get("CCA_TEST_CWD"))
 
 
 @pytest.mark.parametrize("command", [("api", "--bind", "0.0.0.0:{port}"), ("config", "check")])
@@ -51,24 +45,10 @@ def test_doctor_fails_on_an_unsafe_setting(fleet_env):
     assert "set daemon.require_auth" in result.stdout
 
 
-def test_an_api_that_requires_keys_and_has_none_makes_an_admin_key(fleet_env, tmp_path):
-    port = free_port()
+def test_an_api_that_requires_keys_and_has_none_makes_an_admin_key(config_data, tmp_path):
     data = tmp_path / "api-data"
-    env = {**fleet_env, "CCA__DAEMON__REQUIRE_AUTH": "true", "CCA__EMBEDDED__DATA_DIR": str(data)}
-    process = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "api", "--bind",
-                                f"127.0.0.1:{port}", "--processes", "1"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    api_processes[url] = process  # stopped after the test
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code in (200, 503)
-        except httpx.TransportError:
-            return process.poll() is not None
-
-    wait_for(answers, timeout_s=30, message="the API to answer")
+    url = start_api_process(tmp_path, {**config_data, "daemon": {"require_auth": True},
+                                       "embedded": {"data_dir": str(data)}})
     key = (data / "api-key").read_text().strip()
     assert (data / "api-key").stat().st_mode & 0o077 == 0
     assert httpx.get(f"{url}/api/v1/tasks", timeout=5).status_code == 401
