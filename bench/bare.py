@@ -11,7 +11,7 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from cca_core.dispatch import celery_config, message_options
+from cca_core.tasks.dispatch import celery_config, message_options
 
 QUEUE = "bench"
 RECORD_START = "bench.record_start"

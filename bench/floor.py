@@ -16,10 +16,10 @@ from sqlalchemy import Engine
 from bench.cpu import cpu_spent
 from bench.servers import Bench
 from bench.standin import EVENTS
-from cca_core import store
-from cca_core.db import autocommit, make_engine
-from cca_core.outcome import Outcome
+from cca_core.infra.db import autocommit, make_engine
 from cca_core.settings import RedisSettings
+from cca_core.tasks import store
+from cca_core.tasks.outcome import Outcome
 from cca_worker.events import EventSink
 
 WARMUP = 50

@@ -17,7 +17,7 @@ from bench.config import REPO, child_env
 from bench.processes import Child
 from bench.servers import Bench
 from bench.waiting import BenchError, wait_until
-from cca_core.embedded import free_port
+from cca_core.infra.embedded import free_port
 from cca_core.names import worker_key
 
 START_TIMEOUT_S = 60.0

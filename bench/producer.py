@@ -12,13 +12,13 @@ from celery import Celery
 from sqlalchemy import Engine, delete, func, insert, inspect, select
 
 from bench.waiting import BenchError
-from cca_core import store
-from cca_core.db import autocommit, make_engine
-from cca_core.dispatch import celery_config, message_options
+from cca_core.infra.db import autocommit, make_engine
+from cca_core.infra.prepared import PreparedStatement
 from cca_core.models import Task
 from cca_core.names import RUN_AGENT_TASK
-from cca_core.prepared import PreparedStatement
 from cca_core.settings import Settings
+from cca_core.tasks import store
+from cca_core.tasks.dispatch import celery_config, message_options
 
 # Set per row by the database or at insert time, never copied from the template.
 _FRESH = frozenset({"id", "created_at", "sent_at"})

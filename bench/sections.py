@@ -17,8 +17,8 @@ import redis
 from bench.report import ms, percentile
 from bench.servers import Bench
 from bench.waiting import BenchError
-from cca_core import store
-from cca_core.db import autocommit, make_engine
+from cca_core.infra.db import autocommit, make_engine
+from cca_core.tasks import store
 from cca_worker import runner
 from cca_worker.events import EventSink
 

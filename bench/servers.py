@@ -20,10 +20,10 @@ from bench import standin
 from bench.config import BODY, cca_config
 from bench.processes import Children
 from bench.producer import api_row
-from cca_core.config import validate
-from cca_core.db import make_engine
-from cca_core.embedded import start_postgres, start_redis
-from cca_core.migrate import upgrade
+from cca_core.infra.config import validate
+from cca_core.infra.db import make_engine
+from cca_core.infra.embedded import start_postgres, start_redis
+from cca_core.infra.migrate import upgrade
 from cca_core.settings import Settings
 from tests.support.toml import write as write_toml
 

@@ -9,7 +9,7 @@ from cca_api.auth import ANONYMOUS, presented_key, refuse_task_tokens_outside, r
 from cca_api.limits import check_rate, client_ip
 from cca_api.resources import make_resources
 from cca_api.security import harden
-from cca_core.config import load_settings
+from cca_core.infra.config import load_settings
 from cca_core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/health"})

@@ -12,9 +12,8 @@ from typing import Literal
 from flask import Request, g
 from sqlalchemy.orm import Session, sessionmaker
 
-from cca_core.errors import Forbidden, Unauthorized
-from cca_core.key_limits import NO_LIMITS, KeyLimits
-from cca_core.keys import (
+from cca_core.access.key_limits import NO_LIMITS, KeyLimits
+from cca_core.access.keys import (
     ANONYMOUS_NAME,
     CONFIG_KEY_NAME,
     Quotas,
@@ -24,9 +23,10 @@ from cca_core.keys import (
     named_key,
     quotas_of,
 )
+from cca_core.access.task_tokens import verify
+from cca_core.errors import Forbidden, Unauthorized
 from cca_core.models import Task
-from cca_core.store import parse_task_id
-from cca_core.tasktoken import verify
+from cca_core.tasks.store import parse_task_id
 
 Role = Literal["admin", "submitter", "reader"]
 ROLES: tuple[Role, ...] = ("admin", "submitter", "reader")
@@ -41,7 +41,7 @@ class Principal:
     role: Role
     key_id: str | None = None
     quotas: Quotas = Quotas()
-    limits: KeyLimits = NO_LIMITS  # what its tasks may ask for (cca_core.key_limits)
+    limits: KeyLimits = NO_LIMITS  # what its tasks may ask for (cca_core.access.key_limits)
     task_id: str | None = None  # set for a fleet agent's bridge: it may only add children
 
     @property

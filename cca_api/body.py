@@ -10,7 +10,7 @@ from flask import Request
 from pydantic import BaseModel, ValidationError
 
 from cca_core.errors import BadRequest, Invalid, UnsupportedMedia, field_path, plain_message
-from cca_core.pgsafe import nul_path
+from cca_core.infra.pgsafe import nul_path
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -10,13 +10,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import text
 
 from cca_api.resources import Resources
-from cca_core import __version__, store
-from cca_core.db import transaction
-from cca_core.fleet import count_online, queue_depths, workers_with_slots
-from cca_core.metrics import FleetCollector
-from cca_core.migrate import current_revision
+from cca_core import __version__
+from cca_core.fleet.metrics import FleetCollector
+from cca_core.fleet.state import count_online, queue_depths, workers_with_slots
+from cca_core.infra.db import transaction
+from cca_core.infra.migrate import current_revision
+from cca_core.infra.redact import redact
 from cca_core.names import ALL_STATUSES
-from cca_core.redact import redact
+from cca_core.tasks import store
 
 bp = Blueprint("fleet", __name__)
 
@@ -73,7 +74,7 @@ def status() -> dict[str, Any]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text format, fleet-wide (see cca_core.metrics)."""
+    """Prometheus text format, fleet-wide (see cca_core.fleet.metrics)."""
     res = resources()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(res.sessions, res.redis, res.settings.agents.queues[0]))

@@ -11,10 +11,10 @@ from pydantic import ConfigDict, Field
 from cca_api.auth import require_role
 from cca_api.body import parse_json
 from cca_api.resources import Resources
-from cca_core.db import transaction
+from cca_core.access.key_limits import KeyLimits, check_limits
+from cca_core.access.keys import Quotas, create_key, key_view, list_keys, revoke_key
 from cca_core.errors import NotFound
-from cca_core.key_limits import KeyLimits, check_limits
-from cca_core.keys import Quotas, create_key, key_view, list_keys, revoke_key
+from cca_core.infra.db import transaction
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
 KEY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")

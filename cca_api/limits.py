@@ -1,5 +1,5 @@
 """Rate limits per key and per client IP, counted in Redis so every API process shares them
-(per-key quotas are ``cca_core.quotas``)."""
+(per-key quotas are ``cca_core.access.quotas``)."""
 
 from __future__ import annotations
 

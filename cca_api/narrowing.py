@@ -1,6 +1,6 @@
 """A task may narrow the permissions of its role; only an admin key may widen them. Every
 key's task stays within the key's limits, a non-admin's within its role's limits
-(cca_core.key_limits), and a task an agent submits through its bridge gets at most its
+(cca_core.access.key_limits), and a task an agent submits through its bridge gets at most its
 parent's permissions."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from cca_api.auth import Principal
+from cca_core.access.key_limits import limited_values
 from cca_core.errors import Forbidden
-from cca_core.key_limits import limited_values
 from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
-from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings
+from cca_core.tasks.schemas import TaskCreate
 
 
 def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettings) -> dict[str, Any]:

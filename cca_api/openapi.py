@@ -13,9 +13,9 @@ from cca_api import schedules
 from cca_api.keys import KeyCreate
 from cca_api.tasks import EventsQuery, ListQuery
 from cca_core import __version__
-from cca_core.key_limits import KeyLimits
-from cca_core.schedule_schemas import RunPage, ScheduleCreate, SchedulePage, ScheduleUpdate, ScheduleView
-from cca_core.schemas import EventPage, TaskCreate, TaskPage, TaskView
+from cca_core.access.key_limits import KeyLimits
+from cca_core.schedules.schemas import RunPage, ScheduleCreate, SchedulePage, ScheduleUpdate, ScheduleView
+from cca_core.tasks.schemas import EventPage, TaskCreate, TaskPage, TaskView
 
 bp = Blueprint("openapi", __name__)
 REF = "#/components/schemas/{model}"

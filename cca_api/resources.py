@@ -10,10 +10,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_api.auth import KeyResolver
-from cca_core.connections import api_pool
-from cca_core.db import make_engine, make_session_factory
-from cca_core.dispatch import celery_config
+from cca_core.infra.connections import api_pool
+from cca_core.infra.db import make_engine, make_session_factory
 from cca_core.settings import Settings
+from cca_core.tasks.dispatch import celery_config
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ from cca_api.auth import Principal, Role, current, require_role
 from cca_api.body import parse_json, parse_query
 from cca_api.narrowing import permitted_values
 from cca_api.resources import Resources
-from cca_core import firing, schedule_store, schedules
-from cca_core.db import transaction
+from cca_core.access.quotas import check_quotas
 from cca_core.errors import Forbidden, Invalid
+from cca_core.infra.db import transaction
 from cca_core.models import Schedule
-from cca_core.quotas import check_quotas
-from cca_core.schedule_schemas import (
+from cca_core.schedules.lifecycle import firing
+from cca_core.schedules.lifecycle import lifecycle as schedules
+from cca_core.schedules.lifecycle import store as schedule_store
+from cca_core.schedules.schemas import (
     RunPage,
     ScheduleCreate,
     SchedulePage,
@@ -29,8 +31,8 @@ from cca_core.schedule_schemas import (
     run_view,
     schedule_view,
 )
-from cca_core.schemas import TaskCreate, task_view
-from cca_core.submission import enqueue
+from cca_core.tasks.schemas import TaskCreate, task_view
+from cca_core.tasks.submission import enqueue
 
 bp = Blueprint("schedules", __name__, url_prefix="/api/v1/schedules")
 WRITERS: tuple[Role, ...] = ("admin", "submitter")

@@ -16,20 +16,20 @@ from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
 from cca_api.narrowing import inherit_from_parent, permitted_values
 from cca_api.resources import Resources
-from cca_core import store
-from cca_core.db import autocommit, transaction
+from cca_core.access.quotas import check_quotas
 from cca_core.errors import Forbidden, Invalid, NotFound
+from cca_core.infra.db import autocommit, transaction
 from cca_core.models import Task
 from cca_core.names import ALL_STATUSES
-from cca_core.quotas import check_quotas
-from cca_core.schemas import (
+from cca_core.tasks import store
+from cca_core.tasks.schemas import (
     EventPage,
     TaskCreate,
     TaskPage,
     event_view,
     task_view,
 )
-from cca_core.submission import enqueue
+from cca_core.tasks.submission import enqueue
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200

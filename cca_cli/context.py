@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 import click
 
-from cca_core.client import ApiError, CcaClient
-from cca_core.config import load_settings
 from cca_core.errors import CcaError
-from cca_core.localkey import read_local_key
+from cca_core.infra.api_client import ApiError, CcaClient
+from cca_core.infra.config import load_settings
+from cca_core.infra.local_secrets import read_local_key
 from cca_core.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])

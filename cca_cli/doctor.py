@@ -14,11 +14,11 @@ from sqlalchemy import text
 
 from cca_cli.context import CliState, handle_errors, pass_state
 from cca_cli.ops import config_warnings
-from cca_core.db import make_engine
+from cca_core.access.safe_defaults import unsafe_settings
 from cca_core.errors import Invalid
-from cca_core.fleet import online_workers
-from cca_core.migrate import current_revision, head_revision
-from cca_core.safe_defaults import unsafe_settings
+from cca_core.fleet.state import online_workers
+from cca_core.infra.db import make_engine
+from cca_core.infra.migrate import current_revision, head_revision
 from cca_core.settings import Settings
 from cca_worker.confinement import find_bwrap
 

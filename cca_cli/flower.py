@@ -8,7 +8,7 @@ import click
 
 from cca_cli.context import CliState, fail, handle_errors, pass_state
 from cca_cli.ops import require_servers
-from cca_core.logs import configure_logging_for
+from cca_core.infra.logs import configure_logging_for
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

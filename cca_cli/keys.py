@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cca_cli.context import CliState, handle_errors, pass_state
-from cca_core.key_limits import KeyLimits
+from cca_core.access.key_limits import KeyLimits
 
 console = Console()
 

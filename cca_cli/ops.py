@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from cca_cli.context import CliState, fail, handle_errors, pass_state
-from cca_core.config import config_files, masked
-from cca_core.safe_defaults import refuse_unsafe, unsafe_settings
+from cca_core.access.safe_defaults import refuse_unsafe, unsafe_settings
+from cca_core.infra.config import config_files, masked
 from cca_core.settings import Settings
 
 
@@ -47,7 +47,7 @@ def config_check(state: CliState) -> None:
 
 
 def config_warnings(settings: Settings) -> list[str]:
-    from cca_core.connections import connection_warning
+    from cca_core.infra.connections import connection_warning
     from cca_core.rules import ignored_rules
 
     warnings: list[str] = []
@@ -97,7 +97,7 @@ def db() -> None:
 @handle_errors
 def db_upgrade(state: CliState, revision: str) -> None:
     """Apply the migrations (creates the vector extension and the tables)."""
-    from cca_core.migrate import upgrade
+    from cca_core.infra.migrate import upgrade
 
     require_servers(state.settings)
     upgrade(state.settings.postgres.url, revision)
@@ -115,7 +115,7 @@ def db_upgrade(state: CliState, revision: str) -> None:
 def worker(state: CliState, queues: str | None, concurrency: int | None, name: str | None,
            loglevel: str | None) -> None:
     """Run a Celery worker that runs agents, max_agents at a time."""
-    from cca_core.config import load_settings
+    from cca_core.infra.config import load_settings
     from cca_worker.app import make_celery
 
     overrides: dict[str, Any] = {}

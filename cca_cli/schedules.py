@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cca_cli.context import CliState, fail, handle_errors, pass_state
-from cca_core.client import CcaClient
+from cca_core.infra.api_client import CcaClient
 
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])

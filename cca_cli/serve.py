@@ -7,9 +7,9 @@ from typing import Any
 import click
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from cca_core.localkey import KEY_FILE, ensure_local_key
-from cca_core.logs import configure_logging_for
-from cca_core.safe_defaults import refuse_unsafe
+from cca_core.access.safe_defaults import refuse_unsafe
+from cca_core.infra.local_secrets import KEY_FILE, ensure_local_key
+from cca_core.infra.logs import configure_logging_for
 from cca_core.settings import Settings
 
 
@@ -42,7 +42,7 @@ def json_logconfig(level: str) -> dict[str, Any]:
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     logger = {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
     return {"version": 1, "disable_existing_loggers": False,
-            "formatters": {"json": {"()": "cca_core.logs.JsonFormatter"}},
+            "formatters": {"json": {"()": "cca_core.infra.logs.JsonFormatter"}},
             "handlers": {"stderr": handler},
             "loggers": {"gunicorn.error": logger, "gunicorn.access": logger},
             "root": {"handlers": ["stderr"], "level": level.upper()}}

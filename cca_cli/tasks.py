@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cca_cli.context import CliState, handle_errors, pass_state
-from cca_core.client import CcaClient
+from cca_core.infra.api_client import CcaClient
 from cca_core.names import TERMINAL_STATUSES
 
 console = Console()

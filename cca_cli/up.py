@@ -14,9 +14,9 @@ import click
 
 from cca_cli.children import ChildProcesses
 from cca_cli.context import CliState, handle_errors, pass_state
-from cca_core.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
-from cca_core.localkey import TOKEN_SECRET, ensure_local_key
-from cca_core.migrate import upgrade
+from cca_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from cca_core.infra.local_secrets import TOKEN_SECRET, ensure_local_key
+from cca_core.infra.migrate import upgrade
 
 POLL_S = 0.5
 

@@ -139,7 +139,7 @@ class ApiKey(Base):
     tokens_per_day: Mapped[int | None] = mapped_column(BigInteger)
     usd_per_day: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
     limits: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"),
-                                                   default=dict)  # cca_core.key_limits
+                                                   default=dict)  # cca_core.access.key_limits
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

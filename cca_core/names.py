@@ -43,7 +43,7 @@ def worker_key(hostname: str) -> str:
     return f"cca:worker:{hostname}"
 
 
-WORKERS_INDEX_KEY = "cca:workers"  # hostname -> when its announcement expires (cca_core.fleet)
+WORKERS_INDEX_KEY = "cca:workers"  # hostname -> when its announcement expires (cca_core.fleet.state)
 SWEEP_LOCK_KEY = "cca:sweep-lock"
 RETENTION_SCAN_KEY = "cca:retention:stream-cursor"  # where the stream retention scan resumes
 

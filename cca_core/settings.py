@@ -67,7 +67,7 @@ class RedisSettings(Section):
 
 
 class PostgresSettings(Section):
-    """Pool sizes fit a default server (cca_core.connections; ``cca config check`` adds them up)."""
+    """Pool sizes fit a default server (cca_core.infra.connections; ``cca config check`` adds them up)."""
 
     url: str = ""
     pool_size: int = Field(4, ge=1)  # kept per API process
@@ -95,7 +95,7 @@ class RoleSettings(Section):
     project_settings: bool = False
     token_budget: int | None = Field(None, ge=1)
     timeout_seconds: int | None = Field(None, ge=1)
-    # Limits on every non-admin task of the role, as a key's (cca_core.key_limits).
+    # Limits on every non-admin task of the role, as a key's (cca_core.access.key_limits).
     allowed_queues: CommaList | None = None
     allowed_models: CommaList | None = None
     max_token_budget: int | None = Field(None, ge=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cca_core.client import ApiError
+from cca_core.infra.api_client import ApiError
 
 
 def explain(error: ApiError, base_url: str) -> str:

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from cca_core.client import DEFAULT_URL, CcaClient
+from cca_core.infra.api_client import DEFAULT_URL, CcaClient
 from cca_mcp.server import PARENT_ENV, make_server
 
 
@@ -31,9 +31,9 @@ def configured_key() -> str | None:
     bridge (``CCA_TASK_ID`` set by its worker) uses only the token it was given."""
     if os.environ.get(PARENT_ENV):
         return None
-    from cca_core.config import load_settings
     from cca_core.errors import ConfigError
-    from cca_core.localkey import read_local_key
+    from cca_core.infra.config import load_settings
+    from cca_core.infra.local_secrets import read_local_key
 
     try:
         settings = load_settings()

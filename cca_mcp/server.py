@@ -12,8 +12,8 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
-from cca_core.client import ApiError, CcaClient
-from cca_core.schedule_schemas import SchedulePage, ScheduleView
+from cca_core.infra.api_client import ApiError, CcaClient
+from cca_core.schedules.schemas import SchedulePage, ScheduleView
 from cca_mcp.errors import explain
 from cca_mcp.models import (
     Agents,

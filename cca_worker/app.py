@@ -10,12 +10,12 @@ import redis
 from billiard import current_process  # type: ignore[import-untyped]
 from celery import Celery, signals
 
-from cca_core.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
-from cca_core.db import make_engine
-from cca_core.dispatch import celery_config
-from cca_core.logs import configure_logging_for
+from cca_core.infra.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
+from cca_core.infra.db import make_engine
+from cca_core.infra.logs import configure_logging_for
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
+from cca_core.tasks.dispatch import celery_config
 from cca_worker.confinement import find_bwrap
 from cca_worker.expiry import make_expiry_handler
 from cca_worker.fleet import make_fleet_step

@@ -17,13 +17,13 @@ from celery.beat import Scheduler
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from cca_core.dispatch import celery_config
-from cca_core.firing import fire_due
-from cca_core.leader import LeaderLock
-from cca_core.logs import configure_logging_for
-from cca_core.schedule_store import seconds_until_due
+from cca_core.infra.leader import LeaderLock
+from cca_core.infra.logs import configure_logging_for
+from cca_core.schedules.firing import fire_due
+from cca_core.schedules.store import seconds_until_due
 from cca_core.settings import Settings
-from cca_core.submission import enqueue
+from cca_core.tasks.dispatch import celery_config
+from cca_core.tasks.submission import enqueue
 
 log = logging.getLogger(__name__)
 BEAT_LOCK_KEY = 0x63636162  # "ccab": one beat leads per database

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cca_core.config import load_settings
+from cca_core.infra.config import load_settings
 from cca_worker.app import make_celery
 
 app = make_celery(load_settings())

@@ -1,6 +1,6 @@
 """Where a run's events go: Postgres (the record) and a Redis stream (for live followers).
 
-Every event is redacted as it arrives (``cca_core.redact``): an agent that prints its model API
+Every event is redacted as it arrives (``cca_core.infra.redact``): an agent that prints its model API
 key or its bridge token leaves neither in the record nor in the stream."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 import redis
 from sqlalchemy import Engine
 
-from cca_core import store
-from cca_core.db import autocommit
+from cca_core.infra.db import autocommit
+from cca_core.infra.redact import Redactor
 from cca_core.names import events_stream_key
-from cca_core.redact import Redactor
+from cca_core.tasks import store
 
 log = logging.getLogger(__name__)
 

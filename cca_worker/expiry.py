@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cca_core.db import make_engine, make_session_factory, transaction
+from cca_core.infra.db import make_engine, make_session_factory, transaction
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
-from cca_core.store import expire_task
+from cca_core.tasks.store import expire_task
 
 log = logging.getLogger(__name__)
 

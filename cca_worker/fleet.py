@@ -18,12 +18,12 @@ import redis
 from celery import bootsteps
 
 from cca_core import __version__
-from cca_core.db import make_engine, make_session_factory
-from cca_core.fleet import announce, withdraw
+from cca_core.fleet.state import announce, withdraw
+from cca_core.infra.db import make_engine, make_session_factory
 from cca_core.models import Task
 from cca_core.names import SWEEP_LOCK_KEY
 from cca_core.settings import Settings
-from cca_core.submission import enqueue
+from cca_core.tasks.submission import enqueue
 from cca_worker import budget
 from cca_worker.retention import enforce_retention
 from cca_worker.sweep import sweep

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cca_core.outcome import Outcome
+from cca_core.tasks.outcome import Outcome
 from cca_worker.pricing import estimate_cost
 from cca_worker.usage import Tokens, result_tokens
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from cca_core import store
-from cca_core.db import transaction
+from cca_core.infra.db import transaction
 from cca_core.names import EVENTS_STREAM_PATTERN, RETENTION_SCAN_KEY, retention_counter_key
 from cca_core.settings import RetentionSettings
+from cca_core.tasks import store
 
 MAX_BATCHES = 10
 

@@ -18,14 +18,14 @@ from typing import Any
 import redis
 from sqlalchemy import Engine
 
-from cca_core import store
-from cca_core.db import autocommit
+from cca_core.access.task_tokens import mint
 from cca_core.errors import Invalid
-from cca_core.outcome import Outcome
-from cca_core.redact import Redactor, secret_env_values, settings_secrets
+from cca_core.infra.db import autocommit
+from cca_core.infra.redact import Redactor, secret_env_values, settings_secrets
 from cca_core.settings import Settings
-from cca_core.tasktoken import mint
-from cca_core.workspace import prepare_workdir
+from cca_core.tasks import store
+from cca_core.tasks.outcome import Outcome
+from cca_core.tasks.workspace import prepare_workdir
 from cca_worker import budget
 from cca_worker.argv import build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cca_core import store
-from cca_core.db import transaction
+from cca_core.infra.db import transaction
 from cca_core.models import Task
+from cca_core.tasks import store
 
 log = logging.getLogger(__name__)
 

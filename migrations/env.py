@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from cca_core.db import sqlalchemy_url
+from cca_core.infra.db import sqlalchemy_url
 from cca_core.models import Base
 
 config = context.config

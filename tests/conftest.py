@@ -24,15 +24,15 @@ import httpx
 import pytest
 import redis
 
-from cca_core.config import validate
-from cca_core.embedded import (
+from cca_core.infra.config import validate
+from cca_core.infra.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
     free_port,
     start_postgres,
     start_redis,
 )
-from cca_core.migrate import upgrade
+from cca_core.infra.migrate import upgrade
 from cca_core.names import worker_key
 from cca_core.settings import Settings
 from tests.fakes.model_api import ModelAPI

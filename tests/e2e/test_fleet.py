@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from cca_api import create_app
-from cca_core.db import make_engine
+from cca_core.infra.db import make_engine
 from tests.fakes.model_api import DEFAULT_USAGE
 from tests.support.fleet import (
     FleetAPI,

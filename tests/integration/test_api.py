@@ -11,10 +11,10 @@ import pytest
 import redis
 
 from cca_api import create_app
-from cca_core import store
-from cca_core.db import transaction
-from cca_core.migrate import head_revision
+from cca_core.infra.db import transaction
+from cca_core.infra.migrate import head_revision
 from cca_core.names import queue_keys
+from cca_core.tasks import store
 
 pytestmark = pytest.mark.integration
 

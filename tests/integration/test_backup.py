@@ -16,9 +16,9 @@ import pgserver  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import select, text
 
-from cca_core import store
-from cca_core.db import make_engine, make_session_factory, transaction
+from cca_core.infra.db import make_engine, make_session_factory, transaction
 from cca_core.models import Task, TaskEvent
+from cca_core.tasks import store
 
 pytestmark = pytest.mark.integration
 

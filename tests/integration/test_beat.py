@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from cca_core import store
-from cca_core.db import make_engine, make_session_factory, transaction
+from cca_core.infra.db import make_engine, make_session_factory, transaction
 from cca_core.names import queue_keys
-from cca_core.outcome import Outcome
+from cca_core.tasks import store
+from cca_core.tasks.outcome import Outcome
 from tests.support import toml
 from tests.support.schedules import backdate, edit_schedule, fire_times, get, make_schedule, on_one_grid, runs
 from tests.support.waiting import wait_for

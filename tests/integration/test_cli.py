@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cca_core.embedded import free_port
+from cca_core.infra.embedded import free_port
 from tests.support.cli import cca
 from tests.support.procs import processes_running
 from tests.support.waiting import wait_for

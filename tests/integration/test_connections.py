@@ -1,5 +1,5 @@
 """The Postgres connections a real API process and a real worker open while agents run stay
-within what cca_core.connections counts for them (what `cca config check` adds up)."""
+within what cca_core.infra.connections counts for them (what `cca config check` adds up)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import make_url, text
 
-from cca_core.config import validate
-from cca_core.connections import host_connections
-from cca_core.db import make_engine, sqlalchemy_url
+from cca_core.infra.config import validate
+from cca_core.infra.connections import host_connections
+from cca_core.infra.db import make_engine, sqlalchemy_url
 from tests.support.fleet import Sampler, bash, script
 from tests.support.waiting import wait_for
 

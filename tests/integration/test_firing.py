@@ -11,15 +11,16 @@ import pytest
 from celery import Celery
 from sqlalchemy import select
 
-from cca_core import firing, schedule_store, store
-from cca_core.db import make_engine, make_session_factory, transaction
-from cca_core.dispatch import celery_config
+from cca_core.access.keys import Quotas, create_key
 from cca_core.errors import Invalid, NotFound, QuotaExceeded
-from cca_core.keys import Quotas, create_key
+from cca_core.infra.db import make_engine, make_session_factory, transaction
 from cca_core.models import Schedule, Task
-from cca_core.outcome import Outcome
-from cca_core.schedules import check_template
-from cca_core.submission import enqueue
+from cca_core.schedules.lifecycle import check_template, firing
+from cca_core.schedules.lifecycle import store as schedule_store
+from cca_core.tasks import store
+from cca_core.tasks.dispatch import celery_config
+from cca_core.tasks.outcome import Outcome
+from cca_core.tasks.submission import enqueue
 from tests.support.schedules import backdate, edit_schedule, get, make_schedule, runs
 from tests.support.waiting import wait_for
 

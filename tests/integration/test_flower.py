@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from cca_api import create_app
-from cca_core.embedded import free_port
+from cca_core.infra.embedded import free_port
 from tests.support import toml
 from tests.support.waiting import wait_for
 

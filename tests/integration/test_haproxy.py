@@ -18,8 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from cca_core.db import sqlalchemy_url
-from cca_core.embedded import free_port
+from cca_core.infra.db import sqlalchemy_url
+from cca_core.infra.embedded import free_port
 from tests.conftest import api_processes, start_api_process
 from tests.support.waiting import wait_for
 

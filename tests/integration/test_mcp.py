@@ -13,10 +13,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from cca_api import create_app
-from cca_core import store
-from cca_core.client import ApiError, CcaClient
-from cca_core.db import transaction
-from cca_core.embedded import free_port
+from cca_core.infra.api_client import ApiError, CcaClient
+from cca_core.infra.db import transaction
+from cca_core.infra.embedded import free_port
+from cca_core.tasks import store
 from cca_mcp.errors import explain
 from cca_mcp.server import make_server
 

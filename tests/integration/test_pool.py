@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from cca_core import db
-from cca_core.db import make_engine
+from cca_core.infra import db
+from cca_core.infra.db import make_engine
 from tests.support.postgres import terminate
 
 pytestmark = pytest.mark.integration

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import Engine, bindparam, event, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cca_core import store
-from cca_core.db import autocommit, make_engine, make_session_factory, transaction
+from cca_core.infra.db import autocommit, make_engine, make_session_factory, transaction
+from cca_core.infra.prepared import PreparedStatement
 from cca_core.models import Task
-from cca_core.outcome import Outcome
-from cca_core.prepared import PreparedStatement
+from cca_core.tasks import store
+from cca_core.tasks.outcome import Outcome
 from tests.support.postgres import terminate
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from cca_api import create_app
-from cca_core import store
-from cca_core.db import autocommit, make_engine
+from cca_core.infra.db import autocommit, make_engine
 from cca_core.models import TaskEvent
+from cca_core.tasks import store
 from tests.integration.test_metrics import scrape
 from tests.support.waiting import wait_for
 

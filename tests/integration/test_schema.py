@@ -3,7 +3,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from cca_core.db import make_engine
+from cca_core.infra.db import make_engine
 from cca_core.models import Base
 
 

@@ -215,9 +215,9 @@ def _avoid_minute_boundary() -> None:
 
 
 def test_a_task_token_may_only_add_children_of_its_running_task(make_settings):
-    from cca_core import store
-    from cca_core.db import transaction
-    from cca_core.tasktoken import mint
+    from cca_core.access.task_tokens import mint
+    from cca_core.infra.db import transaction
+    from cca_core.tasks import store
 
     app = create_app(make_settings(daemon={"require_auth": True, "api_keys": [ADMIN],
                                            "task_token_secret": "t0ken-s3cret"}))

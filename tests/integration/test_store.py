@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text, update
 
-from cca_core import store
-from cca_core.db import autocommit, make_engine, make_session_factory, transaction
+from cca_core.infra.db import autocommit, make_engine, make_session_factory, transaction
 from cca_core.models import Task
-from cca_core.outcome import Outcome
+from cca_core.tasks import store
+from cca_core.tasks.outcome import Outcome
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from cca_api import create_app
-from cca_core.localkey import TOKEN_SECRET, ensure_local_key
+from cca_core.infra.local_secrets import TOKEN_SECRET, ensure_local_key
 from cca_core.settings import PermissionSettings
 from tests.conftest import start_api_process
 from tests.support.waiting import wait_for

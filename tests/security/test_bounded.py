@@ -11,10 +11,10 @@ import pytest
 
 from cca_api import create_app
 from cca_api.tasks import MAX_EVENTS_PAGE_BYTES
-from cca_core import store
-from cca_core.db import autocommit, make_engine
-from cca_core.fleet import announce
-from cca_core.metrics import MAX_SERIES
+from cca_core.fleet.metrics import MAX_SERIES
+from cca_core.fleet.state import announce
+from cca_core.infra.db import autocommit, make_engine
+from cca_core.tasks import store
 from tests.integration.test_metrics import scrape
 from tests.support.fleet import FleetAPI, bash
 

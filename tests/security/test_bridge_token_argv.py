@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cca_core.tasktoken import mint
+from cca_core.access.task_tokens import mint
 from tests.conftest import start_api_process
 from tests.support.fleet import Sampler, bash, live_processes, script
 from tests.support.waiting import wait_for

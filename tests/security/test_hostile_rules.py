@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from cca_api import create_app
-from cca_core.config import validate
 from cca_core.errors import ConfigError
+from cca_core.infra.config import validate
 
 pytestmark = [pytest.mark.integration, pytest.mark.attack]
 ADMIN = {"X-API-Key": "hostile-rules-admin-key-0123456789"}

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from cca_api import create_app
-from cca_core.logs import configure_logging_for, make_formatter
+from cca_core.access.task_tokens import mint
+from cca_core.infra.logs import configure_logging_for, make_formatter
 from cca_core.names import events_stream_key
-from cca_core.tasktoken import mint
 from tests.support.fleet import FleetAPI, bash
 
 pytestmark = pytest.mark.attack

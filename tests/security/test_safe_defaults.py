@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cca_core.embedded import free_port
+from cca_core.infra.embedded import free_port
 from tests.conftest import start_api_process
 from tests.support.cli import cca
 from tests.support.deploy import environment, load_compose

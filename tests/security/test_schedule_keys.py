@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from cca_api import create_app
-from cca_core import store
-from cca_core.db import make_engine, make_session_factory, transaction
-from cca_core.tasktoken import mint
+from cca_core.access.task_tokens import mint
+from cca_core.infra.db import make_engine, make_session_factory, transaction
+from cca_core.tasks import store
 from tests.conftest import start_api_process
 from tests.integration.test_beat import start_beat  # noqa: F401 (the real `cca beat` fixture)
 from tests.support.schedules import backdate, get, runs

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from cca_api import create_app
-from cca_core.tasktoken import mint
+from cca_core.access.task_tokens import mint
 
 pytestmark = [pytest.mark.integration, pytest.mark.attack]
 ADMIN = {"X-API-Key": "task-token-admin-key-0123456789"}

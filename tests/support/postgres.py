@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from cca_core.db import make_engine
+from cca_core.infra.db import make_engine
 
 
 def terminate(database_url: str, pid: int) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cca_core import schedules
-from cca_core.db import transaction
+from cca_core.infra.db import transaction
 from cca_core.models import Schedule, Task
-from cca_core.schedule_schemas import ScheduleCreate, ScheduleUpdate
+from cca_core.schedules.lifecycle import lifecycle as schedules
+from cca_core.schedules.schemas import ScheduleCreate, ScheduleUpdate
 from cca_core.settings import Settings
 
 

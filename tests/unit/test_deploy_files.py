@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from cca_core.config import load_settings
+from cca_core.infra.config import load_settings
 from cca_core.settings import Settings
 from tests.support.deploy import (
     CCA_VAR,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cca_core.config import validate
 from cca_core.errors import ConfigError
+from cca_core.infra.config import validate
 
 
 def test_a_leader_timeout_shorter_than_three_ticks_is_refused_naming_the_section():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cca_core.config import validate
-from cca_core.connections import connection_warning, host_connections
-from cca_core.metrics import MAX_LABEL_CHARS, MAX_SERIES, OTHER, bounded
-from cca_core.pgsafe import escape_nul, nul_path
+from cca_core.fleet.metrics import MAX_LABEL_CHARS, MAX_SERIES, OTHER, bounded
+from cca_core.infra.config import validate
+from cca_core.infra.connections import connection_warning, host_connections
+from cca_core.infra.pgsafe import escape_nul, nul_path
 
 
 def test_nul_characters_are_escaped_in_strings_and_keys_and_nothing_else_changes():

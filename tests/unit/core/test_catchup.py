@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from cca_core.catchup import plan_fires
-from cca_core.cron import Timing
+from cca_core.schedules.catchup import plan_fires
+from cca_core.schedules.cron import Timing
 
 ANCHOR = datetime(2025, 5, 1, 12, tzinfo=UTC)
 EVERY_10S = Timing(interval_s=10, anchor=ANCHOR)

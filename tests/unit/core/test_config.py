@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cca_core.config import load_settings, masked
 from cca_core.errors import ConfigError
+from cca_core.infra.config import load_settings, masked
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cca_core.cron import Timing, check_cron, check_timezone, last_fire_before, next_fire
+from cca_core.schedules.cron import Timing, check_cron, check_timezone, last_fire_before, next_fire
 
 
 def utc(*parts: int) -> datetime:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from cca_core import embedded
-from cca_core.embedded import free_port
+from cca_core.infra import embedded
+from cca_core.infra.embedded import free_port
 
 EPHEMERAL_FROM = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cca_core.access.key_limits import KeyLimits, check_limits, limited_values
 from cca_core.errors import Forbidden, Invalid
-from cca_core.key_limits import KeyLimits, check_limits, limited_values
-from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings, Settings
+from cca_core.tasks.schemas import TaskCreate
 
 AGENTS = AgentSettings.model_validate({
     "queues": ["cca", "nightly"], "allowed_roots": ["/srv"], "token_budget_per_task": 100,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from cca_core.logs import JsonFormatter
+from cca_core.infra.logs import JsonFormatter
 
 
 def test_json_records_carry_level_logger_and_message():

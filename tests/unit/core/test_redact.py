@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cca_core.config import validate
-from cca_core.dispatch import message_options
-from cca_core.outcome import Outcome
-from cca_core.redact import Redactor, preview, redact, secret_env_values, settings_secrets
+from cca_core.infra.config import validate
+from cca_core.infra.redact import Redactor, preview, redact, secret_env_values, settings_secrets
+from cca_core.tasks.dispatch import message_options
+from cca_core.tasks.outcome import Outcome
 
 
 @pytest.mark.parametrize("secret", [

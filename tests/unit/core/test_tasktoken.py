@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cca_core.tasktoken import mint, verify
+from cca_core.access.task_tokens import mint, verify
 
 TASK = "0b7f3e1c-8a4d-4c2e-9f00-1234567890ab"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cca_core.errors import Invalid
-from cca_core.workspace import check_cwd, prepare_workdir
+from cca_core.tasks.workspace import check_cwd, prepare_workdir
 
 
 def test_cwd_inside_a_root_is_accepted(tmp_path):

@@ -28,9 +28,9 @@ SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|AUTH|CREDENTIAL", re.IGNORECAS
 
 # Values that are secrets wherever they appear.
 _VALUES = (
-    r"ccat_[0-9a-fA-F-]+_[\w-]+"              # a task token (cca_core.tasktoken)
-    r"|cca_[0-9a-f]+_[\w-]+"                  # a managed API key (cca_core.keys)
-    r"|cca-local-[\w-]+"                      # the local admin key of `cca up` (cca_core.localkey)
+    r"ccat_[0-9a-fA-F-]+_[\w-]+"              # a task token (cca_core.access.task_tokens)
+    r"|cca_[0-9a-f]+_[\w-]+"                  # a managed API key (cca_core.access.keys)
+    r"|cca-local-[\w-]+"                      # the local admin key of `cca up` (cca_core.infra.local_secrets)
     r"|sk-ant-[\w-]+|sk-[\w-]{16,}|gh[pousr]_\w{20,}|github_pat_\w+|xox[abpr]-[\w-]+"
     r"|AKIA[0-9A-Z]{16}|eyJ[\w-]+\.[\w-]+\.[\w-]+"
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cca_core.infra.redact import preview
 from cca_core.names import CELERY_PRIORITY, DEFAULT_QUEUE
-from cca_core.redact import preview
 
 # Room for the stop grace period and the final writes after the runner's own timeout.
 TIME_LIMIT_MARGIN_S = 120

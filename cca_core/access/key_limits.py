@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cca_core.errors import Forbidden, Invalid
 from cca_core.rules import MODE_ORDER
-from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings, PermissionMode
-from cca_core.submission import task_values
-from cca_core.workspace import check_cwd
+from cca_core.tasks.schemas import TaskCreate
+from cca_core.tasks.submission import task_values
+from cca_core.tasks.workspace import check_cwd
 
 NameItem = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 ModelItem = Annotated[str, Field(min_length=1, max_length=200)]

@@ -17,17 +17,17 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from cca_core import store
-from cca_core.catchup import plan_fires
+from cca_core.access.key_limits import NO_LIMITS, limited_values
+from cca_core.access.keys import limits_of, named_key, quotas_of
+from cca_core.access.quotas import check_quotas
 from cca_core.errors import Conflict, Forbidden, Invalid, QuotaExceeded
-from cca_core.key_limits import NO_LIMITS, limited_values
-from cca_core.keys import limits_of, named_key, quotas_of
 from cca_core.models import ApiKey, Schedule, Task
-from cca_core.quotas import check_quotas
-from cca_core.schedule_store import active_runs, db_now, get_schedule, insert_run, lock_due
-from cca_core.schedules import timing_of
-from cca_core.schemas import TaskCreate
+from cca_core.schedules.catchup import plan_fires
+from cca_core.schedules.lifecycle import timing_of
+from cca_core.schedules.store import active_runs, db_now, get_schedule, insert_run, lock_due
 from cca_core.settings import AgentSettings
+from cca_core.tasks import store
+from cca_core.tasks.schemas import TaskCreate
 
 log = logging.getLogger(__name__)
 DUE_BATCH = 50

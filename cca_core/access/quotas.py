@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
+from cca_core.access.keys import Quotas
 from cca_core.errors import QuotaExceeded
-from cca_core.keys import Quotas
-from cca_core.store import usage_today
+from cca_core.tasks.store import usage_today
 
 CONCURRENT_RETRY_S = 5
 

@@ -15,9 +15,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cca_core import store
 from cca_core.errors import Conflict, NotFound
 from cca_core.models import Schedule, Task
+from cca_core.tasks import store
 
 DEDUPE_INDEX = "tasks_schedule_fire_idx"
 NAME_KEY = "schedules_owner_name_key"

@@ -15,8 +15,8 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from cca_core import store
 from cca_core.names import WORKERS_INDEX_KEY, queue_keys, worker_key
+from cca_core.tasks import store
 
 # Index entries of workers gone this long are dropped by the next announcement of any worker.
 FORGET_AFTER_S = 3600

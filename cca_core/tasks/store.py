@@ -36,10 +36,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, configure_mappers
 
 from cca_core.errors import Conflict, Invalid, NotFound
+from cca_core.infra.pgsafe import escape_nul
+from cca_core.infra.prepared import PreparedStatement
 from cca_core.models import Task, TaskEvent
-from cca_core.outcome import Outcome
-from cca_core.pgsafe import escape_nul
-from cca_core.prepared import PreparedStatement
+from cca_core.tasks.outcome import Outcome
 
 NOW = func.now()
 # Every column of a task, labelled with its attribute's name: a row of them read through a
@@ -82,7 +82,7 @@ def parse_task_id(value: str) -> uuid.UUID:
         raise NotFound(f"task {value} not found") from None
 
 
-# Built once, the row given as parameters, run on psycopg directly (cca_core.prepared):
+# Built once, the row given as parameters, run on psycopg directly (cca_core.infra.prepared):
 # building the statement around each row's values, an ORM Session's bookkeeping or even
 # SQLAlchemy's execution path cost more CPU than Postgres spends inserting the row.
 _INSERT_TASK = PreparedStatement(insert(Task).values(sent_at=NOW).returning(*_TASK_COLUMNS))
@@ -257,7 +257,7 @@ def _plus_earlier(name: str, value: Any) -> Any:
 
 
 # The statements every run executes are built once, with bound parameters, and run on
-# psycopg directly (cca_core.prepared): building an ORM statement, a Session's bookkeeping or
+# psycopg directly (cca_core.infra.prepared): building an ORM statement, a Session's bookkeeping or
 # SQLAlchemy's execution path cost more CPU than Postgres spends running them.
 _CLAIM = PreparedStatement(
     update(Task)

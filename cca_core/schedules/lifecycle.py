@@ -1,6 +1,6 @@
 """The rules of schedules: what a valid schedule is, and how creating, changing, pausing and
-resuming one moves its next fire. The SQL is in :mod:`cca_core.schedule_store`; the beat's side
-is :mod:`cca_core.firing`. Functions take the session and never commit.
+resuming one moves its next fire. The SQL is in :mod:`cca_core.schedules.store`; the beat's side
+is :mod:`cca_core.schedules.firing`. Functions take the session and never commit.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from cca_core.cron import Timing, next_fire
 from cca_core.errors import Invalid, field_path, plain_message
 from cca_core.models import Schedule
-from cca_core.schedule_schemas import ScheduleCreate, ScheduleUpdate
-from cca_core.schedule_store import (
+from cca_core.schedules.cron import Timing, next_fire
+from cca_core.schedules.schemas import ScheduleCreate, ScheduleUpdate
+from cca_core.schedules.store import (
     db_now,
     get_schedule,
     insert_schedule,
     rename_schedule,
     save_schedule,
 )
-from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings
-from cca_core.submission import task_values
+from cca_core.tasks.schemas import TaskCreate
+from cca_core.tasks.submission import task_values
 
 
 def timing_of(schedule: Schedule) -> Timing:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from cca_core.redact import Redactor, secret_env_values, settings_secrets
+from cca_core.infra.redact import Redactor, secret_env_values, settings_secrets
 from cca_core.settings import Settings
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
@@ -54,7 +54,7 @@ def make_formatter(log_format: str, secrets: Iterable[str] = ()) -> logging.Form
 
 def configure_logging(level: str, log_format: str, secrets: Iterable[str] = ()) -> None:
     """Send every log record to stderr in the chosen format, replacing earlier handlers;
-    ``secrets`` (see ``cca_core.redact.settings_secrets``) never appear in a line."""
+    ``secrets`` (see ``cca_core.infra.redact.settings_secrets``) never appear in a line."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(make_formatter(log_format, secrets))
     root = logging.getLogger()

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from cca_core.db import sqlalchemy_url
+from cca_core.infra.db import sqlalchemy_url
 
 log = logging.getLogger(__name__)
 # libpq notices a dead network within seconds instead of the kernel's two hours.

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cca_core.access.key_limits import NO_LIMITS, KeyLimits
 from cca_core.errors import Conflict, Invalid, NotFound
-from cca_core.key_limits import NO_LIMITS, KeyLimits
 from cca_core.models import ApiKey
 
 PREFIX_BYTES = 6

@@ -18,10 +18,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cca_core import store
-from cca_core.fleet import online_workers, queue_depths
+from cca_core.fleet.state import online_workers, queue_depths
 from cca_core.models import Task
 from cca_core.names import ALL_STATUSES, TERMINAL_STATUSES, retention_counter_key
+from cca_core.tasks import store
 
 Family = GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)

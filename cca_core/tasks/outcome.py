@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cca_core.infra.redact import Redactor
 from cca_core.names import TERMINAL_STATUSES
-from cca_core.redact import Redactor
 
 
 @dataclass(frozen=True)

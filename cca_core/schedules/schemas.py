@@ -1,7 +1,7 @@
 """Request and response shapes of the schedule API, shared by the API, the CLI and the MCP bridge.
 
 A schedule's ``task`` is a task template: the body of ``POST /api/v1/tasks``, validated by the
-same :class:`~cca_core.schemas.TaskCreate`.
+same :class:`~cca_core.tasks.schemas.TaskCreate`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from cca_core.catchup import CatchUp
-from cca_core.cron import check_cron, check_timezone
 from cca_core.names import TaskStatus
-from cca_core.schemas import TaskCreate, TaskError
+from cca_core.schedules.catchup import CatchUp
+from cca_core.schedules.cron import check_cron, check_timezone
+from cca_core.tasks.schemas import TaskCreate, TaskError
 
 Overlap = Literal["skip", "allow", "cancel_previous"]
 MAX_INTERVAL_S = 366 * 86400

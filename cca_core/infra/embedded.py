@@ -21,13 +21,13 @@ import redis
 from psycopg import sql
 
 from cca_core.errors import Unavailable
-from cca_core.localkey import ensure_local_key
+from cca_core.infra.local_secrets import ensure_local_key
 
 log = logging.getLogger(__name__)
 
 
 PASSWORD_FILE = "password"
-_HBA = ("# cca: every connection presents the password (cca_core.embedded)\n"
+_HBA = ("# cca: every connection presents the password (cca_core.infra.embedded)\n"
         "local all all scram-sha-256\n"
         "host all all 127.0.0.1/32 scram-sha-256\n"
         "host all all ::1/128 scram-sha-256\n")

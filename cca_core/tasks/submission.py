@@ -12,13 +12,13 @@ from typing import Any, Protocol
 from kombu.exceptions import OperationalError
 from redis import RedisError
 
-from cca_core.dispatch import message_options
 from cca_core.errors import Invalid
 from cca_core.models import Task
 from cca_core.names import RUN_AGENT_TASK
-from cca_core.schemas import TaskCreate
 from cca_core.settings import AgentSettings
-from cca_core.workspace import check_cwd
+from cca_core.tasks.dispatch import message_options
+from cca_core.tasks.schemas import TaskCreate
+from cca_core.tasks.workspace import check_cwd
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from cca_core.cron import Timing, last_fire_before, next_fire
+from cca_core.schedules.cron import Timing, last_fire_before, next_fire
 
 CatchUp = Literal["skip_missed", "run_once"]
 

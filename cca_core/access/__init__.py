@@ -1,0 +1,1 @@
+"""Who may do what: managed API keys, their limits and quotas, task tokens, safe defaults."""

@@ -1,0 +1,1 @@
+"""The fleet as a whole: workers and queues read from Redis, and its Prometheus metrics."""

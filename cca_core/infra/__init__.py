@@ -1,0 +1,1 @@
+"""Infrastructure: configuration, the database, embedded servers, logging, redaction, the HTTP client."""

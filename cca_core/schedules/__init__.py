@@ -1,0 +1,1 @@
+"""Schedules: cron timing, catch-up, the schedule store and firing."""

@@ -1,0 +1,1 @@
+"""Tasks: their request shapes, the SQL of every status change, submission and dispatch."""
