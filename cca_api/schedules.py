@@ -20,9 +20,9 @@ from cca_core.access.quotas import check_quotas
 from cca_core.errors import Forbidden, Invalid
 from cca_core.infra.db import transaction
 from cca_core.models import Schedule
-from cca_core.schedules.lifecycle import firing
-from cca_core.schedules.lifecycle import lifecycle as schedules
-from cca_core.schedules.lifecycle import store as schedule_store
+from cca_core.schedules import firing
+from cca_core.schedules import lifecycle as schedules
+from cca_core.schedules import store as schedule_store
 from cca_core.schedules.schemas import (
     RunPage,
     ScheduleCreate,

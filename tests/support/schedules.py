@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.infra.db import transaction
 from cca_core.models import Schedule, Task
-from cca_core.schedules.lifecycle import lifecycle as schedules
+from cca_core.schedules import lifecycle as schedules
 from cca_core.schedules.schemas import ScheduleCreate, ScheduleUpdate
 from cca_core.settings import Settings
 
