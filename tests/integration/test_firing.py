@@ -15,8 +15,9 @@ from cca_core.access.keys import Quotas, create_key
 from cca_core.errors import Invalid, NotFound, QuotaExceeded
 from cca_core.infra.db import make_engine, make_session_factory, transaction
 from cca_core.models import Schedule, Task
+from cca_core.schedules import firing
 from cca_core.schedules import store as schedule_store
-from cca_core.schedules.lifecycle import check_template, firing
+from cca_core.schedules.lifecycle import check_template
 from cca_core.tasks import store
 from cca_core.tasks.dispatch import celery_config
 from cca_core.tasks.outcome import Outcome
