@@ -32,5 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="cca")
 
 
+def ccad_main() -> None:
+    """Entry point of ``ccad``: the API server as the guide's systemd unit starts it."""
+    main(["api"])
+
+
 if __name__ == "__main__":
     main()

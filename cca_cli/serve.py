@@ -66,10 +66,3 @@ def with_an_admin_key(settings: Settings) -> Settings:
     click.echo(f"ccad: daemon.api_keys is empty; the admin key is in {settings.data_dir / KEY_FILE}",
                err=True)
     return settings.model_copy(update={"daemon": daemon.model_copy(update={"api_keys": [key]})})
-
-
-def ccad_main() -> None:
-    """Entry point of ``ccad``: the API server as the guide's systemd unit starts it."""
-    from cca_cli.main import main
-
-    main(["api"])

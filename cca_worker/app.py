@@ -18,7 +18,7 @@ from cca_core.settings import Settings
 from cca_core.tasks.dispatch import celery_config
 from cca_worker.confinement import find_bwrap
 from cca_worker.expiry import make_expiry_handler
-from cca_worker.fleet import make_fleet_step
+from cca_worker.housekeeping import make_fleet_step
 from cca_worker.process import set_parent_death_signal
 from cca_worker.runner import WorkerContext, run_task
 

@@ -1,7 +1,7 @@
 """Retention: delete task events older than ``retention.task_events_days`` from Postgres and
 Redis event streams idle longer than ``retention.stream_seconds``.
 
-Run by the sweep, which one worker of the fleet holds at a time (``cca_worker.fleet``). Each run
+Run by the sweep, which one worker of the fleet holds at a time (``cca_worker.housekeeping``). Each run
 does bounded work (at most ``MAX_BATCHES`` deletes of ``batch_size`` rows, one SCAN step of
 ``batch_size`` keys) and adds what it deleted to fleet-wide counters that ``/metrics`` reports
 as ``cca_retention_deleted_total{kind}``.

@@ -1,0 +1,1 @@
+"""The bridge's tools, one module per thing they serve, each with ``register(server, api)``."""
