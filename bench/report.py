@@ -39,9 +39,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def rate_row(measure: str, cca: float, baseline: float, minimum: float) -> Row:
-    """A higher-is-better row whose target is ``cca / baseline >= minimum``."""
+def rate_row(measure: str, cca: float, baseline: float, minimum: float | None = None) -> Row:
+    """A higher-is-better row; with ``minimum`` its target is ``cca / baseline >= minimum``
+    (without, a diagnostic)."""
     ratio = cca / baseline if baseline else math.inf
+    if minimum is None:
+        return Row(measure, cca, baseline, f"{ratio:.2f}")
     return Row(measure, cca, baseline, f"{ratio:.2f}", f">= {minimum:g}", ratio >= minimum)
 
 

@@ -32,7 +32,10 @@ from bench.tally import Tally
 from bench.waiting import BenchError, wait_until
 from cca_core.models import Task
 
-TARGET = 0.8
+# The target is on the model turn: a real run waits for the model, and that is what users
+# feel. The instant variant is a diagnostic of CPU bookkeeping without a target: on two cores
+# the writes every task needs cap it near 0.75 (its notes print the cap measured).
+TURN_TARGET = 0.9
 # How often each side checks whether its batch is done. The rate comes from the tasks' own
 # start and end times, not from this; checking often only takes CPU from the workers (cca's
 # check is a Postgres query, the baseline's an LLEN).
@@ -64,12 +67,12 @@ def measure(bench: Bench, counts: Counts) -> Section:
     turn = f"turn {TURN_S * 1000:g} ms"
     return Section([
         rate_row(f"(c) tasks/s (max_agents={counts.slots}), instant", at_once.cca.rate,
-                 at_once.base.rate, TARGET),
+                 at_once.base.rate),
         latency_row("(c) CPU ms per task, instant", at_once.cca.cpu_ms, at_once.base.cpu_ms),
         latency_row("(c) time in slot p50 ms, instant", ms(percentile(at_once.cca_slots, 50)),
                     ms(percentile(at_once.base_slots, 50))),
         rate_row(f"(c) tasks/s (max_agents={counts.slots}), {turn}", after_turn.cca.rate,
-                 after_turn.base.rate, TARGET),
+                 after_turn.base.rate, TURN_TARGET),
         latency_row(f"(c) CPU ms per task, {turn}", after_turn.cca.cpu_ms,
                     after_turn.base.cpu_ms),
         latency_row(f"(c) time in slot p50 ms, {turn}", ms(percentile(after_turn.cca_slots, 50)),
