@@ -1,28 +1,21 @@
-"""The Celery app factory of the worker: settings, the run-agent task, pool hygiene."""
+"""The Celery app factory of the worker: its configuration, its steps and signals, pool hygiene.
+The task it runs is ``cca_worker.tasks.run_agent``."""
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import Any
 
-import redis
-from billiard import current_process  # type: ignore[import-untyped]
 from celery import Celery, signals
 
-from cca_core.infra.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
-from cca_core.infra.db import make_engine
 from cca_core.infra.logs import configure_logging_for
-from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
 from cca_core.tasks.dispatch import celery_config
+from cca_worker import tasks
 from cca_worker.confinement import find_bwrap
 from cca_worker.expiry import make_expiry_handler
 from cca_worker.housekeeping import make_fleet_step
 from cca_worker.process import set_parent_death_signal
-from cca_worker.runner import WorkerContext, run_task
-
-_contexts: dict[int, WorkerContext] = {}
 
 
 def visibility_timeout(settings: Settings) -> int:
@@ -43,29 +36,8 @@ def make_celery(settings: Settings, *, runs_agents: bool = True) -> Celery:
     signals.setup_logging.connect(
         lambda **_: configure_logging_for(settings),
         weak=False)
-
-    @app.task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-    def run_agent(self: Any, task_id: str) -> str | None:
-        """Run one agent task by id (the message carries nothing else)."""
-        return run_task(_context(settings, self.request.hostname or "worker", bwrap), task_id)
-
+    tasks.configure(settings, bwrap)
     return app
-
-
-def _context(settings: Settings, hostname: str, bwrap: str | None) -> WorkerContext:
-    """Per-process resources, made after the fork on first use."""
-    pid = os.getpid()
-    if pid not in _contexts:
-        engine = make_engine(settings.postgres.url, pool_size=WORKER_SLOT_POOL_SIZE,
-                             max_overflow=WORKER_SLOT_OVERFLOW)
-        _contexts.clear()
-        _contexts[pid] = WorkerContext(
-            settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
-            engine=engine,
-            redis=redis.Redis.from_url(settings.redis.url, socket_timeout=10),
-            bwrap=bwrap,
-        )
-    return _contexts[pid]
 
 
 def _die_with_the_worker(**_: Any) -> None:

@@ -8,8 +8,9 @@ import logging
 import os
 import shutil
 import sys
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,12 +31,15 @@ from cca_worker import budget
 from cca_worker.argv import build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
-from cca_worker.outcome import decide
 from cca_worker.pricing import estimate_cost
-from cca_worker.process import spawn
+from cca_worker.process import AgentProcess, spawn
 from cca_worker.spec import resolve_spec, timeout_seconds, token_budget
-from cca_worker.supervisor import Limits, supervise
+from cca_worker.supervisor import Clock, supervise
 from cca_worker.usage import Tokens
+from cca_worker.verdict import Limits, decide
+
+Launcher = Callable[..., AgentProcess]
+"""Starts an agent: ``launcher(argv, env=, cwd=, grace_s=)`` (``spawn``; a replay in tests)."""
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +64,11 @@ class WorkerContext:
         return self.settings.data_dir / "slots" / f"{self.hostname}-{self.slot}"
 
 
-def run_task(ctx: WorkerContext, task_id: str) -> str | None:
+def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
+             clock: Clock = time.monotonic) -> str | None:
     """Run the task if this delivery can claim it. Returns the terminal status, or None when
-    the task was not ours to run (finished, cancelled, owned by a live run)."""
+    the task was not ours to run (finished, cancelled, owned by a live run). ``launcher``
+    starts the agent and ``clock`` times its limits: the seams of the run loop's tests."""
     agents = ctx.settings.agents
     with autocommit(ctx.engine) as connection:
         task = store.claim_task(connection, task_id, worker=ctx.hostname, pid=os.getpid(),
@@ -94,7 +100,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
         if ctx.bwrap:
             view = View(workdir, home, _tools(agents.claude_path, env.get("PATH", "")))
             argv = confine(ctx.bwrap, argv, view, path=env.get("PATH", ""))
-        proc = spawn(argv, env=env, cwd=str(workdir), grace_s=agents.stop_grace_seconds)
+        proc = launcher(argv, env=env, cwd=str(workdir), grace_s=agents.stop_grace_seconds)
     except OSError as exc:
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
@@ -103,7 +109,7 @@ def run_task(ctx: WorkerContext, task_id: str) -> str | None:
                     token_budget=token_budget(task, agents),
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
     try:
-        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task_id, attempt))
+        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task_id, attempt), clock)
     except Exception as exc:
         # Postgres or Redis failed under the supervisor: never leave the agent unwatched.
         proc.stop()

@@ -4,45 +4,47 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any, Protocol
 
 from cca_worker import stream
 from cca_worker.denials import DenialTracker
-from cca_worker.events import EventSink
-from cca_worker.outcome import RunEnd
 from cca_worker.process import EOF, AgentProcess
 from cca_worker.usage import Tokens, UsageMeter
+from cca_worker.verdict import Limits, RunEnd, StopReason
 
 POLL_S = 0.2
 FLUSH_S = 0.25
 
+Clock = Callable[[], float]
 
-@dataclass(frozen=True)
-class Limits:
-    timeout_s: float
-    stall_s: float
-    token_budget: int
-    heartbeat_s: float
+
+class Sink(Protocol):
+    """Where the run's events go (``cca_worker.events.EventSink``; a list in unit tests)."""
+
+    def add(self, event: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 def supervise(
-    proc: AgentProcess, limits: Limits, sink: EventSink,
-    heartbeat: Callable[[Tokens, int, frozenset[str]], bool],
+    proc: AgentProcess, limits: Limits, sink: Sink,
+    heartbeat: Callable[[Tokens, int, frozenset[str]], bool], clock: Clock = time.monotonic,
 ) -> RunEnd:
     """Run the read loop until the process ends; return what was seen. Events still
     buffered in ``sink`` at the end are the caller's to write, with the outcome.
 
     ``heartbeat(tokens, turns, models)`` is called every ``heartbeat_s`` (it renews the lease
     and records progress) and answers whether to stop: the task was cancelled or lost.
+    ``clock`` (seconds, monotonic) times the limits.
     """
     meter, denials = UsageMeter(), DenialTracker()
     result: dict | None = None
     session_id: str | None = None
-    stop_reason: str | None = None
-    started = last_output = last_beat = last_flush = time.monotonic()
+    stop_reason: StopReason | None = None
+    started = last_output = last_beat = last_flush = clock()
     while True:
         line = proc.read_line(POLL_S)
-        now = time.monotonic()
+        now = clock()
         if line is EOF:
             break
         if line is not None:
@@ -65,7 +67,7 @@ def supervise(
             if stop_reason is None and now - last_beat >= limits.heartbeat_s:
                 last_beat = now
                 if heartbeat(meter.totals, meter.message_count, frozenset(meter.models)):
-                    stop_reason = "cancelled"
+                    stop_reason = StopReason.CANCELLED
             if stop_reason is not None:
                 proc.stop()
         if now - last_flush >= FLUSH_S:
@@ -77,15 +79,16 @@ def supervise(
         stderr_tail=proc.stderr_tail, tokens=meter.totals, models=frozenset(meter.models),
         denials=denials.merge((result or {}).get("permission_denials")),
         session_id=session_id, turns_seen=meter.message_count,
-        limits={"timeout": limits.timeout_s, "stall": limits.stall_s, "budget": limits.token_budget},
+        limits=limits,
     )
 
 
-def _limit_hit(elapsed: float, idle: float, meter: UsageMeter, limits: Limits) -> str | None:
+def _limit_hit(elapsed: float, idle: float, meter: UsageMeter,
+               limits: Limits) -> StopReason | None:
     if meter.totals.budget_tokens > limits.token_budget:
-        return "budget_exceeded"
+        return StopReason.BUDGET_EXCEEDED
     if elapsed > limits.timeout_s:
-        return "timed_out"
+        return StopReason.TIMED_OUT
     if idle > limits.stall_s:
-        return "stalled"
+        return StopReason.STALLED
     return None

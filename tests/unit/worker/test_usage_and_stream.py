@@ -11,7 +11,7 @@ from cca_worker.denials import DenialTracker
 from cca_worker.pricing import estimate_cost
 from cca_worker.usage import Tokens, UsageMeter, result_tokens
 
-RECORDED = Path(__file__).parent / "recorded"
+RECORDED = Path(__file__).parents[2] / "data" / "transcripts"
 
 
 def events(name: str) -> list[dict]:

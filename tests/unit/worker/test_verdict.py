@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from cca_worker import stream
-from cca_worker.outcome import RunEnd, decide
 from cca_worker.usage import Tokens
+from cca_worker.verdict import Limits, RunEnd, StopReason, decide
 
-RECORDED = Path(__file__).parent / "recorded"
+RECORDED = Path(__file__).parents[2] / "data" / "transcripts"
 
 
 def result_of(name: str) -> dict:
@@ -22,7 +22,7 @@ def end(result=None, stop_reason=None, returncode=0, tokens=None, stderr="") -> 
     return RunEnd(result=result, stop_reason=stop_reason, returncode=returncode,
                   stderr_tail=stderr, tokens=tokens or Tokens(), models=frozenset({"claude-opus-4-8"}),
                   denials=[], session_id="s-1", turns_seen=3,
-                  limits={"timeout": 5, "stall": 3, "budget": 500})
+                  limits=Limits(timeout_s=5, stall_s=3, token_budget=500, heartbeat_s=1))
 
 
 def test_success_records_result_usage_and_cost():
@@ -60,12 +60,12 @@ def test_interrupted_run_with_exit_zero_is_not_a_success():
 
 
 def test_a_stopped_run_ends_with_the_stop_reason_even_if_it_printed_success():
-    outcome = decide(end(result_of("tool_success"), stop_reason="cancelled"))
+    outcome = decide(end(result_of("tool_success"), stop_reason=StopReason.CANCELLED))
     assert (outcome.status, outcome.error_code) == ("cancelled", "cancelled")
 
 
 def test_budget_stop_keeps_partial_usage_and_estimates_cost():
-    outcome = decide(end(None, stop_reason="budget_exceeded", returncode=143,
+    outcome = decide(end(None, stop_reason=StopReason.BUDGET_EXCEEDED, returncode=143,
                          tokens=Tokens(5000, 10, 0, 0)))
     assert outcome.status == "budget_exceeded"
     assert outcome.input_tokens == 5000
@@ -74,8 +74,8 @@ def test_budget_stop_keeps_partial_usage_and_estimates_cost():
 
 
 def test_timeout_and_stall_are_both_timed_out_with_distinct_codes():
-    assert decide(end(stop_reason="timed_out")).error_code == "timeout"
-    stalled = decide(end(stop_reason="stalled"))
+    assert decide(end(stop_reason=StopReason.TIMED_OUT)).error_code == "timeout"
+    stalled = decide(end(stop_reason=StopReason.STALLED))
     assert (stalled.status, stalled.error_code) == ("timed_out", "stalled")
 
 

@@ -7,6 +7,7 @@ stopped ends with the reason the worker had.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,13 +16,43 @@ from cca_core.tasks.outcome import Outcome
 from cca_worker.pricing import estimate_cost
 from cca_worker.usage import Tokens, result_tokens
 
-STOP_STATUS = {
-    "cancelled": ("cancelled", "cancelled", "cancelled while running"),
-    "timed_out": ("timed_out", "timeout", "wall-clock timeout of {timeout}s reached"),
-    "stalled": ("timed_out", "stalled", "no output for {stall}s: the agent stalled"),
-    "budget_exceeded": ("budget_exceeded", "token_budget_exceeded",
-                        "token budget of {budget} crossed ({used} tokens used)"),
-}
+
+@dataclass(frozen=True)
+class Limits:
+    """What one run may use: its wall-clock time, its silence, its tokens; and how often the
+    worker renews the lease (and hears of a cancel) meanwhile."""
+
+    timeout_s: float
+    stall_s: float
+    token_budget: int
+    heartbeat_s: float
+
+
+class StopReason(enum.Enum):
+    """Why the worker stopped a run; each value is (task status, error code)."""
+
+    CANCELLED = ("cancelled", "cancelled")
+    TIMED_OUT = ("timed_out", "timeout")
+    STALLED = ("timed_out", "stalled")
+    BUDGET_EXCEEDED = ("budget_exceeded", "token_budget_exceeded")
+
+    @property
+    def status(self) -> str:
+        return self.value[0]
+
+    @property
+    def code(self) -> str:
+        return self.value[1]
+
+    def message(self, limits: Limits, used_tokens: int) -> str:
+        """The sentence the task's error carries."""
+        if self is StopReason.CANCELLED:
+            return "cancelled while running"
+        if self is StopReason.TIMED_OUT:
+            return f"wall-clock timeout of {limits.timeout_s:g}s reached"
+        if self is StopReason.STALLED:
+            return f"no output for {limits.stall_s:g}s: the agent stalled"
+        return f"token budget of {limits.token_budget} crossed ({used_tokens} tokens used)"
 
 
 @dataclass(frozen=True)
@@ -29,7 +60,7 @@ class RunEnd:
     """What the supervisor saw when the process ended."""
 
     result: Mapping[str, Any] | None
-    stop_reason: str | None
+    stop_reason: StopReason | None
     returncode: int
     stderr_tail: str
     tokens: Tokens
@@ -37,7 +68,7 @@ class RunEnd:
     denials: list[dict[str, Any]]
     session_id: str | None
     turns_seen: int
-    limits: Mapping[str, Any]
+    limits: Limits
 
 
 def decide(end: RunEnd) -> Outcome:
@@ -53,10 +84,9 @@ def decide(end: RunEnd) -> Outcome:
         "session_id": (end.result or {}).get("session_id") or end.session_id,
         "num_turns": int((end.result or {}).get("num_turns") or end.turns_seen),
     }
-    if end.stop_reason:
-        status, code, template = STOP_STATUS[end.stop_reason]
-        message = template.format(used=tokens.budget_tokens, **end.limits)
-        return Outcome(status=status, error_code=code, error_message=message,
+    if reason := end.stop_reason:
+        return Outcome(status=reason.status, error_code=reason.code,
+                       error_message=reason.message(end.limits, tokens.budget_tokens),
                        result=(end.result or {}).get("result"), **common)
     if end.result is None:
         detail = end.stderr_tail.strip()[-1000:] or "no output"

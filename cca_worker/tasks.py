@@ -1,0 +1,62 @@
+"""The worker's Celery task: run one agent task by id (the message carries nothing else).
+
+A module-level shared task; :func:`configure` (called by ``make_celery`` before the pool
+forks) gives it the worker's settings, and each pool process makes its own connections on
+first use (:class:`~cca_worker.runner.WorkerContext`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from billiard import current_process  # type: ignore[import-untyped]
+from celery import shared_task
+
+from cca_core.infra.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
+from cca_core.infra.db import make_engine
+from cca_core.names import RUN_AGENT_TASK
+from cca_core.settings import Settings
+from cca_worker.runner import WorkerContext, run_task
+
+
+@dataclass(frozen=True)
+class _Setup:
+    settings: Settings
+    bwrap: str | None  # the bubblewrap program agents run under, if confined
+
+
+_setup: _Setup | None = None
+_contexts: dict[int, WorkerContext] = {}
+
+
+def configure(settings: Settings, bwrap: str | None) -> None:
+    """What this worker's tasks run with; set once, before the pool processes fork."""
+    global _setup
+    _setup = _Setup(settings, bwrap)
+    _contexts.clear()
+
+
+@shared_task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_agent(self: Any, task_id: str) -> str | None:
+    """Run one agent task by id."""
+    return run_task(_context(self.request.hostname or "worker"), task_id)
+
+
+def _context(hostname: str) -> WorkerContext:
+    """Per-process resources, made after the fork on first use."""
+    if _setup is None:
+        raise RuntimeError("cca_worker.tasks.configure was not called (make_celery calls it)")
+    pid = os.getpid()
+    if pid not in _contexts:
+        settings = _setup.settings
+        engine = make_engine(settings.postgres.url, pool_size=WORKER_SLOT_POOL_SIZE,
+                             max_overflow=WORKER_SLOT_OVERFLOW)
+        _contexts.clear()
+        _contexts[pid] = WorkerContext(
+            settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
+            engine=engine, redis=redis.Redis.from_url(settings.redis.url, socket_timeout=10),
+            bwrap=_setup.bwrap,
+        )
+    return _contexts[pid]
