@@ -23,7 +23,7 @@ from bench.report import Section, latency_row, ms, percentile
 from bench.servers import Bench
 from bench.waiting import BenchError, wait_until
 from cca_core.models import Task
-from cca_core.names import TERMINAL_STATUSES
+from cca_core.tasks.status import TERMINAL_STATUSES
 
 SLOTS = 2
 TIMEOUT_S = 30.0

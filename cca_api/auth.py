@@ -26,6 +26,7 @@ from cca_core.access.keys import (
 from cca_core.access.task_tokens import verify
 from cca_core.errors import Forbidden, Unauthorized
 from cca_core.models import Task
+from cca_core.tasks.status import TaskStatus
 from cca_core.tasks.store import parse_task_id
 
 Role = Literal["admin", "submitter", "reader"]
@@ -138,7 +139,7 @@ def _task_principal(session: Session, task_id: str) -> Principal | None:
     inherit its ``created_by``): a tree spends one allowance. A revoked root key stops its
     tree's tokens; a config key's tree has no quotas."""
     task = session.get(Task, parse_task_id(task_id))
-    if task is None or task.status != "running":
+    if task is None or task.status != TaskStatus.RUNNING:
         return None
     key = named_key(session, task.created_by) if task.created_by else None
     if key is not None and key.revoked_at is not None:

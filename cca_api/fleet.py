@@ -16,8 +16,8 @@ from cca_core.fleet.state import count_online, queue_depths, workers_with_slots
 from cca_core.infra.db import transaction
 from cca_core.infra.migrate import current_revision
 from cca_core.infra.redact import redact
-from cca_core.names import ALL_STATUSES
 from cca_core.tasks import store
+from cca_core.tasks.status import ALL_STATUSES
 
 bp = Blueprint("fleet", __name__)
 

@@ -20,7 +20,6 @@ from cca_core.access.quotas import check_quotas
 from cca_core.errors import Forbidden, Invalid, NotFound
 from cca_core.infra.db import autocommit, transaction
 from cca_core.models import Task
-from cca_core.names import ALL_STATUSES
 from cca_core.tasks import store
 from cca_core.tasks.schemas import (
     EventPage,
@@ -29,6 +28,7 @@ from cca_core.tasks.schemas import (
     event_view,
     task_view,
 )
+from cca_core.tasks.status import ALL_STATUSES
 from cca_core.tasks.submission import enqueue
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")

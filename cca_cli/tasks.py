@@ -12,7 +12,7 @@ from rich.table import Table
 
 from cca_cli.context import CliState, handle_errors, pass_state
 from cca_core.infra.api_client import CcaClient
-from cca_core.names import TERMINAL_STATUSES
+from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus
 
 console = Console()
 POLL_S = 0.5
@@ -135,7 +135,7 @@ def cancel(state: CliState, task_id: str) -> None:
     """Cancel a queued or running task."""
     task = state.client().cancel(task_id)
     click.echo(f"{task['id']}: {task['status']}"
-               + (" (stop requested)" if task["status"] == "running" else ""))
+               + (" (stop requested)" if task["status"] == TaskStatus.RUNNING else ""))
 
 
 @tasks.command()

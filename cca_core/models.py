@@ -38,8 +38,8 @@ class Task(Base):
     model: Mapped[str | None] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(Text, default="normal")
     queue: Mapped[str] = mapped_column(Text, default="cca")
-    token_budget: Mapped[int | None] = mapped_column(BigInteger)
-    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    token_budget: Mapped[int] = mapped_column(BigInteger)  # decided at submission
+    timeout_seconds: Mapped[int] = mapped_column(Integer)
     max_turns: Mapped[int | None] = mapped_column(Integer)
     max_budget_usd: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
     permission_mode: Mapped[str | None] = mapped_column(Text)

@@ -14,14 +14,6 @@ CELERY_PRIORITY: dict[str, int] = {"critical": 0, "high": 3, "normal": 6, "low":
 PRIORITY_STEPS = [0, 3, 6, 9]
 PRIORITY_SEP = "\x06\x16"
 
-TaskStatus = Literal[
-    "queued", "running", "succeeded", "failed", "cancelled", "timed_out", "budget_exceeded"
-]
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "cancelled", "timed_out", "budget_exceeded"}
-)
-ALL_STATUSES: tuple[str, ...] = ("queued", "running", *sorted(TERMINAL_STATUSES))
-
 
 def queue_keys(queue: str) -> list[str]:
     """The Redis lists kombu uses for one queue, one per priority step."""

@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from cca_core.infra.api_client import ApiError, CcaClient
-from cca_core.names import TERMINAL_STATUSES
+from cca_core.tasks.status import TERMINAL_STATUSES
 from cca_mcp.errors import explain
 from cca_mcp.results import TaskInfo
 

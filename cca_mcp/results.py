@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cca_core.tasks.status import TERMINAL_STATUSES
+
 PROMPT_PREVIEW = 200
 
 
@@ -38,7 +40,7 @@ class TaskInfo(BaseModel):
         prompt = task["prompt"]
         return cls(
             id=task["id"], status=task["status"],
-            done=task["status"] not in ("queued", "running"),
+            done=task["status"] in TERMINAL_STATUSES,
             prompt=prompt if len(prompt) <= PROMPT_PREVIEW else prompt[:PROMPT_PREVIEW] + "…",
             role=task.get("role"), result=task.get("result"),
             structured_output=task.get("structured_output"),

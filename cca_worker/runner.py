@@ -33,7 +33,7 @@ from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.pricing import estimate_cost
 from cca_worker.process import AgentProcess, spawn
-from cca_worker.spec import resolve_spec, timeout_seconds, token_budget
+from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
 from cca_worker.usage import Tokens
 from cca_worker.verdict import Limits, decide
@@ -105,8 +105,8 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
         return _finish(ctx, task_id, attempt, outcome, redactor, sink)
-    limits = Limits(timeout_s=timeout_seconds(task, agents), stall_s=agents.stall_timeout_seconds,
-                    token_budget=token_budget(task, agents),
+    limits = Limits(timeout_s=task.timeout_seconds, stall_s=agents.stall_timeout_seconds,
+                    token_budget=task.token_budget,
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
     try:
         end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task_id, attempt), clock)

@@ -1,4 +1,7 @@
-"""Resolve what one run should be from the task row and the agent settings (pure)."""
+"""Resolve what one run should be from the task row and the agent settings (pure).
+
+The row's limits (token budget, timeout) were decided at submission and are used as they
+are; its tool rules pass the rule grammar again on their way to argv (``build_argv``)."""
 
 from __future__ import annotations
 
@@ -46,12 +49,3 @@ def resolve_spec(
         env=plan.env,
     )
     return spec, plan.note
-
-
-def token_budget(task: Any, agents: AgentSettings) -> int:
-    """The row holds the budget the API chose; rows written before it did fall back here."""
-    return int(task.token_budget or agents.token_budget_of(task.role))
-
-
-def timeout_seconds(task: Any, agents: AgentSettings) -> int:
-    return int(task.timeout_seconds or agents.timeout_of(task.role))

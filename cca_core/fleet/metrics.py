@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.fleet.state import online_workers, queue_depths
 from cca_core.models import Task
-from cca_core.names import ALL_STATUSES, TERMINAL_STATUSES, retention_counter_key
+from cca_core.names import retention_counter_key
 from cca_core.tasks import store
+from cca_core.tasks.status import ALL_STATUSES, TERMINAL_STATUSES, TaskStatus
 
 Family = GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -86,11 +87,11 @@ def _retention_metric(client: redis.Redis) -> CounterMetricFamily:
 def _task_metrics(session: Session) -> Iterator[Family]:
     counts = store.count_by_status(session)
     tasks = GaugeMetricFamily("cca_tasks", "Tasks by status", labels=["status"])
-    for status in ALL_STATUSES:
-        tasks.add_metric([status], counts.get(status, 0))
+    for known in ALL_STATUSES:
+        tasks.add_metric([known], counts.get(known, 0))
     yield tasks
     running = GaugeMetricFamily("cca_agents_running", "Agents running now, fleet-wide")
-    running.add_metric([], counts.get("running", 0))
+    running.add_metric([], counts.get(TaskStatus.RUNNING, 0))
     yield running
 
     model = func.coalesce(Task.model, DEFAULT_MODEL)

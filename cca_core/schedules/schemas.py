@@ -12,10 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from cca_core.names import TaskStatus
 from cca_core.schedules.catchup import CatchUp
 from cca_core.schedules.cron import check_cron, check_timezone
 from cca_core.tasks.schemas import TaskCreate, TaskError
+from cca_core.tasks.status import TaskStatus
 
 Overlap = Literal["skip", "allow", "cancel_previous"]
 MAX_INTERVAL_S = 366 * 86400

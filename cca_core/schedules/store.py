@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from cca_core.errors import Conflict, NotFound
 from cca_core.models import Schedule, Task
 from cca_core.tasks import store
+from cca_core.tasks.status import TERMINAL_STATUSES
 
 DEDUPE_INDEX = "tasks_schedule_fire_idx"
 NAME_KEY = "schedules_owner_name_key"
-ACTIVE = ("queued", "running")
 
 
 def parse_schedule_id(value: str) -> uuid.UUID:
@@ -122,7 +122,7 @@ def seconds_until_due(session: Session) -> float | None:
 def active_runs(session: Session, schedule_id: uuid.UUID) -> list[Task]:
     """The schedule's tasks still queued or running, oldest first."""
     return list(session.scalars(
-        select(Task).where(Task.schedule_id == schedule_id, Task.status.in_(ACTIVE))
+        select(Task).where(Task.schedule_id == schedule_id, Task.status.not_in(TERMINAL_STATUSES))
         .order_by(Task.scheduled_for)
     ))
 

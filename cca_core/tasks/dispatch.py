@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cca_core.infra.redact import preview
-from cca_core.names import CELERY_PRIORITY, DEFAULT_QUEUE
+from cca_core.names import CELERY_PRIORITY, DEFAULT_QUEUE, PRIORITY_SEP, PRIORITY_STEPS
 
 # Room for the stop grace period and the final writes after the runner's own timeout.
 TIME_LIMIT_MARGIN_S = 120
@@ -39,8 +39,8 @@ def celery_config(broker_url: str, visibility_timeout_s: int) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout_s,
-            "priority_steps": [0, 3, 6, 9],
-            "sep": "\x06\x16",
+            "priority_steps": PRIORITY_STEPS,
+            "sep": PRIORITY_SEP,
             "queue_order_strategy": "priority",
         },
         "task_default_queue": DEFAULT_QUEUE,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cca_core.infra.redact import Redactor
-from cca_core.names import TERMINAL_STATUSES
+from cca_core.tasks.status import TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)

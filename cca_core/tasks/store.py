@@ -40,6 +40,10 @@ from cca_core.infra.pgsafe import escape_nul
 from cca_core.infra.prepared import PreparedStatement
 from cca_core.models import Task, TaskEvent
 from cca_core.tasks.outcome import Outcome
+from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus, changing
+
+QUEUED, RUNNING = TaskStatus.QUEUED, TaskStatus.RUNNING
+CANCELLED, FAILED = TaskStatus.CANCELLED, TaskStatus.FAILED
 
 NOW = func.now()
 # Every column of a task, labelled with its attribute's name: a row of them read through a
@@ -105,7 +109,7 @@ def create_task(
     Returns (task, created); the task is detached. Raises Conflict (``idempotency_mismatch``)
     when the key's task was made from another request (``request_hash`` differs).
     """
-    row = column_values({"id": uuid.uuid4(), "status": "queued", **values})
+    row = column_values({"id": uuid.uuid4(), "status": QUEUED, **values})
     if idempotency_key is None:
         return _task(_INSERT_TASK.one(connection, row)), True
     created = _INSERT_TASK_ONCE.first(connection, {**row, "idempotency_key": idempotency_key,
@@ -162,7 +166,7 @@ def usage_today(connection: Connection, created_by: str) -> tuple[int, int, floa
     cost are what the agents really spent (live while they run)."""
     midnight = func.date_trunc("day", func.timezone("UTC", NOW))
     active = connection.scalar(select(func.count()).where(
-        Task.created_by == created_by, Task.status.in_(("queued", "running")))) or 0
+        Task.created_by == created_by, Task.status.not_in(TERMINAL_STATUSES))) or 0
     tokens, cost = connection.execute(select(
         func.coalesce(func.sum(Task.input_tokens + Task.output_tokens
                                + Task.cache_creation_input_tokens), 0),
@@ -226,8 +230,8 @@ def cancel_task(session: Session, task_id: str, owner: str | None = None) -> Tas
     tid = get_task(session, task_id, owner).id
     queued = session.scalars(
         update(Task)
-        .where(Task.id == tid, Task.status == "queued")
-        .values(status="cancelled", finished_at=NOW, cancel_requested_at=NOW,
+        .where(Task.id == tid, Task.status == changing(QUEUED, CANCELLED))
+        .values(status=CANCELLED, finished_at=NOW, cancel_requested_at=NOW,
                 error_code="cancelled", error_message="cancelled before it started")
         .returning(Task).execution_options(populate_existing=True)
     ).one_or_none()
@@ -235,7 +239,7 @@ def cancel_task(session: Session, task_id: str, owner: str | None = None) -> Tas
         return queued
     running = session.scalars(
         update(Task)
-        .where(Task.id == tid, Task.status == "running")
+        .where(Task.id == tid, Task.status == RUNNING)
         .values(cancel_requested_at=func.coalesce(Task.cancel_requested_at, NOW))
         .returning(Task).execution_options(populate_existing=True)
     ).one_or_none()
@@ -262,9 +266,10 @@ def _plus_earlier(name: str, value: Any) -> Any:
 _CLAIM = PreparedStatement(
     update(Task)
     .where(Task.id == bindparam("claim_id"),
-           (Task.status == "queued") | ((Task.status == "running") & (Task.lease_expires_at < NOW)),
+           (Task.status == changing(QUEUED, RUNNING))
+           | ((Task.status == changing(RUNNING, RUNNING)) & (Task.lease_expires_at < NOW)),
            Task.cancel_requested_at.is_(None), Task.attempts < bindparam("claim_max_attempts"))
-    .values(status="running", worker=bindparam("claim_worker"), worker_pid=bindparam("claim_pid"),
+    .values(status=RUNNING, worker=bindparam("claim_worker"), worker_pid=bindparam("claim_pid"),
             attempts=Task.attempts + 1, started_at=NOW,
             lease_expires_at=NOW + bindparam("claim_lease", type_=Interval),
             **{f"earlier_{name}": getattr(Task, name) for name in _SUMMED})
@@ -287,7 +292,7 @@ _INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__)).from_select(
 # round trip instead of BEGIN, two statements and COMMIT.
 _FINISH = PreparedStatement(
     update(Task)
-    .where(Task.id == bindparam("finish_id"), Task.status == "running",
+    .where(Task.id == bindparam("finish_id"), Task.status == RUNNING,
            Task.attempts == bindparam("finish_attempt"))
     .values({**{name: _plus_earlier(name, bindparam(f"outcome_{name}"))
                 for name in Outcome.__dataclass_fields__},
@@ -321,7 +326,7 @@ def renew_lease(
     to what earlier attempts spent); tell whether it is still ours and whether to stop."""
     cancel_requested_at = connection.execute(
         update(Task)
-        .where(Task.id == parse_task_id(task_id), Task.status == "running", Task.attempts == attempt)
+        .where(Task.id == parse_task_id(task_id), Task.status == RUNNING, Task.attempts == attempt)
         .values(lease_expires_at=NOW + timedelta(seconds=lease_s),
                 **{name: _plus_earlier(name, value) for name, value in (progress or {}).items()})
         .returning(Task.cancel_requested_at)
@@ -336,6 +341,7 @@ def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Out
     """Record the one terminal status of a run (its usage added to what earlier attempts
     spent) and, in the same statement, its last ``events``. False if the run no longer
     owned the task (the events are recorded all the same)."""
+    changing(RUNNING, outcome.status)  # _FINISH updates running rows only
     values = {f"outcome_{name}": escape_nul(getattr(outcome, name))
               for name in Outcome.__dataclass_fields__}
     finished = _FINISH.first(connection, {
@@ -350,8 +356,8 @@ def expire_task(session: Session, task_id: str) -> bool:
     queued any more."""
     expired = session.execute(
         update(Task)
-        .where(Task.id == parse_task_id(task_id), Task.status == "queued")
-        .values(status="cancelled", finished_at=NOW, error_code="expired",
+        .where(Task.id == parse_task_id(task_id), Task.status == changing(QUEUED, CANCELLED))
+        .values(status=CANCELLED, finished_at=NOW, error_code="expired",
                 error_message="its fire expired before a worker took it")
         .returning(Task.id)
     ).one_or_none()
@@ -398,9 +404,9 @@ def resend_candidates(session: Session, resend_after_s: int) -> list[Task]:
 
     Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
     """
-    overdue = (Task.status == "queued") & (Task.sent_at < NOW - timedelta(seconds=resend_after_s))
+    overdue = (Task.status == QUEUED) & (Task.sent_at < NOW - timedelta(seconds=resend_after_s))
     orphaned = (
-        (Task.status == "running")
+        (Task.status == RUNNING)
         & (Task.lease_expires_at < NOW)
         & (Task.sent_at < NOW - timedelta(seconds=1))
     )
@@ -412,16 +418,18 @@ def resend_candidates(session: Session, resend_after_s: int) -> list[Task]:
 
 def end_abandoned(session: Session, max_attempts: int) -> list[uuid.UUID]:
     """End runs whose worker died and that cannot run again: cancelled, or out of attempts."""
-    expired = (Task.status == "running") & (Task.lease_expires_at < NOW)
+    lost = Task.lease_expires_at < NOW
     cancelled = session.scalars(
-        update(Task).where(expired, Task.cancel_requested_at.is_not(None))
-        .values(status="cancelled", finished_at=NOW, lease_expires_at=None,
+        update(Task).where(Task.status == changing(RUNNING, CANCELLED), lost,
+                           Task.cancel_requested_at.is_not(None))
+        .values(status=CANCELLED, finished_at=NOW, lease_expires_at=None,
                 error_code="cancelled", error_message="cancelled while its worker was lost")
         .returning(Task.id)
     ).all()
     exhausted = session.scalars(
-        update(Task).where(expired, Task.attempts >= max_attempts)
-        .values(status="failed", finished_at=NOW, lease_expires_at=None, error_code="worker_lost",
+        update(Task).where(Task.status == changing(RUNNING, FAILED), lost,
+                           Task.attempts >= max_attempts)
+        .values(status=FAILED, finished_at=NOW, lease_expires_at=None, error_code="worker_lost",
                 error_message=f"its worker died on each of {max_attempts} attempts")
         .returning(Task.id)
     ).all()
@@ -435,7 +443,7 @@ def count_by_status(session: Session) -> dict[str, int]:
 
 def running_by_worker(session: Session) -> dict[str, int]:
     rows = session.execute(
-        select(Task.worker, func.count()).where(Task.status == "running").group_by(Task.worker)
+        select(Task.worker, func.count()).where(Task.status == RUNNING).group_by(Task.worker)
     )
     return {worker: count for worker, count in rows if worker}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
+from cca_core.tasks.status import TaskStatus
 from cca_mcp.api import BridgeApi
 from cca_mcp.results import Agents, FleetStatus, StatusAnswer, TaskInfo, TaskList, Worker
 
@@ -36,5 +37,5 @@ def register(server: MCPServer, api: BridgeApi) -> None:
     @server.tool()
     async def cca_activity() -> TaskList:
         """What the fleet is doing right now: the running tasks with turns, tokens and cost."""
-        page = await api.call(client.tasks, status="running", limit=RUNNING_SHOWN)
+        page = await api.call(client.tasks, status=TaskStatus.RUNNING, limit=RUNNING_SHOWN)
         return TaskList(tasks=[TaskInfo.from_api(task) for task in page["tasks"]])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from cca_core.infra.api_client import ApiError
+from cca_core.tasks.status import TaskStatus
 from cca_mcp.api import BridgeApi, given
 from cca_mcp.errors import explain
 from cca_mcp.results import EventSummary, TaskInfo, TaskList
@@ -63,8 +64,7 @@ def register(server: MCPServer, api: BridgeApi) -> None:
 
     @server.tool()
     async def cca_tasks(
-        status: Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out",
-                        "budget_exceeded"] | None = None,
+        status: TaskStatus | None = None,
         role: str | None = None,
         parent_id: str | None = None,
         limit: int = 20,

@@ -55,13 +55,16 @@ def snapshot(url: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]
     return tasks, events
 
 
+LIMITS = {"token_budget": 100000, "timeout_seconds": 600}  # as submission decides them
+
+
 @pytest.fixture
 def seeded_url(database_url: str) -> str:
     """The test database with tasks of every shape: plain, full, finished with events."""
     engine = make_engine(database_url, pool_size=0)
     sessions = make_session_factory(engine)
     with transaction(sessions) as session:
-        store.create_task(session.connection(), {"prompt": "plain"})
+        store.create_task(session.connection(), {"prompt": "plain", **LIMITS})
         store.create_task(session.connection(), {
             "prompt": "review the diff of PR 42", "role": "reviewer", "model": "sonnet",
             "priority": "high", "queue": "nightly", "token_budget": 80000, "timeout_seconds": 300,
@@ -70,7 +73,7 @@ def seeded_url(database_url: str) -> str:
             "json_schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
             "meta": {"pr": 42, "labels": ["ci", "é"]}, "owner": "platform", "created_by": "ci-bot",
         }, idempotency_key="pr-42-review")
-        done, _ = store.create_task(session.connection(), {"prompt": "finished"})
+        done, _ = store.create_task(session.connection(), {"prompt": "finished", **LIMITS})
         store.append_events(session.connection(), str(done.id), 1, [
             {"type": "system", "subtype": "init", "session_id": "s-1"},
             {"type": "result", "subtype": "success", "result": "all good"},

@@ -13,6 +13,9 @@ from tests.fakes.agent import FakeClock, ReplayedAgent, transcript
 
 pytestmark = pytest.mark.integration
 
+# A row as submission makes it: the limits are decided there.
+ROW = {"prompt": "p", "token_budget": 100000, "timeout_seconds": 600}
+
 
 @pytest.fixture
 def context(make_settings, redis_url):
@@ -25,7 +28,7 @@ def context(make_settings, redis_url):
 
 def submit(context: WorkerContext, **values) -> str:
     with transaction(make_session_factory(context.engine)) as session:
-        task, _ = store.create_task(session.connection(), {"prompt": "p", **values})
+        task, _ = store.create_task(session.connection(), {**ROW, **values})
     return str(task.id)
 
 

@@ -12,6 +12,9 @@ from cca_core.tasks.outcome import Outcome
 
 pytestmark = pytest.mark.integration
 
+# A row as submission makes it: the limits are decided there.
+ROW = {"prompt": "p", "token_budget": 100000, "timeout_seconds": 600}
+
 
 @pytest.fixture
 def sessions(database_url):
@@ -22,7 +25,7 @@ def sessions(database_url):
 
 def new_task(sessions, **values) -> str:
     with transaction(sessions) as session:
-        task, _ = store.create_task(session.connection(), {"prompt": "p", **values})
+        task, _ = store.create_task(session.connection(), {**ROW, **values})
     return str(task.id)
 
 
