@@ -149,7 +149,7 @@ def _notes(samples: Sequence[CcaSample], reaper: list[float], direct: list[float
         f"the row succeeded; baseline: apply_async → the bare task's recorded start (BLPOP). "
         f"The benchmark waits for the stand-in's start on a FIFO, as idle as BLPOP. Spawn, "
         f"in turn with "
-        f"those, from this process: cca_worker.process.spawn (reaper shim) vs subprocess.run "
+        f"those, from this process: cca_worker.agent.spawn (reaper shim) vs subprocess.run "
         f"of the stand-in; 'minus the stand-in's own start' subtracts the direct spawn p50.",
         "(b) where cca's time goes, median of each phase (ms; the phases need not add up):",
         f"      POST → INSERT begins (HTTP, gunicorn, Flask, validation)  {p50(_to_insert):7.1f}",

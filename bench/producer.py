@@ -13,7 +13,6 @@ from sqlalchemy import Engine, delete, func, insert, inspect, select
 
 from bench.waiting import BenchError
 from cca_core.infra.db import autocommit, make_engine
-from cca_core.infra.prepared import PreparedStatement
 from cca_core.models import Task
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
@@ -22,7 +21,7 @@ from cca_core.tasks.dispatch import celery_config, message_options
 
 # Set per row by the database or at insert time, never copied from the template.
 _FRESH = frozenset({"id", "created_at", "sent_at"})
-_INSERT_BARE = PreparedStatement(insert(Task).values(sent_at=func.now()))
+_INSERT_BARE = insert(Task).values(sent_at=func.now())
 
 
 @dataclass
@@ -33,12 +32,11 @@ class Producer:
     celery: Celery
 
     def insert_bare(self, values: dict[str, Any]) -> None:
-        """INSERT the row the leanest way: on psycopg directly (``PreparedStatement``), one
-        statement that commits itself (no RETURNING, no SQLAlchemy execution, no BEGIN or
-        COMMIT); send the message."""
+        """INSERT the row the leanest way SQLAlchemy Core offers: one statement that commits
+        itself (no RETURNING, no ORM, no BEGIN or COMMIT); send the message."""
         task_id = uuid.uuid4()
         with autocommit(self.engine) as connection:
-            _INSERT_BARE.first(connection, store.column_values({"id": task_id, **values}))
+            connection.execute(_INSERT_BARE, store.column_values({"id": task_id, **values}))
         self._send(str(task_id), values)
 
     def create(self, values: dict[str, Any]) -> str:

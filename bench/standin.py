@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.waiting import BenchError
-from cca_worker.process import EOF, spawn
+from cca_worker.agent import EOF, spawn
 
 STAMP = "started"
 # The run the stand-in prints, one stream-json line each.

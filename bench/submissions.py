@@ -47,7 +47,7 @@ def measure(bench: Bench, counts: Counts) -> Section:
         f"threads in {counts.rounds} alternating rounds; cca: gunicorn sync, 2 processes, "
         f"http.client, a connection per request (sync workers close every connection "
         f"anyway), rate limits checked but set too high to refuse; baseline: a plain INSERT "
-        f"of the same non-NULL values run on psycopg directly in autocommit (one round trip, "
+        f"of the same non-NULL values through SQLAlchemy Core in autocommit (one round trip, "
         f"no RETURNING, as the API inserts a task without a parent) + send_task with the same "
         f"options, on a pool and producer configured like the API's. CPU counts every "
         f"process of the benchmark: the clients use {cca.own_cpu_ms:.2f} ms of cca's "

@@ -59,7 +59,7 @@ def status() -> dict[str, Any]:
     res = resources()
     with transaction(res.sessions) as session:
         workers = workers_with_slots(res.redis, session)
-        counts = store.count_by_status(session)
+        counts = store.count_by_status(session.connection())
     # Every queue a task may name, so tasks waiting on a queue with no worker online show.
     queues = set(res.settings.agents.queues) | {q for worker in workers for q in worker["queues"]}
     return {

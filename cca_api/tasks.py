@@ -10,7 +10,6 @@ from uuid import UUID
 from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from cca_api.auth import Principal, current, require_role
 from cca_api.body import parse_json, parse_query
@@ -119,18 +118,20 @@ def lock_parent(connection: Connection, parent_id: str, res: Resources, scope: s
     return parent
 
 
-def check_token_scope(session: Session, task_id: str) -> None:
+def check_token_scope(connection: Connection, task_id: str) -> None:
     """A task token sees its own task and its descendants only; others answer 404."""
     root = current().task_id
-    if root is not None and not store.in_subtree(session, task_id, root):
+    if root is not None and not store.in_subtree(connection, task_id, root):
         raise NotFound(f"task {task_id} not found")
 
 
 @bp.get("/<task_id>")
 def show(task_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
-        check_token_scope(session, task_id)
-        return task_view(store.get_task(session, task_id, current().scope())).model_dump(mode="json")
+        connection = session.connection()
+        check_token_scope(connection, task_id)
+        task = store.get_task(connection, task_id, current().scope())
+    return task_view(task).model_dump(mode="json")
 
 
 @bp.get("")
@@ -140,14 +141,13 @@ def index() -> dict[str, Any]:
         raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
     parent_id = str(query.parent_id) if query.parent_id else current().task_id
     with transaction(resources().sessions) as session:
+        connection = session.connection()
         if parent_id is not None:  # a task token lists the children of a task it sees
-            check_token_scope(session, parent_id)
-        tasks, cursor = store.list_tasks(session, status=query.status, role=query.role,
-                                         parent_id=parent_id,
-                                         owner=current().scope(),
-                                         limit=query.limit,
-                                         cursor=query.cursor)
-        page = TaskPage(tasks=[task_view(task) for task in tasks], next_cursor=cursor)
+            check_token_scope(connection, parent_id)
+        tasks, cursor = store.list_tasks(connection, status=query.status, role=query.role,
+                                         parent_id=parent_id, owner=current().scope(),
+                                         limit=query.limit, cursor=query.cursor)
+    page = TaskPage(tasks=[task_view(task) for task in tasks], next_cursor=cursor)
     return page.model_dump(mode="json")
 
 
@@ -155,18 +155,20 @@ def index() -> dict[str, Any]:
 def cancel(task_id: str) -> dict[str, Any]:
     scope = require_role("admin", "submitter").scope()
     with transaction(resources().sessions) as session:
-        check_token_scope(session, task_id)
-        return task_view(store.cancel_task(session, task_id, scope)).model_dump(mode="json")
+        connection = session.connection()
+        check_token_scope(connection, task_id)
+        task = store.cancel_task(connection, task_id, scope)
+    return task_view(task).model_dump(mode="json")
 
 
 @bp.get("/<task_id>/events")
 def events(task_id: str) -> dict[str, Any]:
     query = parse_query(request, EventsQuery)
     with transaction(resources().sessions) as session:
-        check_token_scope(session, task_id)
-        rows = store.list_events(session, task_id, after=query.after, limit=query.limit,
-                                 max_bytes=MAX_EVENTS_PAGE_BYTES,
-                                 owner=current().scope())
+        connection = session.connection()
+        check_token_scope(connection, task_id)
+        rows = store.list_events(connection, task_id, after=query.after, limit=query.limit,
+                                 max_bytes=MAX_EVENTS_PAGE_BYTES, owner=current().scope())
         page = EventPage(events=[event_view(row) for row in rows],
                          next_after=rows[-1].id if rows else None)
     return page.model_dump(mode="json")

@@ -12,10 +12,10 @@ from cca_core.infra.logs import configure_logging_for
 from cca_core.settings import Settings
 from cca_core.tasks.dispatch import celery_config
 from cca_worker import tasks
+from cca_worker.agent import set_parent_death_signal
 from cca_worker.confinement import find_bwrap
 from cca_worker.expiry import make_expiry_handler
 from cca_worker.housekeeping import make_fleet_step
-from cca_worker.process import set_parent_death_signal
 
 
 def visibility_timeout(settings: Settings) -> int:

@@ -33,7 +33,7 @@ def make_expiry_handler(settings: Settings) -> Callable[..., None]:
         task_id = str(request.args[0])
         try:
             with transaction(sessions[0]) as session:
-                ended = expire_task(session, task_id)
+                ended = expire_task(session.connection(), task_id)
         except Exception:  # the sweep will re-send it and this runs again
             log.exception("task %s: its message expired but its row could not be ended", task_id)
             return

@@ -52,7 +52,7 @@ def _delete_events(sessions: sessionmaker[Session], policy: RetentionSettings) -
     for _ in range(MAX_BATCHES):
         # One transaction per batch: row locks are held briefly, and what is done stays done.
         with transaction(sessions) as session:
-            count = store.delete_events_before(session, cutoff, policy.batch_size)
+            count = store.delete_events_before(session.connection(), cutoff, policy.batch_size)
         deleted += count
         if count < policy.batch_size:
             break

@@ -28,11 +28,11 @@ from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.workspace import prepare_workdir
 from cca_worker import budget
+from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.pricing import estimate_cost
-from cca_worker.process import AgentProcess, spawn
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
 from cca_worker.usage import Tokens

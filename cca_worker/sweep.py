@@ -29,8 +29,8 @@ def sweep(
     lost it. A re-sent message for a task that is in fact fine is harmless: claims are
     conditional."""
     with transaction(sessions) as session:
-        ended = store.end_abandoned(session, max_attempts)
-        candidates = store.resend_candidates(session, resend_after_s)
+        ended = store.end_abandoned(session.connection(), max_attempts)
+        candidates = store.resend_candidates(session.connection(), resend_after_s)
     for task in candidates:
         log.warning("re-sending task %s (status %s, attempts %s)", task.id, task.status, task.attempts)
         send(task)

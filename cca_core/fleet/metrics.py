@@ -45,7 +45,7 @@ class FleetCollector(Collector):
         with self.sessions() as session:
             yield from _task_metrics(session)
             workers = online_workers(self.redis)
-            busy = store.running_by_worker(session)
+            busy = store.running_by_worker(session.connection())
         yield from _worker_metrics(workers, busy)
         queues = {self.default_queue} | {queue for worker in workers for queue in worker["queues"]}
         depth = GaugeMetricFamily("cca_queue_depth", "Messages waiting per queue", labels=["queue"])
@@ -85,7 +85,7 @@ def _retention_metric(client: redis.Redis) -> CounterMetricFamily:
 
 
 def _task_metrics(session: Session) -> Iterator[Family]:
-    counts = store.count_by_status(session)
+    counts = store.count_by_status(session.connection())
     tasks = GaugeMetricFamily("cca_tasks", "Tasks by status", labels=["status"])
     for known in ALL_STATUSES:
         tasks.add_metric([known], counts.get(known, 0))

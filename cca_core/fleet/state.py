@@ -63,7 +63,7 @@ def online_workers(client: redis.Redis) -> list[dict[str, Any]]:
 
 def workers_with_slots(client: redis.Redis, session: Session) -> list[dict[str, Any]]:
     """Online workers with busy slots counted from the running tasks they own."""
-    busy = store.running_by_worker(session)
+    busy = store.running_by_worker(session.connection())
     return [{**worker, "slots_busy": busy.get(worker["hostname"], 0)} for worker in online_workers(client)]
 
 

@@ -130,7 +130,7 @@ def _fire(session: Session, schedule: Schedule, key: ApiKey | None, fire: dateti
     if schedule.overlap == "cancel_previous":
         for previous in active:
             with contextlib.suppress(Conflict):  # it ended meanwhile: nothing to cancel
-                store.cancel_task(session, str(previous.id))
+                store.cancel_task(session.connection(), str(previous.id))
     try:
         _check_key_quotas(session, key)
         values = run_values(schedule, fire, agents, default_queue, key)

@@ -1,8 +1,11 @@
-"""All SQL of cca. Every status change goes through here.
+"""All SQL about tasks and their events. Every status change goes through here.
 
-Functions take the session first and never commit: the caller (a request, a task execution)
-owns the transaction. Claiming and finishing are conditional updates, so a redelivered message,
-a late worker or a cancelled row can never produce a second run or a second terminal status.
+Every function takes a SQLAlchemy Core ``Connection`` first and never commits: the caller owns
+the transaction (``transaction(sessions)`` then ``session.connection()`` in the API, an
+autocommit connection in the worker, where each statement commits itself). Tasks come back
+detached (no Session tracks them), events as rows. Status changes are conditional updates
+named by their transition (``cca_core.tasks.status``), so a redelivered message, a late worker
+or a cancelled row can never produce a second run or a second terminal status.
 """
 
 from __future__ import annotations
@@ -33,11 +36,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, configure_mappers
+from sqlalchemy.orm import configure_mappers
 
 from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.infra.pgsafe import escape_nul
-from cca_core.infra.prepared import PreparedStatement
 from cca_core.models import Task, TaskEvent
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus, changing
@@ -61,12 +63,12 @@ def column_values(values: dict[str, Any]) -> dict[str, Any]:
     return {_COLUMN_NAMES[key]: value for key, value in values.items()}
 
 
-def _task(row: Row[Any] | dict[str, Any]) -> Task:
+def _task(row: Row[Any]) -> Task:
     """A detached Task holding ``row`` (of ``_TASK_COLUMNS``), its attributes set directly as
     the ORM's own loading does: ``Task(**row)`` fires an event per attribute and cost 20 times
     as much (0.044 ms)."""
     task = _NEW_TASK()
-    task.__dict__.update(row if isinstance(row, dict) else row._mapping)
+    task.__dict__.update(row._mapping)
     return task
 
 
@@ -86,11 +88,10 @@ def parse_task_id(value: str) -> uuid.UUID:
         raise NotFound(f"task {value} not found") from None
 
 
-# Built once, the row given as parameters, run on psycopg directly (cca_core.infra.prepared):
-# building the statement around each row's values, an ORM Session's bookkeeping or even
-# SQLAlchemy's execution path cost more CPU than Postgres spends inserting the row.
-_INSERT_TASK = PreparedStatement(insert(Task).values(sent_at=NOW).returning(*_TASK_COLUMNS))
-_INSERT_TASK_ONCE = PreparedStatement(
+# The statements every task runs are built once, the row given as parameters: SQLAlchemy
+# compiles each once (its compiled cache) instead of around each row's values.
+_INSERT_TASK = insert(Task).values(sent_at=NOW).returning(*_TASK_COLUMNS)
+_INSERT_TASK_ONCE = (
     pg_insert(Task)
     .values(sent_at=NOW)
     .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"],
@@ -111,9 +112,9 @@ def create_task(
     """
     row = column_values({"id": uuid.uuid4(), "status": QUEUED, **values})
     if idempotency_key is None:
-        return _task(_INSERT_TASK.one(connection, row)), True
-    created = _INSERT_TASK_ONCE.first(connection, {**row, "idempotency_key": idempotency_key,
-                                                   "request_hash": request_hash})
+        return _task(connection.execute(_INSERT_TASK, row).one()), True
+    created = connection.execute(_INSERT_TASK_ONCE, {
+        **row, "idempotency_key": idempotency_key, "request_hash": request_hash}).first()
     if created is not None:
         return _task(created), True
     existing = _task(connection.execute(
@@ -140,25 +141,26 @@ def lock_parent(connection: Connection, parent_id: str) -> tuple[Task, int]:
     return _task(parent), children
 
 
-def in_subtree(session: Session, task_id: str, root_id: str) -> bool:
+def in_subtree(connection: Connection, task_id: str, root_id: str) -> bool:
     """Whether ``task_id`` is ``root_id`` or one of its descendants: walks up the parents of
     ``task_id`` (at most ``agents.max_depth`` + 1 rows, by primary key)."""
     start = select(Task.id, Task.parent_id).where(Task.id == parse_task_id(task_id))
     ancestors = start.cte("ancestors", recursive=True)
     ancestors = ancestors.union_all(
         select(Task.id, Task.parent_id).join(ancestors, Task.id == ancestors.c.parent_id))
-    found = session.scalar(select(func.count()).select_from(ancestors)
-                           .where(ancestors.c.id == parse_task_id(root_id)))
+    found = connection.scalar(select(func.count()).select_from(ancestors)
+                              .where(ancestors.c.id == parse_task_id(root_id)))
     return bool(found)
 
 
-def get_task(session: Session, task_id: str | uuid.UUID, owner: str | None = None) -> Task:
+def get_task(connection: Connection, task_id: str | uuid.UUID, owner: str | None = None) -> Task:
     """Return the task; raise NotFound, also when ``owner`` is given and owns it not (so an id
     of another tenant leaks nothing)."""
-    task = session.get(Task, parse_task_id(str(task_id)))
-    if task is None or (owner is not None and task.owner != owner):
+    row = connection.execute(select(*_TASK_COLUMNS)
+                             .where(Task.id == parse_task_id(str(task_id)))).first()
+    if row is None or (owner is not None and row.owner != owner):
         raise NotFound(f"task {task_id} not found")
-    return task
+    return _task(row)
 
 
 def usage_today(connection: Connection, created_by: str) -> tuple[int, int, float]:
@@ -177,7 +179,7 @@ def usage_today(connection: Connection, created_by: str) -> tuple[int, int, floa
 
 
 def list_tasks(
-    session: Session,
+    connection: Connection,
     *,
     status: str | None = None,
     role: str | None = None,
@@ -187,7 +189,7 @@ def list_tasks(
     cursor: str | None = None,
 ) -> tuple[list[Task], str | None]:
     """Newest first, keyset-paginated, of one owner when given. Returns (tasks, next_cursor)."""
-    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+    query = select(*_TASK_COLUMNS).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
     if owner is not None:
         query = query.where(Task.owner == owner)
     if status:
@@ -199,7 +201,7 @@ def list_tasks(
     if cursor:
         created_at, last_id = decode_cursor(cursor)
         query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, last_id))
-    tasks = list(session.scalars(query))
+    tasks = [_task(row) for row in connection.execute(query)]
     if len(tasks) <= limit:
         return tasks, None
     last = tasks[limit - 1]
@@ -222,30 +224,30 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
                       field="cursor") from None
 
 
-def cancel_task(session: Session, task_id: str, owner: str | None = None) -> Task:
+def cancel_task(connection: Connection, task_id: str, owner: str | None = None) -> Task:
     """Cancel a queued task at once, or ask a running one to stop.
 
     Raises NotFound (also for another owner's task), or Conflict when the task already ended.
     """
-    tid = get_task(session, task_id, owner).id
-    queued = session.scalars(
+    tid = get_task(connection, task_id, owner).id
+    queued = connection.execute(
         update(Task)
         .where(Task.id == tid, Task.status == changing(QUEUED, CANCELLED))
         .values(status=CANCELLED, finished_at=NOW, cancel_requested_at=NOW,
                 error_code="cancelled", error_message="cancelled before it started")
-        .returning(Task).execution_options(populate_existing=True)
+        .returning(*_TASK_COLUMNS)
     ).one_or_none()
     if queued is not None:
-        return queued
-    running = session.scalars(
+        return _task(queued)
+    running = connection.execute(
         update(Task)
         .where(Task.id == tid, Task.status == RUNNING)
         .values(cancel_requested_at=func.coalesce(Task.cancel_requested_at, NOW))
-        .returning(Task).execution_options(populate_existing=True)
+        .returning(*_TASK_COLUMNS)
     ).one_or_none()
     if running is not None:
-        return running
-    task = get_task(session, task_id)
+        return _task(running)
+    task = get_task(connection, task_id)
     raise Conflict(f"task {task_id} already ended as {task.status}", code="already_finished")
 
 
@@ -260,10 +262,8 @@ def _plus_earlier(name: str, value: Any) -> Any:
     return getattr(Task, f"earlier_{name}") + value if name in _SUMMED else value
 
 
-# The statements every run executes are built once, with bound parameters, and run on
-# psycopg directly (cca_core.infra.prepared): building an ORM statement, a Session's bookkeeping or
-# SQLAlchemy's execution path cost more CPU than Postgres spends running them.
-_CLAIM = PreparedStatement(
+# The statements every run executes are built once, with bound parameters.
+_CLAIM = (
     update(Task)
     .where(Task.id == bindparam("claim_id"),
            (Task.status == changing(QUEUED, RUNNING))
@@ -290,7 +290,7 @@ _INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__)).from_select(
 )
 # The terminal status and the run's last events in one statement: atomic on its own, so one
 # round trip instead of BEGIN, two statements and COMMIT.
-_FINISH = PreparedStatement(
+_FINISH = (
     update(Task)
     .where(Task.id == bindparam("finish_id"), Task.status == RUNNING,
            Task.attempts == bindparam("finish_attempt"))
@@ -311,10 +311,10 @@ def claim_task(
     Returns the claimed task (detached), or None when another run owns it, it ended, it was
     cancelled or it used up its attempts.
     """
-    claimed = _CLAIM.first(connection, {
+    claimed = connection.execute(_CLAIM, {
         "claim_id": parse_task_id(task_id), "claim_max_attempts": max_attempts,
         "claim_worker": worker, "claim_pid": pid, "claim_lease": timedelta(seconds=lease_s),
-    })
+    }).first()
     return None if claimed is None else _task(claimed)
 
 
@@ -344,17 +344,17 @@ def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Out
     changing(RUNNING, outcome.status)  # _FINISH updates running rows only
     values = {f"outcome_{name}": escape_nul(getattr(outcome, name))
               for name in Outcome.__dataclass_fields__}
-    finished = _FINISH.first(connection, {
+    finished = connection.execute(_FINISH, {
         "finish_id": parse_task_id(task_id), "finish_attempt": attempt, **values,
         **_event_values(task_id, attempt, events),
-    })
+    }).first()
     return finished is not None
 
 
-def expire_task(session: Session, task_id: str) -> bool:
+def expire_task(connection: Connection, task_id: str) -> bool:
     """End a queued task whose message expired before a worker took it. False if it was not
     queued any more."""
-    expired = session.execute(
+    expired = connection.execute(
         update(Task)
         .where(Task.id == parse_task_id(task_id), Task.status == changing(QUEUED, CANCELLED))
         .values(status=CANCELLED, finished_at=NOW, error_code="expired",
@@ -378,13 +378,13 @@ def _event_values(task_id: str, attempt: int, events: Sequence[dict[str, Any]]) 
 
 
 def list_events(
-    session: Session, task_id: str, *, after: int = 0, limit: int = 500, owner: str | None = None,
+    connection: Connection, task_id: str, *, after: int = 0, limit: int = 500, owner: str | None = None,
     max_bytes: int | None = None,
-) -> list[TaskEvent]:
+) -> list[Row[Any]]:
     """Events of a task recorded so far, oldest first, with ids above ``after``: at most
     ``limit``, and with ``max_bytes`` no more once that much event data (as stored) is read
     (always at least one event, so a reader paging on ``after`` moves forward)."""
-    get_task(session, task_id, owner)
+    get_task(connection, task_id, owner)
     size = func.pg_column_size(TaskEvent.data)  # the stored size: reads no TOASTed value
     page = (
         select(TaskEvent.id, (func.sum(size).over(order_by=TaskEvent.id) - size).label("before"))
@@ -393,13 +393,14 @@ def list_events(
         .limit(limit)
         .subquery()
     )
-    query = select(TaskEvent).join(page, page.c.id == TaskEvent.id).order_by(TaskEvent.id)
+    query = (select(*cast(Table, TaskEvent.__table__).c).join(page, page.c.id == TaskEvent.id)
+             .order_by(TaskEvent.id))
     if max_bytes is not None:
         query = query.where((page.c.before < max_bytes) | (page.c.before == 0))
-    return list(session.scalars(query))
+    return list(connection.execute(query))
 
 
-def resend_candidates(session: Session, resend_after_s: int) -> list[Task]:
+def resend_candidates(connection: Connection, resend_after_s: int) -> list[Task]:
     """Tasks whose message may be lost: queued too long, or running with an expired lease.
 
     Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
@@ -410,23 +411,23 @@ def resend_candidates(session: Session, resend_after_s: int) -> list[Task]:
         & (Task.lease_expires_at < NOW)
         & (Task.sent_at < NOW - timedelta(seconds=1))
     )
-    return list(session.scalars(
+    return [_task(row) for row in connection.execute(
         update(Task).where(overdue | orphaned, Task.cancel_requested_at.is_(None))
-        .values(sent_at=NOW).returning(Task)
-    ))
+        .values(sent_at=NOW).returning(*_TASK_COLUMNS)
+    )]
 
 
-def end_abandoned(session: Session, max_attempts: int) -> list[uuid.UUID]:
+def end_abandoned(connection: Connection, max_attempts: int) -> list[uuid.UUID]:
     """End runs whose worker died and that cannot run again: cancelled, or out of attempts."""
     lost = Task.lease_expires_at < NOW
-    cancelled = session.scalars(
+    cancelled = connection.scalars(
         update(Task).where(Task.status == changing(RUNNING, CANCELLED), lost,
                            Task.cancel_requested_at.is_not(None))
         .values(status=CANCELLED, finished_at=NOW, lease_expires_at=None,
                 error_code="cancelled", error_message="cancelled while its worker was lost")
         .returning(Task.id)
     ).all()
-    exhausted = session.scalars(
+    exhausted = connection.scalars(
         update(Task).where(Task.status == changing(RUNNING, FAILED), lost,
                            Task.attempts >= max_attempts)
         .values(status=FAILED, finished_at=NOW, lease_expires_at=None, error_code="worker_lost",
@@ -436,28 +437,26 @@ def end_abandoned(session: Session, max_attempts: int) -> list[uuid.UUID]:
     return [*cancelled, *exhausted]
 
 
-def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Task.status, func.count()).group_by(Task.status))
+def count_by_status(connection: Connection) -> dict[str, int]:
+    rows = connection.execute(select(Task.status, func.count()).group_by(Task.status))
     return {status: count for status, count in rows}
 
 
-def running_by_worker(session: Session) -> dict[str, int]:
-    rows = session.execute(
+def running_by_worker(connection: Connection) -> dict[str, int]:
+    rows = connection.execute(
         select(Task.worker, func.count()).where(Task.status == RUNNING).group_by(Task.worker)
     )
     return {worker: count for worker, count in rows if worker}
 
 
-
-
-def delete_events_before(session: Session, cutoff: datetime, batch: int) -> int:
+def delete_events_before(connection: Connection, cutoff: datetime, batch: int) -> int:
     """Delete up to ``batch`` of the oldest task events recorded before ``cutoff``; return how
     many. Reads only the first ``batch`` rows by id (event ids grow with time), so a batch
     costs the same on a table of any size and no index on ``created_at`` is needed."""
-    oldest = session.scalar(select(TaskEvent.created_at).order_by(TaskEvent.id).limit(1))
+    oldest = connection.scalar(select(TaskEvent.created_at).order_by(TaskEvent.id).limit(1))
     if oldest is None or oldest >= cutoff:
         return 0
     head = select(TaskEvent.id, TaskEvent.created_at).order_by(TaskEvent.id).limit(batch).cte("head")
-    result = session.execute(delete(TaskEvent).where(
+    result = connection.execute(delete(TaskEvent).where(
         TaskEvent.id.in_(select(head.c.id).where(head.c.created_at < cutoff))))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,14 +1,14 @@
 """Fakes for the run loop's unit tests: a clock that moves only when told, and an agent
 process that replays a stream-json transcript recorded from the real CLI
 (``tests/data/transcripts``) on that clock, with the surface of
-:class:`cca_worker.process.AgentProcess` the supervisor uses."""
+:class:`cca_worker.agent.AgentProcess` the supervisor uses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from cca_worker.process import EOF, ExitStatus
+from cca_worker.agent import EOF, ExitStatus
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "transcripts"
 SIGTERM_EXIT = 143

@@ -112,7 +112,7 @@ def test_overlap_skip_fires_nothing_while_the_previous_run_is_going(sessions, se
     schedule = get(sessions, schedule_id)
     assert f"previous run {first.id} is still {previous_status}" in schedule.last_skip_reason
     with transaction(sessions) as session:
-        store.cancel_task(session, str(first.id))
+        store.cancel_task(session.connection(), str(first.id))
         if previous_status == "running":
             store.finish_task(session.connection(), str(first.id), 1, Outcome(status="succeeded"))
     make_due(sessions, schedule_id)
@@ -221,7 +221,7 @@ def test_fires_count_against_the_quotas_of_the_key_that_created_the_schedule(ses
         firing.run_now(session, schedule_id, "team", agents=settings.agents, default_queue="cca")
 
     with transaction(sessions) as session:
-        store.cancel_task(session, str(first.id))
+        store.cancel_task(session.connection(), str(first.id))
     make_due(sessions, schedule_id)
     assert len(fire(sessions, settings)) == 1
 
@@ -244,7 +244,7 @@ def test_a_deleted_schedule_leaves_its_tasks_unlinked(sessions, settings):
     with transaction(sessions) as session:
         schedule_store.delete_schedule(session, schedule_id)
     with transaction(sessions) as session:
-        assert store.get_task(session, str(task.id)).schedule_id is None
+        assert store.get_task(session.connection(), str(task.id)).schedule_id is None
         with pytest.raises(NotFound):
             schedule_store.get_schedule(session, schedule_id)
 

@@ -46,7 +46,7 @@ class Launcher:
 
 def row(context: WorkerContext, task_id: str):
     with transaction(make_session_factory(context.engine)) as session:
-        return store.get_task(session, task_id)
+        return store.get_task(session.connection(), task_id)
 
 
 def test_a_replayed_success_is_recorded_with_its_events(context):
@@ -62,7 +62,7 @@ def test_a_replayed_success_is_recorded_with_its_events(context):
     assert call["grace_s"] == context.settings.agents.stop_grace_seconds
     assert call["env"]["HOME"] == str(context.slot_home)
     with transaction(make_session_factory(context.engine)) as session:
-        events = store.list_events(session, task_id)
+        events = store.list_events(session.connection(), task_id)
     assert events[-1].data["type"] == "result"
 
 
@@ -73,7 +73,7 @@ def test_a_cancel_recorded_in_the_row_stops_the_replay(context):
     class CancelOnStart(Launcher):
         def __call__(self, argv, **kwargs):
             with transaction(make_session_factory(context.engine)) as session:
-                store.cancel_task(session, task_id)
+                store.cancel_task(session.connection(), task_id)
             return super().__call__(argv, **kwargs)
 
     launcher = CancelOnStart("tool_success", clock, hang_after=3)

@@ -70,7 +70,7 @@ def test_a_claim_in_autocommit_is_committed_at_once_and_the_pool_stays_transacti
     finally:
         engine.dispose()
     with transaction(sessions) as session:
-        assert store.get_task(session, task_id).worker == "w1"
+        assert store.get_task(session.connection(), task_id).worker == "w1"
 
 
 def test_a_running_task_whose_lease_expired_is_claimable_again(sessions):
@@ -91,7 +91,7 @@ def test_the_old_run_cannot_finish_or_renew_after_losing_its_task(sessions):
         assert not store.finish_task(session.connection(), task_id, 1, Outcome(status="succeeded"))
         assert store.finish_task(session.connection(), task_id, 2, Outcome(status="failed", error_code="x"))
     with transaction(sessions) as session:
-        assert store.get_task(session, task_id).status == "failed"
+        assert store.get_task(session.connection(), task_id).status == "failed"
         assert not store.finish_task(session.connection(), task_id, 2, Outcome(status="succeeded"))
 
 
@@ -108,8 +108,8 @@ def test_events_are_recorded_in_order_alone_or_with_the_finish(sessions):
         assert store.finish_task(connection, task_id, 1, Outcome(status="succeeded"), last)
         assert not store.finish_task(connection, task_id, 1, Outcome(status="failed"))
     with transaction(sessions) as session:
-        recorded = store.list_events(session, task_id)
-        assert store.get_task(session, task_id).status == "succeeded"
+        recorded = store.list_events(session.connection(), task_id)
+        assert store.get_task(session.connection(), task_id).status == "succeeded"
     assert [event.data for event in recorded] == during + last
     assert [(event.attempt, event.type, event.subtype) for event in recorded] == [
         (1, "system", "init"), (1, "assistant", None), (1, "unknown", "odd"),
@@ -128,7 +128,7 @@ def test_a_re_run_task_keeps_what_every_attempt_spent(sessions):
     assert second is not None and second.attempts == 2
     with transaction(sessions) as session:
         store.renew_lease(session.connection(), task_id, 2, 30, {**progress, "input_tokens": 20})
-        assert store.get_task(session, task_id).input_tokens == 120
+        assert store.get_task(session.connection(), task_id).input_tokens == 120
 
     outcome = Outcome(status="succeeded", input_tokens=30, output_tokens=3,
                       cache_read_input_tokens=2, cache_creation_input_tokens=1, cost_usd=0.25,
@@ -136,7 +136,7 @@ def test_a_re_run_task_keeps_what_every_attempt_spent(sessions):
     with transaction(sessions) as session:
         assert store.finish_task(session.connection(), task_id, 2, outcome)
     with transaction(sessions) as session:
-        task = store.get_task(session, task_id)
+        task = store.get_task(session.connection(), task_id)
     assert (task.input_tokens, task.output_tokens, task.cache_read_input_tokens,
             task.cache_creation_input_tokens) == (130, 13, 7, 2)
     assert task.cost_usd == pytest.approx(0.75)
@@ -146,7 +146,7 @@ def test_a_re_run_task_keeps_what_every_attempt_spent(sessions):
 def test_a_cancelled_task_never_starts(sessions):
     task_id = new_task(sessions)
     with transaction(sessions) as session:
-        store.cancel_task(session, task_id)
+        store.cancel_task(session.connection(), task_id)
     assert claim(sessions, task_id) is None
 
 
@@ -155,11 +155,11 @@ def test_cancelling_a_running_task_is_seen_at_the_next_heartbeat(sessions):
     claim(sessions, task_id)
     with transaction(sessions) as session:
         assert store.renew_lease(session.connection(), task_id, 1, 30).cancel_requested is False
-        assert store.cancel_task(session, task_id).status == "running"
+        assert store.cancel_task(session.connection(), task_id).status == "running"
     with transaction(sessions) as session:
         lease = store.renew_lease(session.connection(), task_id, 1, 30, {"input_tokens": 10, "num_turns": 1})
         assert lease.owned and lease.cancel_requested
-        assert store.get_task(session, task_id).input_tokens == 10
+        assert store.get_task(session.connection(), task_id).input_tokens == 10
 
 
 def test_attempts_are_bounded(sessions):
@@ -169,10 +169,10 @@ def test_attempts_are_bounded(sessions):
         expire_lease(sessions, task_id)
     assert claim(sessions, task_id, max_attempts=2) is None
     with transaction(sessions) as session:
-        ended = store.end_abandoned(session, max_attempts=2)
+        ended = store.end_abandoned(session.connection(), max_attempts=2)
     assert [str(i) for i in ended] == [task_id]
     with transaction(sessions) as session:
-        task = store.get_task(session, task_id)
+        task = store.get_task(session.connection(), task_id)
     assert (task.status, task.error_code) == ("failed", "worker_lost")
 
 
@@ -180,11 +180,11 @@ def test_a_lost_run_that_was_cancelled_ends_cancelled(sessions):
     task_id = new_task(sessions)
     claim(sessions, task_id)
     with transaction(sessions) as session:
-        store.cancel_task(session, task_id)
+        store.cancel_task(session.connection(), task_id)
     expire_lease(sessions, task_id)
     with transaction(sessions) as session:
-        store.end_abandoned(session, max_attempts=3)
-        assert store.get_task(session, task_id).status == "cancelled"
+        store.end_abandoned(session.connection(), max_attempts=3)
+        assert store.get_task(session.connection(), task_id).status == "cancelled"
 
 
 def test_resend_picks_orphaned_runs_and_long_queued_tasks_once(sessions):
@@ -197,11 +197,11 @@ def test_resend_picks_orphaned_runs_and_long_queued_tasks_once(sessions):
         session.execute(update(Task).where(Task.id == store.parse_task_id(stale))
                         .values(sent_at=text("now() - interval '10 minutes'")))
     with transaction(sessions) as session:
-        picked = {str(task.id) for task in store.resend_candidates(session, resend_after_s=300)}
+        picked = {str(task.id) for task in store.resend_candidates(session.connection(), resend_after_s=300)}
     assert picked == {orphan, stale}
     assert fresh not in picked
     with transaction(sessions) as session:
-        assert store.resend_candidates(session, resend_after_s=300) == []
+        assert store.resend_candidates(session.connection(), resend_after_s=300) == []
 
 
 def test_finish_requires_a_terminal_status():

@@ -2,8 +2,8 @@
 only): make a child subreaper, set a parent-death signal, read the process table from /proc,
 and kill a whole tree, even one that forks while it is being killed.
 
-The shim (``shim.py``) and the fork server (``forkserver.py``) use these; so does
-``cca_worker.process``. Stdlib only, with no side effects on import.
+The shim (``shim.py``) and the pool's side (``process.py``) use these. Stdlib only, with no
+side effects on import.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def kill_tree(root: int) -> None:
         return
     # A stopped process cannot fork or exit, so the set found this way is complete once it
     # stops growing (a process that exits before it is stopped orphans its children to a
-    # subreaper above, which must look for them: see forkserver).
+    # subreaper above, which must look for them: the shim's kill_descendants).
     members = {root: stat[2]}
     frontier = dict(members)
     while frontier:

@@ -1,46 +1,38 @@
-"""Spawn and stop agent processes so that none outlives its task (Linux only).
-
-The only module that starts ``claude``. Each agent runs under a reaper shim, one of the
-pool process's shims that its fork server forked (``forkserver.py``, ``shim.py``), in a
-session of its own, with stdin on /dev/null::
-
-    pool process ══ fork server ── shim (subreaper) ── claude ── tools…
-
-The shim turns a stop request, or the death of the pool process (which ends the fork
-server), into SIGTERM → grace → SIGKILL of the agent, then kills every descendant left
-behind, including the ``setsid`` shells of claude's Bash tool. If the shim itself hangs,
-:meth:`AgentProcess.wait` kills the whole tree it can still find.
+"""Spawn and stop agent processes so that none outlives its task (Linux only): the pool
+process's side of the reaper shim (``shim.py``). See the package's docstring for the tree.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
 import errno
+import json
 import math
 import os
 import select
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from cca_worker import reaper
-from cca_worker.forkclient import ShimExit, ShimRun, spawn_on_shim
-from cca_worker.reaper import set_parent_death_signal
-
-__all__ = [
-    "EOF",
-    "AgentProcess",
-    "ExitStatus",
-    "set_parent_death_signal",
-    "spawn",
-]
+from cca_worker.agent import reaper
 
 STDERR_TAIL_BYTES = 4096
 _WAIT_MARGIN_S = 5.0
+# The shim runs on the standard library alone: isolated (-I), without site-packages (-S).
+_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from cca_worker.agent.shim import main; "
+         "main()")
+_ROOT = str(Path(__file__).resolve().parents[2])
 _KILL_WAIT_S = 5.0  # after killing a hung shim's tree, for its exit to be reported
 _READ_BYTES = 1 << 16
 _DRAIN_READS = 64  # after the end: what is left in the pipes, at most 64 reads (4 MiB)
@@ -81,7 +73,7 @@ class AgentProcess:
     waits on exit.
     """
 
-    def __init__(self, run: ShimRun, stdout: int, stderr: int, grace_s: float) -> None:
+    def __init__(self, run: _ShimRun, stdout: int, stderr: int, grace_s: float) -> None:
         self._run = run
         self._grace_s = grace_s
         self._started = time.monotonic()
@@ -148,7 +140,7 @@ class AgentProcess:
             self._close(fd)
         # The shim reports just after stdout closed; wait() may be called much later.
         duration_s = (self._stdout_closed_at or time.monotonic()) - self._started
-        self._status = ExitStatus(end.returncode, end.stopped, duration_s)
+        self._status = ExitStatus(*end, duration_s)
         return self._status
 
     def __enter__(self) -> AgentProcess:
@@ -163,7 +155,7 @@ class AgentProcess:
         self.stop()
         self.wait()
 
-    def _wait_for_shim(self, timeout_s: float) -> ShimExit | None:
+    def _wait_for_shim(self, timeout_s: float) -> tuple[int, bool] | None:
         """The shim's report, reading the pipes meanwhile (an agent blocked on a full pipe
         would never end); None after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
@@ -173,7 +165,9 @@ class AgentProcess:
             while True:
                 remaining = deadline - time.monotonic()
                 if shim in self._pump(remaining) or remaining <= 0:
-                    return self._run.wait(0.0)
+                    end = self._run.wait(0.0)  # None after a line that was not the report
+                    if end is not None or remaining <= 0:
+                        return end
         finally:
             self._poll.unregister(shim)
 
@@ -237,18 +231,104 @@ def spawn(
         raise FileNotFoundError(errno.ENOENT, "no such directory", cwd)
     stdout_r, stdout_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
-    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        run = spawn_on_shim([program, *argv[1:]], env, cwd, float(grace_s),
-                            (stdin, stdout_w, stderr_w))
+        run = _ShimRun.start({"argv": [program, *argv[1:]], "env": dict(env), "cwd": cwd,
+                              "grace_s": float(grace_s)}, stdout_w, stderr_w)
     except BaseException:
         os.close(stdout_r)
         os.close(stderr_r)
         raise
     finally:
-        for fd in (stdin, stdout_w, stderr_w):
-            os.close(fd)
+        os.close(stdout_w)
+        os.close(stderr_w)
     return AgentProcess(run, stdout_r, stderr_r, grace_s)
+
+
+class _ShimRun:
+    """One shim running one agent: its stop line, its report. :meth:`wait` is for one
+    thread; :meth:`stop` for any."""
+
+    def __init__(self, shim: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        self._shim = shim
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._stop_sent = False
+        self._ended: tuple[int, bool] | None = None
+        self._agent: int | None = None  # claude's pid, once the shim said it
+        self._buffer = bytearray()
+
+    @classmethod
+    def start(cls, request: dict[str, object], stdout: int, stderr: int) -> _ShimRun:
+        """Start a shim on the agent's stdio and hand it ``request``. Raises OSError."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with theirs:
+            shim = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _BOOT, _ROOT, str(theirs.fileno()),
+                 str(os.getpid())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=stdout,
+                stderr=stderr, env={}, cwd="/")
+        with contextlib.suppress(OSError):  # the shim is gone: wait() reports it
+            ours.sendall(json.dumps(request).encode() + b"\n")
+        return cls(shim, ours)
+
+    @property
+    def pid(self) -> int:
+        """The shim's pid."""
+        return self._shim.pid
+
+    def fileno(self) -> int:
+        """The socket on which the shim reports the end: readable once :meth:`wait` would
+        not block."""
+        return self._sock.fileno()
+
+    def stop(self) -> None:
+        """Ask the shim to stop the agent if it has not ended; return at once. Idempotent."""
+        with self._lock:
+            if self._stop_sent or self._ended is not None:
+                return
+            self._stop_sent = True
+            with contextlib.suppress(OSError):  # the shim is gone, which wait() reports
+                self._sock.sendall(b"stop\n")
+
+    def wait(self, timeout_s: float) -> tuple[int, bool] | None:
+        """(exit code, stopped) of the run, or None if it still runs after ``timeout_s``.
+        A shim that died without reporting counts as SIGKILLed."""
+        if self._ended is not None:
+            return self._ended
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not select.select([self._sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                return None
+            report = self._report()
+            if report is None or "agent" not in report:
+                break
+            self._agent = int(report["agent"])
+        with self._lock:
+            self._ended = ((int(report["returncode"]), bool(report["stopped"]))
+                           if report is not None else (128 + signal.SIGKILL, False))
+            self._sock.close()
+        if report is None and self._agent is not None:  # the shim died: do its work
+            reaper.kill_tree(self._agent)
+        self._shim.wait()  # it exits right after its report, or has died
+        return self._ended
+
+    def _report(self) -> dict[str, Any] | None:
+        """The shim's next line; None at the end of the socket or on nonsense."""
+        while b"\n" not in self._buffer:
+            try:
+                chunk = self._sock.recv(1 << 12)
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        try:
+            report = json.loads(line)
+        except ValueError:
+            return None
+        return report if isinstance(report, dict) else None
 
 
 def _resolve(program: str, env: Mapping[str, str], cwd: str) -> str:

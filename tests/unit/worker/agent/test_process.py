@@ -15,13 +15,12 @@ from typing import IO, Any
 
 import pytest
 
-from cca_worker import forkclient, reaper, wire
-from cca_worker.process import EOF, AgentProcess, spawn
+from cca_worker.agent import EOF, AgentProcess, reaper, spawn
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAKE_CLAUDE = str(FIXTURES / "fake_claude.py")
 MIDDLE = str(FIXTURES / "middle.py")
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 Start = Callable[..., AgentProcess]
 
@@ -55,6 +54,10 @@ def start(pids: list[int]) -> Iterator[Start]:
     for agent in started:
         agent.stop()
         agent.wait()
+
+
+def children_of(parent: int) -> list[int]:
+    return [pid for pid, (ppid, _) in reaper.process_table().items() if ppid == parent]
 
 
 def is_gone(pid: int) -> bool:
@@ -248,7 +251,7 @@ def test_a_shim_killed_before_its_agent_leaves_no_process_behind(start: Start,
     os.kill(agent.pid, signal.SIGKILL)
 
     assert agent.wait().returncode == 128 + signal.SIGKILL
-    # Gone, not zombies of the fork server, which adopted them: it reaped them too.
+    # Gone: the pool's side killed the tree of the agent its shim had reported.
     assert wait_until(lambda: all(reaper.read_stat(p) is None
                                   for p in [tree["pid"], *tree["grandchildren"]]))
 
@@ -300,15 +303,15 @@ def test_a_program_the_kernel_cannot_execute_ends_127_and_says_why(tmp_path: Pat
 def test_shim_whose_parent_already_died_starts_nothing(tmp_path: Path) -> None:
     ours, theirs = socket.socketpair()
     output, agent_output = os.pipe()
-    code = (f"import socket; from cca_worker import shim; "
+    code = (f"import socket; from cca_worker.agent import shim; "
             f"shim.serve(socket.socket(fileno={theirs.fileno()}), parent=1)")
     with ours, theirs:
         done = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()],
+                                stdout=agent_output, stderr=agent_output,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})
-        wire.send(ours, {"argv": [sys.executable, FAKE_CLAUDE, "environ"], "env": {},
-                         "cwd": str(tmp_path), "grace_s": 1.0},
-                  [agent_output, agent_output, agent_output])
         os.close(agent_output)
+        ours.sendall(json.dumps({"argv": [sys.executable, FAKE_CLAUDE, "environ"], "env": {},
+                                 "cwd": str(tmp_path), "grace_s": 1.0}).encode() + b"\n")
         assert done.wait(10) == 0
     with open(output, "rb") as ran:
         assert ran.read() == b""  # the request was never taken up
@@ -326,96 +329,17 @@ def test_concurrent_spawns_from_many_threads_each_get_their_own_agent(tmp_path: 
     assert outputs == [[f"{i}:line-{n}" for n in range(3)] for i in range(16)]
 
 
-def test_a_request_that_fits_one_sendmsg_is_written_by_it_alone() -> None:
-    # A shim that got its whole request may close the socket at once (its server died, say);
-    # any further write on it (even of nothing) would then fail the spawn with EPIPE.
-    class Recorder:
-        def __init__(self) -> None:
-            self.calls: list[str] = []
-
-        def sendmsg(self, buffers: list[bytes], ancillary: Any) -> int:
-            self.calls.append("sendmsg")
-            return sum(len(buffer) for buffer in buffers)
-
-        def sendall(self, data: bytes) -> None:
-            self.calls.append(f"sendall {len(data)}")
-
-    recorder = Recorder()
-
-    wire.send(recorder, {"argv": ["x"]}, [0, 1, 2])  # type: ignore[arg-type]
-
-    assert recorder.calls == ["sendmsg"]
-
-
-def test_death_of_the_fork_server_stops_its_agents_and_the_next_spawn_starts_a_new_one(
-    start: Start, pids: list[int],
-) -> None:
-    agent = start("tree", "sleep")
-    tree = json.loads(next_line(agent))
-    pids += [tree["pid"], *tree["grandchildren"]]
-    server = reaper.read_stat(agent.pid)
-    assert server is not None
-
-    os.kill(server[1], signal.SIGKILL)
-
-    status = agent.wait()  # the shim got SIGTERM from the kernel and stopped the agent
-    assert (status.returncode, status.stopped) == (128 + signal.SIGTERM, False)
-    assert wait_until(lambda: all(is_gone(p) for p in [tree["pid"], *tree["grandchildren"]]))
-    again = start("lines", "1", "0")
-    assert read_until_eof(again) == ["line-0"]
-    assert again.wait().returncode == 0
-
-
-
-def children_of(parent: int) -> list[int]:
-    return [pid for pid, (ppid, _) in reaper.process_table().items() if ppid == parent]
-
-
-def test_agents_in_turn_run_on_the_same_shim_each_with_its_own_env_and_cwd(
-    start: Start, tmp_path: Path,
-) -> None:
+def test_each_agent_gets_a_shim_of_its_own_which_exits_with_it(start: Start) -> None:
     first = start("lines", "1", "0")
-    assert read_until_eof(first) == ["line-0"]
-    assert first.wait().returncode == 0
-    env = {"PATH": "/usr/bin:/bin", "ONLY_THIS": "1"}
-
-    with spawn([sys.executable, FAKE_CLAUDE, "environ"], env=env, cwd=str(tmp_path)) as again:
-        seen = json.loads(next_line(again))
-
-    assert again.pid == first.pid  # no fork for the second agent
-    assert seen == {"env": env, "cwd": str(tmp_path), "stdin": "/dev/null", "stdin_data": ""}
+    second = start("lines", "1", "0")
+    assert first.pid != second.pid
+    for agent in (first, second):
+        assert read_until_eof(agent) == ["line-0"]
+        assert agent.wait().returncode == 0
+        assert reaper.read_stat(agent.pid) is None  # exited and reaped
 
 
-def test_a_stop_for_an_ended_run_does_not_reach_the_next_one(start: Start) -> None:
-    first = start("lines", "1", "0")
-    read_until_eof(first)
-    assert wait_until(lambda: children_of(first.pid) == [])
-    first.stop()  # reaches the shim after its run ended
-    assert first.wait().stopped is False
-
-    second = start("sleep")
-    assert second.pid == first.pid
-    assert next_line(second) == "ready"
-    assert second.read_line(0.5) is None  # still running: the old stop was ignored
-    second.stop()
-    assert second.wait().stopped is True
-
-
-def test_a_shim_killed_while_idle_is_replaced_for_the_next_spawn(start: Start) -> None:
-    first = start("lines", "1", "0")
-    assert read_until_eof(first) == ["line-0"]
-    first.wait()
-
-    os.kill(first.pid, signal.SIGKILL)
-    assert wait_until(lambda: reaper.read_stat(first.pid) is None)  # reaped by the server
-
-    again = start("lines", "1", "0")
-    assert again.pid != first.pid
-    assert read_until_eof(again) == ["line-0"]
-    assert again.wait().returncode == 0
-
-
-def test_a_shim_stopped_by_a_signal_ends_its_run_and_is_not_reused(start: Start) -> None:
+def test_a_shim_stopped_by_a_signal_ends_its_run(start: Start) -> None:
     agent = start("sleep")
     assert next_line(agent) == "ready"
 
@@ -423,26 +347,3 @@ def test_a_shim_stopped_by_a_signal_ends_its_run_and_is_not_reused(start: Start)
 
     status = agent.wait()
     assert (status.returncode, status.stopped) == (128 + signal.SIGTERM, False)
-    again = start("lines", "1", "0")  # at once: never sent to the shim that is exiting
-    assert again.pid != agent.pid
-    assert read_until_eof(again) == ["line-0"]
-    assert again.wait().returncode == 0
-
-
-def test_a_spawn_just_after_the_fork_server_died_gets_a_new_server(start: Start) -> None:
-    earlier = [start("sleep") for _ in range(3)]
-    for one in earlier:
-        assert next_line(one) == "ready"
-        one.stop()
-        one.wait()  # three idle shims now, which die with their server
-    server = forkclient.fork_server()
-    # Holding its lock keeps the server's reader thread from taking in the server's end, as
-    # when a spawn comes first; this thread may still take the lock again.
-    with server._changed:
-        os.kill(server._proc.pid, signal.SIGKILL)
-        assert wait_until(lambda: is_gone(server._proc.pid))
-        again = start("lines", "1", "0")
-
-    assert again.pid not in [one.pid for one in earlier]
-    assert read_until_eof(again) == ["line-0"]
-    assert again.wait().returncode == 0
