@@ -7,26 +7,24 @@ from flask import Flask, Response, g, request
 from cca_api import errors, fleet, keys, openapi, schedules, tasks
 from cca_api.auth import ANONYMOUS, presented_key, refuse_task_tokens_outside, require_key
 from cca_api.limits import check_rate, client_ip
+from cca_api.operations import declared
 from cca_api.resources import make_resources
 from cca_api.security import harden
 from cca_core.infra.config import load_settings
 from cca_core.settings import Settings
 
-PUBLIC_PATHS = frozenset({"/health"})
 TASK_TOKEN_BLUEPRINTS = frozenset({tasks.bp.name, fleet.bp.name, openapi.bp.name})
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the API for ``settings`` (loaded from the config files when None)."""
     settings = settings or load_settings()
-    app = Flask("cca_api")
+    app = routes()
     app.config["MAX_CONTENT_LENGTH"] = settings.daemon.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     res = make_resources(settings)
     app.extensions["cca"] = res
     errors.init_app(app)
-    for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp, schedules.bp):
-        app.register_blueprint(blueprint)
     security = settings.security
 
     @app.before_request
@@ -34,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         if request.method == "OPTIONS":
             return
         ip = client_ip(request, security)
-        if request.path in PUBLIC_PATHS:
+        if _is_public(app, request.endpoint):
             # Public, so limited too; counted apart, so a load balancer's probes never use up
             # the budget of the clients behind the same address.
             check_rate(res.redis, f"ip:health:{ip}", security.ip_rate_limit_per_minute)
@@ -53,3 +51,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         return harden(response, request, security)
 
     return app
+
+
+def routes() -> Flask:
+    """A Flask app with cca's routes and nothing else (no settings, no connections): what
+    ``create_app`` builds on, and what the OpenAPI document describes."""
+    app = Flask("cca_api")
+    for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp, schedules.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _is_public(app: Flask, endpoint: str | None) -> bool:
+    """Whether the route declares itself public (``@operation(..., public=True)``)."""
+    view = app.view_functions.get(endpoint or "")
+    found = declared(view) if view is not None else None
+    return found is not None and found.public

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
+from cca_api.operations import ANY_OBJECT, Answer, operation
 from cca_api.resources import Resources
 from cca_core import __version__
 from cca_core.fleet.metrics import FleetCollector
@@ -37,6 +38,8 @@ def _probe(check: Any) -> dict[str, Any]:
 
 
 @bp.get("/health")
+@operation("Liveness of the API, Postgres, Redis and workers", ANY_OBJECT, public=True,
+           more={503: Answer(ANY_OBJECT, "down")})
 def health() -> tuple[dict[str, Any], int]:
     """Cheap to ask: one ``SELECT 1``, a PING, a TIME and a ZCOUNT (no key scan); limited per
     client IP like every other route (``cca_api`` checks the rate before any view)."""
@@ -55,6 +58,7 @@ def health() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/api/v1/status")
+@operation("Fleet status", ANY_OBJECT)
 def status() -> dict[str, Any]:
     res = resources()
     with transaction(res.sessions) as session:
@@ -73,6 +77,7 @@ def status() -> dict[str, Any]:
 
 
 @bp.get("/metrics")
+@operation("Prometheus metrics of the fleet", {"type": "string"}, media="text/plain")
 def metrics() -> Response:
     """Prometheus text format, fleet-wide (see cca_core.fleet.metrics)."""
     res = resources()
@@ -82,6 +87,7 @@ def metrics() -> Response:
 
 
 @bp.get("/api/v1/workers")
+@operation("Workers online", ANY_OBJECT)
 def workers() -> dict[str, Any]:
     res = resources()
     with transaction(res.sessions) as session:
@@ -89,6 +95,7 @@ def workers() -> dict[str, Any]:
 
 
 @bp.get("/api/v1/redis/status")
+@operation("Redis status", ANY_OBJECT)
 def redis_status() -> dict[str, Any]:
     res = resources()
 
@@ -102,6 +109,7 @@ def redis_status() -> dict[str, Any]:
 
 
 @bp.get("/api/v1/postgres/status")
+@operation("Postgres status", ANY_OBJECT)
 def postgres_status() -> dict[str, Any]:
     res = resources()
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from pydantic import ConfigDict, Field
 
+from cca_api import operations
 from cca_api.auth import require_role
-from cca_api.body import parse_json
+from cca_api.operations import REF, operation
 from cca_api.resources import Resources
 from cca_core.access.key_limits import KeyLimits, check_limits
 from cca_core.access.keys import Quotas, create_key, key_view, list_keys, revoke_key
@@ -36,14 +37,28 @@ class KeyCreate(KeyLimits):
     usd_per_day: float | None = Field(default=None, ge=0, le=99_999_999)
 
 
+# What the key routes answer: a key's row (never its secret), and once, with the secret.
+KEY_VIEW: dict[str, Any] = {
+    "type": "object", "required": ["name", "role", "tenant", *KeyLimits.model_fields],
+    "additionalProperties": True,
+    "properties": {"name": {"type": "string"}, "role": {"type": "string"},
+                   "tenant": {"type": "string"},
+                   **KeyLimits.model_json_schema(ref_template=REF)["properties"]}}
+CREATED_KEY = {**KEY_VIEW, "properties": {**KEY_VIEW["properties"], "key": {"type": "string"}}}
+KEY_LIST = {"type": "object", "required": ["keys"],
+            "properties": {"keys": {"type": "array", "items": KEY_VIEW}}}
+
+
 def resources() -> Resources:
     return current_app.extensions["cca"]
 
 
 @bp.post("")
+@operation("Create a managed key (its secret is in this answer only)", CREATED_KEY, status=201,
+           body=KeyCreate, errors=(400, 403, 409, 415, 422))
 def create() -> tuple[dict[str, Any], int]:
     require_role("admin")
-    body = parse_json(request, KeyCreate)
+    body = operations.body(KeyCreate)
     limits = KeyLimits.model_validate(body.model_dump(include=set(KeyLimits.model_fields)))
     check_limits(limits, resources().settings.agents)
     with transaction(resources().sessions) as session:
@@ -54,6 +69,7 @@ def create() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("")
+@operation("List managed keys", KEY_LIST, errors=(403,))
 def index() -> dict[str, Any]:
     require_role("admin")
     with transaction(resources().sessions) as session:
@@ -61,6 +77,7 @@ def index() -> dict[str, Any]:
 
 
 @bp.post("/<name>/revoke")
+@operation("Revoke a managed key (refused everywhere within seconds)", KEY_VIEW, errors=(403, 404))
 def revoke(name: str) -> dict[str, Any]:
     require_role("admin")
     if not KEY_NAME.fullmatch(name):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from cca_api import operations
 from cca_api.auth import Principal, Role, current, require_role
-from cca_api.body import parse_json, parse_query
 from cca_api.narrowing import permitted_values
+from cca_api.operations import operation
 from cca_api.resources import Resources
 from cca_core.access.quotas import check_quotas
 from cca_core.errors import Forbidden, Invalid
@@ -28,10 +29,11 @@ from cca_core.schedules.schemas import (
     ScheduleCreate,
     SchedulePage,
     ScheduleUpdate,
+    ScheduleView,
     run_view,
     schedule_view,
 )
-from cca_core.tasks.schemas import TaskCreate, task_view
+from cca_core.tasks.schemas import TaskCreate, TaskView, task_view
 from cca_core.tasks.submission import enqueue
 
 bp = Blueprint("schedules", __name__, url_prefix="/api/v1/schedules")
@@ -82,9 +84,11 @@ def view(schedule: Schedule) -> dict[str, Any]:
 
 
 @bp.post("")
+@operation("Create a schedule", ScheduleView, status=201, body=ScheduleCreate,
+           errors=(400, 403, 409, 415, 422))
 def create() -> tuple[dict[str, Any], int]:
     res, principal = resources(), require_role(*WRITERS)
-    body = parse_json(request, ScheduleCreate)
+    body = operations.body(ScheduleCreate)
     with transaction(res.sessions) as session:
         schedule = schedules.create_schedule(session, body, owner=principal.tenant,
                                              created_by=principal.name, **fleet_defaults(res))
@@ -93,23 +97,27 @@ def create() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("")
+@operation("List schedules by name", SchedulePage, query=ListQuery, errors=(422,))
 def index() -> dict[str, Any]:
-    query = parse_query(request, ListQuery)
+    query = operations.query(ListQuery)
     with transaction(resources().sessions) as session:
         rows = schedule_store.list_schedules(session, current().scope(), query.name)
         return SchedulePage(schedules=[schedule_view(row) for row in rows]).model_dump(mode="json")
 
 
 @bp.get("/<schedule_id>")
+@operation("Get a schedule", ScheduleView, errors=(404,))
 def show(schedule_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
         return view(schedule_store.get_schedule(session, schedule_id, current().scope()))
 
 
 @bp.patch("/<schedule_id>")
+@operation("Change a schedule (the fields given)", ScheduleView, body=ScheduleUpdate,
+           errors=(400, 403, 404, 409, 415, 422))
 def update(schedule_id: str) -> dict[str, Any]:
     res, principal = resources(), require_role(*WRITERS)
-    changes = parse_json(request, ScheduleUpdate)
+    changes = operations.body(ScheduleUpdate)
     with transaction(res.sessions) as session:
         schedule = schedules.update_schedule(session, schedule_id, changes, owner=principal.scope(),
                                              **fleet_defaults(res))
@@ -119,6 +127,7 @@ def update(schedule_id: str) -> dict[str, Any]:
 
 
 @bp.delete("/<schedule_id>")
+@operation("Delete a schedule (its tasks stay)", None, status=204, errors=(403, 404))
 def remove(schedule_id: str) -> tuple[str, int]:
     scope = require_role(*WRITERS).scope()
     with transaction(resources().sessions) as session:
@@ -127,6 +136,7 @@ def remove(schedule_id: str) -> tuple[str, int]:
 
 
 @bp.post("/<schedule_id>/pause")
+@operation("Pause a schedule", ScheduleView, errors=(403, 404))
 def pause(schedule_id: str) -> dict[str, Any]:
     scope = require_role(*WRITERS).scope()
     with transaction(resources().sessions) as session:
@@ -134,6 +144,7 @@ def pause(schedule_id: str) -> dict[str, Any]:
 
 
 @bp.post("/<schedule_id>/resume")
+@operation("Resume a schedule", ScheduleView, errors=(403, 404))
 def resume(schedule_id: str) -> dict[str, Any]:
     res, principal = resources(), require_role(*WRITERS)
     with transaction(res.sessions) as session:
@@ -143,6 +154,7 @@ def resume(schedule_id: str) -> dict[str, Any]:
 
 
 @bp.post("/<schedule_id>/run")
+@operation("Run a schedule's task now", TaskView, status=202, errors=(403, 404, 422))
 def run(schedule_id: str) -> tuple[dict[str, Any], int]:
     res, principal = resources(), require_role(*WRITERS)
     with transaction(res.sessions) as session:
@@ -154,8 +166,10 @@ def run(schedule_id: str) -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/<schedule_id>/runs")
+@operation("Tasks a schedule created, latest fire first", RunPage, query=RunsQuery,
+           errors=(404, 422))
 def runs(schedule_id: str) -> dict[str, Any]:
-    query = parse_query(request, RunsQuery)
+    query = operations.query(RunsQuery)
     with transaction(resources().sessions) as session:
         schedule = schedule_store.get_schedule(session, schedule_id, current().scope())
         tasks, cursor = schedule_store.list_runs(session, schedule.id, limit=query.limit,

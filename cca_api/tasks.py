@@ -11,9 +11,10 @@ from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
+from cca_api import operations
 from cca_api.auth import Principal, current, require_role
-from cca_api.body import parse_json, parse_query
 from cca_api.narrowing import inherit_from_parent, permitted_values
+from cca_api.operations import Answer, operation
 from cca_api.resources import Resources
 from cca_core.access.quotas import check_quotas
 from cca_core.errors import Forbidden, Invalid, NotFound
@@ -24,6 +25,7 @@ from cca_core.tasks.schemas import (
     EventPage,
     TaskCreate,
     TaskPage,
+    TaskView,
     event_view,
     task_view,
 )
@@ -58,10 +60,14 @@ def resources() -> Resources:
 
 
 @bp.post("")
+@operation("Submit an agent task", TaskView, status=202, body=TaskCreate,
+           errors=(400, 403, 409, 413, 415, 422),
+           more={200: Answer(TaskView, "the task an Idempotency-Key already made")},
+           headers={"Idempotency-Key": {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX}})
 def submit() -> tuple[dict[str, Any], int]:
     res = resources()
     principal = require_role("admin", "submitter")
-    body = parse_json(request, TaskCreate)
+    body = operations.body(TaskCreate)
     if principal.task_id is not None and str(body.parent_id) != principal.task_id:
         raise Forbidden("a task token may only submit children of its own task", field="parent_id")
     key = request.headers.get("Idempotency-Key")
@@ -126,6 +132,7 @@ def check_token_scope(connection: Connection, task_id: str) -> None:
 
 
 @bp.get("/<task_id>")
+@operation("Get a task", TaskView, errors=(404,))
 def show(task_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
         connection = session.connection()
@@ -135,8 +142,9 @@ def show(task_id: str) -> dict[str, Any]:
 
 
 @bp.get("")
+@operation("List tasks, newest first", TaskPage, query=ListQuery, errors=(422,))
 def index() -> dict[str, Any]:
-    query = parse_query(request, ListQuery)
+    query = operations.query(ListQuery)
     if query.status is not None and query.status not in ALL_STATUSES:
         raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
     parent_id = str(query.parent_id) if query.parent_id else current().task_id
@@ -152,6 +160,7 @@ def index() -> dict[str, Any]:
 
 
 @bp.post("/<task_id>/cancel")
+@operation("Cancel a task", TaskView, errors=(404, 409))
 def cancel(task_id: str) -> dict[str, Any]:
     scope = require_role("admin", "submitter").scope()
     with transaction(resources().sessions) as session:
@@ -162,8 +171,9 @@ def cancel(task_id: str) -> dict[str, Any]:
 
 
 @bp.get("/<task_id>/events")
+@operation("Events recorded so far, in order", EventPage, query=EventsQuery, errors=(404, 422))
 def events(task_id: str) -> dict[str, Any]:
-    query = parse_query(request, EventsQuery)
+    query = operations.query(EventsQuery)
     with transaction(resources().sessions) as session:
         connection = session.connection()
         check_token_scope(connection, task_id)

@@ -17,7 +17,17 @@ still find (``reaper.kill_tree``). Modules: ``process`` (the pool's side), ``shi
 shim's, stdlib only), ``reaper`` (subreaper, parent-death signal, whole-tree kill).
 """
 
-from cca_worker.agent.process import EOF, AgentProcess, ExitStatus, spawn
-from cca_worker.agent.reaper import set_parent_death_signal
+import importlib
 
 __all__ = ["EOF", "AgentProcess", "ExitStatus", "set_parent_death_signal", "spawn"]
+_HOMES = {"EOF": "process", "AgentProcess": "process", "ExitStatus": "process",
+          "spawn": "process", "set_parent_death_signal": "reaper"}
+
+
+def __getattr__(name: str) -> object:
+    """The public names, imported on first use: the shim, which imports this package too,
+    starts for every agent and needs none of ``process`` (60 ms of imports; type checkers
+    read ``__init__.pyi``)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -8,7 +8,6 @@ import collections
 import contextlib
 import enum
 import errno
-import json
 import math
 import os
 import select
@@ -23,9 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from cca_worker.agent import reaper
+from cca_worker.agent import reaper, shim
 
 STDERR_TAIL_BYTES = 4096
 _WAIT_MARGIN_S = 5.0
@@ -262,14 +260,14 @@ class _ShimRun:
         """Start a shim on the agent's stdio and hand it ``request``. Raises OSError."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with theirs:
-            shim = subprocess.Popen(
+            started = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _BOOT, _ROOT, str(theirs.fileno()),
                  str(os.getpid())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=stdout,
                 stderr=stderr, env={}, cwd="/")
         with contextlib.suppress(OSError):  # the shim is gone: wait() reports it
-            ours.sendall(json.dumps(request).encode() + b"\n")
-        return cls(shim, ours)
+            ours.sendall(shim.encode(request))
+        return cls(started, ours)
 
     @property
     def pid(self) -> int:
@@ -300,11 +298,11 @@ class _ShimRun:
             if not select.select([self._sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
                 return None
             report = self._report()
-            if report is None or "agent" not in report:
+            if report is None or report[0] != "agent":
                 break
-            self._agent = int(report["agent"])
+            self._agent = int(report[1])
         with self._lock:
-            self._ended = ((int(report["returncode"]), bool(report["stopped"]))
+            self._ended = ((int(report[1]), report[2] == "1")
                            if report is not None else (128 + signal.SIGKILL, False))
             self._sock.close()
         if report is None and self._agent is not None:  # the shim died: do its work
@@ -312,8 +310,9 @@ class _ShimRun:
         self._shim.wait()  # it exits right after its report, or has died
         return self._ended
 
-    def _report(self) -> dict[str, Any] | None:
-        """The shim's next line; None at the end of the socket or on nonsense."""
+    def _report(self) -> list[str] | None:
+        """The shim's next line (``agent PID``, ``end CODE STOPPED``) split in words; None at
+        the end of the socket or on nonsense."""
         while b"\n" not in self._buffer:
             try:
                 chunk = self._sock.recv(1 << 12)
@@ -324,11 +323,10 @@ class _ShimRun:
             self._buffer += chunk
         line, _, rest = bytes(self._buffer).partition(b"\n")
         self._buffer = bytearray(rest)
-        try:
-            report = json.loads(line)
-        except ValueError:
-            return None
-        return report if isinstance(report, dict) else None
+        words = line.decode(errors="replace").split()
+        valid = (len(words) == 2 and words[0] == "agent" and words[1].isdigit()) or (
+            len(words) == 3 and words[0] == "end" and words[1].isdigit())
+        return words if valid else None
 
 
 def _resolve(program: str, env: Mapping[str, str], cwd: str) -> str:

@@ -1,35 +1,33 @@
-"""The reaper shim: runs one agent so that nothing it starts outlives it (Linux only; stdlib
-only, started by ``process.spawn`` as ``python -I -S``).
+"""The reaper shim: runs one agent so that nothing it starts outlives it (Linux only; started by
+``process.spawn`` as ``python -I -S`` for each agent, so it imports as little as it can: about
+20 ms from exec to the agent's start, of which 13 are the interpreter's own).
 
 A shim is a child subreaper: every orphan of the agent's tree (a ``setsid`` shell of claude's
 Bash tool, say) is re-parented to it rather than to init. Its stdin, stdout and stderr are the
-agent's. On its control socket it reads one request, a JSON line ``{"argv", "env", "cwd",
-"grace_s"}``, starts the agent (``argv[0]`` already resolved) in a session of its own with
-exactly that environment, and then:
+agent's. Its control socket carries, from the pool process, one request (:func:`encode` of
+``{"argv", "env", "cwd", "grace_s"}``), then any ``stop`` line; and to the pool process, the
+lines ``agent PID`` once the agent runs and ``end RETURNCODE STOPPED`` at the end. It starts the
+agent (``argv[0]`` already resolved) in a session of its own with exactly that environment,
+and then:
 
 * on a ``stop`` line it sends the agent SIGTERM, and SIGKILL ``grace_s`` seconds later;
 * on the end of the socket (the pool process died) or SIGTERM, SIGINT or SIGHUP (among them
   the SIGTERM the kernel sends when its parent dies) it does the same;
-* it writes ``{"agent": pid}`` on the socket once the agent runs: should the shim be
-  killed, the pool's side kills the agent's tree itself;
-* once the agent has exited, it SIGKILLs and reaps every remaining descendant, writes
-  ``{"returncode", "stopped"}`` on the socket and exits: the agent's exit code, 128+N if
-  signal N killed it, 127 if it could not be started; ``stopped`` says whether a stop line
-  reached it while the agent ran.
+* once the agent has exited, it SIGKILLs and reaps every remaining descendant, reports the
+  agent's exit code (128+N if signal N killed it, 127 if it could not be started) and whether
+  a stop line reached it while it ran, and exits. Should the shim be killed first, the pool's
+  side kills the tree of the agent it reported.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import marshal
 import os
 import select
 import signal
-import socket
 import sys
 import time
 from types import FrameType
-from typing import Any
 
 from cca_worker.agent import reaper
 
@@ -37,20 +35,31 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _INHERITED_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores these; exec keeps that
 _CLEANUP_LIMIT_S = 10.0
 _NOT_STARTED = 127
+_SIZE_BYTES = 8
 _MAX_REQUEST = 8 << 20
+_READ_BYTES = 1 << 16
+# What a request holds: argv (its program resolved), environment, working directory, grace.
+Request = tuple[list[str], dict[str, str], str, float]
+
+
+def encode(request: dict[str, object]) -> bytes:
+    """A request as the shim reads it: its size, then its marshalled form (no import costs
+    less to read: ``marshal`` is built in)."""
+    payload = marshal.dumps(request)
+    return len(payload).to_bytes(_SIZE_BYTES, "big") + payload
 
 
 def main() -> None:
     """``python -I -S -c BOOT ROOT FD PARENT``: serve the request on socket FD, unless
     PARENT, the pool process, is already gone."""
-    sock = socket.socket(fileno=int(sys.argv[2]))
-    os.set_inheritable(sock.fileno(), False)
-    serve(sock, parent=int(sys.argv[3]))
+    control = int(sys.argv[2])
+    os.set_inheritable(control, False)
+    serve(control, parent=int(sys.argv[3]))
 
 
-def serve(sock: socket.socket, parent: int) -> None:
-    """Run the one request that arrives on ``sock``. Changes this process's signal handling
-    for good: call it only in a process made for it."""
+def serve(control: int, parent: int) -> None:
+    """Run the one request that arrives on the socket ``control``. Changes this process's
+    signal handling for good: call it only in a process made for it."""
     reaper.make_subreaper()
     reaper.set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent:  # it died before the death signal was set: start nothing
@@ -60,63 +69,90 @@ def serve(sock: socket.socket, parent: int) -> None:
     signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
     for sig in _STOP_SIGNALS:
         signal.signal(sig, _note)
-    control = _Control(sock)
-    request = _request(control)
+    channel = _Channel(control)
+    request = channel.request()
     if request is None or select.select([woken], [], [], 0)[0]:
         return
-    returncode, stopped = _run(request, control, woken)
-    with contextlib.suppress(OSError):  # the pool process is gone; the agent's tree too
-        sock.sendall(json.dumps({"returncode": returncode, "stopped": stopped}).encode() + b"\n")
+    returncode, stopped = _run(request, channel, woken)
+    channel.tell(f"end {returncode} {int(stopped)}")
 
 
 def _note(signum: int, frame: FrameType | None) -> None:
     """A stop signal's handler: the wake-up fd already carries it to the select loop."""
 
 
-class _Control:
-    """The lines of the control socket, read as they come (a stop line may arrive in the same
-    read as the request)."""
+class _Channel:
+    """The control socket, read as bytes come (a stop line may arrive with the request)."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+        self.open = True
+
+    def request(self) -> Request | None:
+        """The request; None if the pool process is gone or sent nonsense."""
+        if not self._fill(_SIZE_BYTES):
+            return None
+        size = int.from_bytes(self.buffer[:_SIZE_BYTES], "big")
+        if size > _MAX_REQUEST or not self._fill(_SIZE_BYTES + size):
+            return None
+        payload = self.buffer[_SIZE_BYTES:_SIZE_BYTES + size]
+        self.buffer = self.buffer[_SIZE_BYTES + size:]
+        try:
+            request = marshal.loads(payload)
+            argv, env, cwd, grace_s = (request["argv"], request["env"], request["cwd"],
+                                       float(request["grace_s"]))
+        except (EOFError, ValueError, TypeError, KeyError):
+            return None
+        if not (isinstance(argv, list) and argv and isinstance(env, dict)
+                and isinstance(cwd, str)):
+            return None
+        return argv, env, cwd, grace_s
 
     def has_line(self) -> bool:
         return b"\n" in self.buffer
 
     def next_line(self) -> bytes | None:
-        """The next line (blocking); None at the end of the socket or past the size limit."""
+        """The next control line; None at the end of the socket."""
         while b"\n" not in self.buffer:
-            try:
-                chunk = self.sock.recv(1 << 16)
-            except OSError:
+            if not self._read():
                 return None
-            if not chunk or len(self.buffer) > _MAX_REQUEST:
-                return None
-            self.buffer += chunk
-        line, _, rest = bytes(self.buffer).partition(b"\n")
-        self.buffer = bytearray(rest)
-        return line
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.strip()
+
+    def tell(self, line: str) -> None:
+        """Write a line to the pool process; if it is gone, so is the need."""
+        try:  # noqa: SIM105 - contextlib would cost every shim an import
+            os.write(self.fd, line.encode() + b"\n")
+        except OSError:
+            pass
+
+    def _fill(self, size: int) -> bool:
+        while len(self.buffer) < size:
+            if not self._read():
+                return False
+        return True
+
+    def _read(self) -> bool:
+        try:
+            chunk = os.read(self.fd, _READ_BYTES)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.open = False
+            return False
+        self.buffer += chunk
+        return True
 
 
-def _request(control: _Control) -> dict[str, Any] | None:
-    """The request line; None if the pool process is gone or sent nonsense."""
-    try:
-        request = json.loads(control.next_line() or b"null")
-    except ValueError:
-        return None
-    return request if isinstance(request, dict) else None
-
-
-def _run(request: dict[str, Any], control: _Control, woken: int) -> tuple[int, bool]:
+def _run(request: Request, channel: _Channel, woken: int) -> tuple[int, bool]:
     """Run the agent until it and its tree are gone; return its exit code and whether a stop
     line reached it."""
     agent = _start(request)
     if agent is None:
         return _NOT_STARTED, False
-    with contextlib.suppress(OSError):  # for the pool's side, should this shim die first
-        control.sock.sendall(json.dumps({"agent": agent}).encode() + b"\n")
-    stopped = _supervise(agent, float(request["grace_s"]), control, woken)
+    channel.tell(f"agent {agent}")
+    stopped = _supervise(agent, request[3], channel, woken)
     _, status = os.waitpid(agent, 0)
     if survivors := reaper.kill_descendants(_CLEANUP_LIMIT_S):
         os.write(2, f"cca-reaper: {survivors} descendants did not die\n".encode())
@@ -124,14 +160,14 @@ def _run(request: dict[str, Any], control: _Control, woken: int) -> tuple[int, b
     return 128 - code if code < 0 else code, stopped
 
 
-def _start(request: dict[str, Any]) -> int | None:
+def _start(request: Request) -> int | None:
     """Start the agent (vfork and exec) on this shim's stdio, every signal unblocked and at
     its default, then let go of stdout: its end is the agent tree's. None, with the reason on
     stderr, if it cannot be started."""
-    argv = request["argv"]
+    argv, env, cwd, _ = request
     try:
-        os.chdir(request["cwd"])
-        return os.posix_spawn(argv[0], argv, request["env"], setsid=True, setsigmask=(),
+        os.chdir(cwd)
+        return os.posix_spawn(argv[0], argv, env, setsid=True, setsigmask=(),
                               setsigdef=_INHERITED_IGNORES)
     except OSError as exc:
         os.write(2, f"cca-reaper: cannot run {argv[0]!r}: {exc}\n".encode(errors="replace"))
@@ -142,30 +178,30 @@ def _start(request: dict[str, Any]) -> int | None:
         os.close(devnull)
 
 
-def _supervise(agent: int, grace_s: float, control: _Control, woken: int) -> bool:
+def _supervise(agent: int, grace_s: float, channel: _Channel, woken: int) -> bool:
     """Wait for ``agent`` to exit, turning a stop line, the end of the socket or a stop
     signal into SIGTERM, then SIGKILL after ``grace_s``; return whether a stop line came.
     Leaves the agent to be reaped."""
-    exited, pool = os.pidfd_open(agent), control.sock.fileno()
-    watched = [exited, pool, woken]
+    exited = os.pidfd_open(agent)
     stopped = terminated = False
     kill_at: float | None = None
     try:
         while True:
+            watched = [exited, woken, *([channel.fd] if channel.open else [])]
             timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic())
-            ready = [pool] if control.has_line() else select.select(watched, [], [], timeout)[0]
+            ready = ([channel.fd] if channel.has_line()
+                     else select.select(watched, [], [], timeout)[0])
             if exited in ready:
                 return stopped
             stop = False
             if woken in ready:
                 os.read(woken, 64)
                 stop = True
-            if pool in ready:
-                line = control.next_line()
+            if channel.fd in ready:
+                line = channel.next_line()
                 if line is None:
-                    watched.remove(pool)
                     stop = True
-                elif line.strip() == b"stop":
+                elif line == b"stop":
                     stop = stopped = True
             if stop and not terminated:
                 terminated = True

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import pytest
 
-from cca_worker.agent import EOF, AgentProcess, reaper, spawn
+from cca_worker.agent import EOF, AgentProcess, reaper, shim, spawn
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAKE_CLAUDE = str(FIXTURES / "fake_claude.py")
@@ -303,15 +303,15 @@ def test_a_program_the_kernel_cannot_execute_ends_127_and_says_why(tmp_path: Pat
 def test_shim_whose_parent_already_died_starts_nothing(tmp_path: Path) -> None:
     ours, theirs = socket.socketpair()
     output, agent_output = os.pipe()
-    code = (f"import socket; from cca_worker.agent import shim; "
-            f"shim.serve(socket.socket(fileno={theirs.fileno()}), parent=1)")
+    code = (f"from cca_worker.agent import shim; "
+            f"shim.serve({theirs.fileno()}, parent=1)")
     with ours, theirs:
         done = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()],
                                 stdout=agent_output, stderr=agent_output,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})
         os.close(agent_output)
-        ours.sendall(json.dumps({"argv": [sys.executable, FAKE_CLAUDE, "environ"], "env": {},
-                                 "cwd": str(tmp_path), "grace_s": 1.0}).encode() + b"\n")
+        ours.sendall(shim.encode({"argv": [sys.executable, FAKE_CLAUDE, "environ"], "env": {},
+                                  "cwd": str(tmp_path), "grace_s": 1.0}))
         assert done.wait(10) == 0
     with open(output, "rb") as ran:
         assert ran.read() == b""  # the request was never taken up
