@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from cca_core.roles import merged_roles
 from cca_core.rules import ModelName, ToolRule
 
 
@@ -87,8 +88,11 @@ class PermissionSettings(Section):
 
 
 class RoleSettings(Section):
+    description: str = Field("", max_length=500)
     model: OptionalModel = None
     permissions: PermissionSettings | None = None
+    # The role's prompt, appended to claude's system prompt: a markdown file, or inline text.
+    prompt_file: str | None = None
     append_system_prompt: str | None = Field(None, max_length=100_000)
     # Load the workspace's .claude/settings*.json (hooks included): only for repositories
     # the role's users trust as configuration, never by default.
@@ -101,6 +105,19 @@ class RoleSettings(Section):
     max_token_budget: int | None = Field(None, ge=1)
     max_timeout_seconds: int | None = Field(None, ge=1)
     max_budget_usd: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _read_prompt_file(self) -> RoleSettings:
+        """The prompt file's text becomes the prompt (read once, when the config loads)."""
+        if self.prompt_file is None or self.append_system_prompt is not None:
+            return self
+        try:
+            text = Path(self.prompt_file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"prompt_file {self.prompt_file} cannot be read: {exc}") from None
+        if len(text) > 100_000:
+            raise ValueError(f"prompt_file {self.prompt_file} holds over 100,000 characters")
+        return self.model_copy(update={"append_system_prompt": text})
 
 
 class AgentSettings(Section):
@@ -126,9 +143,17 @@ class AgentSettings(Section):
     permissions: PermissionSettings = PermissionSettings()
     roles: dict[str, RoleSettings] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _with_shipped_roles(cls, data: Any) -> Any:
+        """The roles cca ships (cca_core.roles), with ``[agents.roles.NAME]`` over them."""
+        if isinstance(data, dict):
+            return {**data, "roles": merged_roles(dict(data.get("roles") or {}))}
+        return data
+
     def role(self, name: str | None) -> RoleSettings:
-        """The settings of role ``name``: a task with no role (or one not configured) gets
-        none of its own, so the fleet's defaults hold."""
+        """The settings of role ``name``: a task with no role gets none of its own, so the
+        fleet's defaults hold (a task naming an unknown role is refused at submission)."""
         return self.roles.get(name or "") or RoleSettings()
 
     def permissions_of(self, role: str | None) -> PermissionSettings:

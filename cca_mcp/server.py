@@ -16,7 +16,8 @@ INSTRUCTIONS = (
     "cca_task (it returns an id at once, or waits up to wait_seconds), keep working, then "
     "collect it with cca_wait. Use cca_status, cca_tasks, cca_events to follow work and "
     "cca_cancel to stop it. cca_schedule_create makes a recurring job (cron or interval); "
-    "cca_schedules lists them and cca_schedule_delete removes one."
+    "cca_schedules lists them and cca_schedule_delete removes one. cca_roles lists the "
+    "roles a task may name."
 )
 
 

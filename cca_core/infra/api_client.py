@@ -7,6 +7,7 @@ with code ``unreachable`` when nothing answers at the URL.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -76,6 +77,12 @@ class CcaClient:
 
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/health")
+
+    def roles(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/roles")
+
+    def role(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/roles/{quote(name, safe='')}")
 
     def create_schedule(self, schedule: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/v1/schedules", json=schedule)

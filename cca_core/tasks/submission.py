@@ -31,6 +31,9 @@ class Producer(Protocol):
 
 def task_values(body: TaskCreate, agents: AgentSettings, default_queue: str) -> dict[str, Any]:
     """The row to insert: the body with the fleet's defaults filled in. Raises Invalid."""
+    if body.role is not None and body.role not in agents.roles:
+        raise Invalid(f"role {body.role} does not exist; the roles are: "
+                      f"{', '.join(sorted(agents.roles))}", field="role")
     if body.cwd is not None:
         check_cwd(body.cwd, agents.allowed_roots)
     if body.permission_mode == "dangerous" and not agents.permissions.allow_dangerous:

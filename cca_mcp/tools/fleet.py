@@ -6,7 +6,16 @@ from mcp.server.mcpserver import MCPServer
 
 from cca_core.tasks.status import TaskStatus
 from cca_mcp.api import BridgeApi
-from cca_mcp.results import Agents, FleetStatus, StatusAnswer, TaskInfo, TaskList, Worker
+from cca_mcp.results import (
+    Agents,
+    FleetStatus,
+    RoleInfo,
+    RoleList,
+    StatusAnswer,
+    TaskInfo,
+    TaskList,
+    Worker,
+)
 
 RUNNING_SHOWN = 100
 
@@ -33,6 +42,15 @@ def register(server: MCPServer, api: BridgeApi) -> None:
         data = await api.call(client.workers)
         return Agents(workers=[Worker(**{key: worker[key] for key in Worker.model_fields})
                                for worker in data["workers"]])
+
+    @server.tool()
+    async def cca_roles(name: str | None = None) -> RoleList:
+        """The agent roles a task may name (cca_task's `role`): each role's description, model,
+        limits and permission mode; with `name`, that role alone, with its prompt."""
+        if name:
+            return RoleList(roles=[RoleInfo(**await api.call(client.role, name))])
+        data = await api.call(client.roles)
+        return RoleList(roles=[RoleInfo(**{**role, "prompt": None}) for role in data["roles"]])
 
     @server.tool()
     async def cca_activity() -> TaskList:

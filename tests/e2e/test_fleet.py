@@ -8,6 +8,7 @@ once its workers have stopped, no agent process of the test may be left (autouse
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -125,6 +126,19 @@ def priced(usage: dict[str, int]) -> float:
 def main_requests(model_api: Any, marker: str = "") -> list[dict[str, Any]]:
     return [rec for rec in model_api.records if rec["main"]
             and (not marker or marker in str(rec["body"]["messages"][0]))]
+
+
+# -- 0. a role's prompt reaches claude -------------------------------------------------------
+
+def test_a_roles_prompt_file_reaches_the_models_system_prompt(fleet, start_worker, model_api):
+    api = fleet()
+    start_worker("w1")
+    task = api.submit({"text": "planned"}, role="qa")
+    done = api.wait_terminal(task["id"], timeout_s=60)
+    assert done["status"] == "succeeded", done
+    [request] = main_requests(model_api)
+    system = json.dumps(request["body"]["system"])
+    assert "# QA specialist" in system and "A test must be able to fail" in system
 
 
 # -- 1. success with a tool call; exact usage and cost ------------------------------------------

@@ -41,11 +41,11 @@ def queued_messages(redis_client: redis.Redis, queue: str = "cca") -> list[dict]
 
 
 def test_submit_stores_the_task_and_enqueues_only_its_id(client, redis_client):
-    response = submit(client, role="reviewer", priority="high", metadata={"pr": 42})
+    response = submit(client, role="qa", priority="high", metadata={"pr": 42})
     assert response.status_code == 202
     task = response.get_json()
     assert task["status"] == "queued"
-    assert task["role"] == "reviewer" and task["metadata"] == {"pr": 42}
+    assert task["role"] == "qa" and task["metadata"] == {"pr": 42}
     assert task["token_budget"] == 100000 and task["timeout_seconds"] == 600
     assert task["usage"] == {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0,
                              "cache_creation_input_tokens": 0}
@@ -136,7 +136,7 @@ def test_unknown_and_malformed_task_ids_are_404(client):
 
 
 def test_listing_pages_through_every_task_once_newest_first(client):
-    ids = [submit(client, role="a" if i % 2 else "b").get_json()["id"] for i in range(7)]
+    ids = [submit(client, role="backend" if i % 2 else "frontend").get_json()["id"] for i in range(7)]
     seen, cursor = [], None
     while True:
         query = {"limit": 3, **({"cursor": cursor} if cursor else {})}
@@ -146,7 +146,7 @@ def test_listing_pages_through_every_task_once_newest_first(client):
         if cursor is None:
             break
     assert seen == list(reversed(ids))
-    only_a = client.get("/api/v1/tasks", query_string={"role": "a"}).get_json()["tasks"]
+    only_a = client.get("/api/v1/tasks", query_string={"role": "backend"}).get_json()["tasks"]
     assert {task["id"] for task in only_a} == set(ids[1::2])
 
 

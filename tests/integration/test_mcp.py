@@ -22,7 +22,8 @@ from cca_mcp.server import make_server
 
 pytestmark = pytest.mark.integration
 TOOLS = {"cca_task", "cca_wait", "cca_status", "cca_cancel", "cca_tasks", "cca_events",
-         "cca_agents", "cca_activity", "cca_schedule_create", "cca_schedules", "cca_schedule_delete"}
+         "cca_agents", "cca_activity", "cca_schedule_create", "cca_schedules", "cca_schedule_delete",
+         "cca_roles"}
 
 
 def script(*steps: dict) -> str:
@@ -146,12 +147,12 @@ def test_cancel_then_cancel_again_is_an_actionable_error(api_client):
 
 
 def test_tasks_lists_with_filters_and_activity_shows_running(api_client, app):
-    first = api_client.submit({"prompt": "a", "role": "reviewer"})
+    first = api_client.submit({"prompt": "a", "role": "qa"})
     api_client.submit({"prompt": "b"})
     with transaction(app.extensions["cca"].sessions) as session:
         store.claim_task(session.connection(), first["id"], worker="w9", pid=1, lease_s=60, max_attempts=3)
     server = make_server(api_client, parent_id="")
-    listed = call(server, "cca_tasks", {"role": "reviewer"}).structured_content["tasks"]
+    listed = call(server, "cca_tasks", {"role": "qa"}).structured_content["tasks"]
     assert [task["id"] for task in listed] == [first["id"]]
     running = call(server, "cca_activity").structured_content["tasks"]
     assert [(task["id"], task["worker"]) for task in running] == [(first["id"], "w9")]
@@ -250,7 +251,7 @@ def test_a_recurring_job_is_created_listed_and_deleted_through_the_bridge(api_cl
     server = make_server(api_client, parent_id="")
     created = call(server, "cca_schedule_create", {
         "name": "weekday-review", "prompt": "review yesterday's commits", "cron": "0 7 * * 1-5",
-        "timezone": "Europe/Berlin", "role": "reviewer", "overlap": "cancel_previous"})
+        "timezone": "Europe/Berlin", "role": "qa", "overlap": "cancel_previous"})
     assert not created.is_error, created.content
     schedule = created.structured_content
     assert (schedule["cron"], schedule["overlap"], schedule["next_fire_at"] is not None) == (

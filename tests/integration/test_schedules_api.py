@@ -16,7 +16,7 @@ from cca_core.names import queue_keys
 pytestmark = pytest.mark.integration
 ADMIN = "config-admin-key-0123456789"
 NIGHTLY = {"name": "nightly-review", "cron": "0 7 * * 1-5", "timezone": "Europe/Berlin",
-           "task": {"prompt": "review yesterday's commits", "role": "reviewer"}}
+           "task": {"prompt": "review yesterday's commits", "role": "qa"}}
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_patch_changes_only_the_fields_given(client):
     path = f"/api/v1/schedules/{schedule['id']}"
     changed = client.patch(path, json={"task": {"prompt": "review the last 2 days"},
                                        "overlap": "cancel_previous", "expires_seconds": 600}).get_json()
-    assert changed["task"] == {"prompt": "review the last 2 days", "role": "reviewer"}
+    assert changed["task"] == {"prompt": "review the last 2 days", "role": "qa"}
     assert (changed["overlap"], changed["expires_seconds"], changed["cron"]) == (
         "cancel_previous", 600, "0 7 * * 1-5")
     assert changed["next_fire_at"] == schedule["next_fire_at"]
@@ -144,7 +144,7 @@ def test_run_now_queues_the_task_and_the_history_lists_it(client, redis_client):
     response = client.post(f"/api/v1/schedules/{schedule['id']}/run")
     assert response.status_code == 202
     task = response.get_json()
-    assert (task["prompt"], task["role"], task["status"]) == ("review yesterday's commits", "reviewer",
+    assert (task["prompt"], task["role"], task["status"]) == ("review yesterday's commits", "qa",
                                                               "queued")
     assert [m["headers"]["argsrepr"].split(" · ")[0] for m in messages(redis_client)] == [task["id"]]
     second = client.post(f"/api/v1/schedules/{schedule['id']}/run").get_json()

@@ -19,17 +19,17 @@ def test_a_schedule_is_added_listed_edited_paused_run_shown_and_removed(fleet_en
         return result.stdout
 
     added = json.loads(ok("schedules", "add", "nightly", "review yesterday's commits",
-                          "--cron", "0 7 * * 1-5", "--tz", "Europe/Berlin", "--role", "reviewer",
+                          "--cron", "0 7 * * 1-5", "--tz", "Europe/Berlin", "--role", "qa",
                           "--overlap", "cancel_previous", "--json"))
     assert (added["cron"], added["timezone"], added["overlap"]) == ("0 7 * * 1-5", "Europe/Berlin",
                                                                     "cancel_previous")
-    assert added["task"] == {"prompt": "review yesterday's commits", "role": "reviewer"}
+    assert added["task"] == {"prompt": "review yesterday's commits", "role": "qa"}
     assert "nightly" in ok("schedules", "list")
 
     edited = json.loads(ok("schedules", "edit", "nightly", "--every", "30m", "--prompt", "triage",
                            "--json"))
     assert (edited["cron"], edited["interval_seconds"]) == (None, 1800)
-    assert edited["task"] == {"prompt": "triage", "role": "reviewer"}
+    assert edited["task"] == {"prompt": "triage", "role": "qa"}
 
     assert "paused" in ok("schedules", "pause", "nightly")
     task_id = ok("schedules", "run", "nightly").strip()
