@@ -87,24 +87,6 @@ class Agents(BaseModel):
     workers: list[Worker]
 
 
-class RoleInfo(BaseModel):
-    """An agent role: what a task naming it runs with (the prompt only when asked by name)."""
-
-    name: str
-    description: str
-    model: str | None
-    token_budget: int
-    timeout_seconds: int
-    permission_mode: str
-    allowed_tools: list[str]
-    denied_tools: list[str]
-    prompt: str | None = None
-
-
-class RoleList(BaseModel):
-    roles: list[RoleInfo]
-
-
 class EventSummary(BaseModel):
     task_id: str
     status: str

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
+from cca_core.roles.schemas import RolePage, RoleView
 from cca_core.tasks.status import TaskStatus
 from cca_mcp.api import BridgeApi
 from cca_mcp.results import (
     Agents,
     FleetStatus,
-    RoleInfo,
-    RoleList,
     StatusAnswer,
     TaskInfo,
     TaskList,
@@ -44,13 +43,12 @@ def register(server: MCPServer, api: BridgeApi) -> None:
                                for worker in data["workers"]])
 
     @server.tool()
-    async def cca_roles(name: str | None = None) -> RoleList:
+    async def cca_roles(name: str | None = None) -> RolePage:
         """The agent roles a task may name (cca_task's `role`): each role's description, model,
         limits and permission mode; with `name`, that role alone, with its prompt."""
         if name:
-            return RoleList(roles=[RoleInfo(**await api.call(client.role, name))])
-        data = await api.call(client.roles)
-        return RoleList(roles=[RoleInfo(**{**role, "prompt": None}) for role in data["roles"]])
+            return RolePage(roles=[RoleView(**await api.call(client.role, name))])
+        return RolePage(**await api.call(client.roles))
 
     @server.tool()
     async def cca_activity() -> TaskList:

@@ -33,7 +33,8 @@ def test_the_shipped_roles_are_listed_with_what_they_run_with(client):
     assert coordinator["allowed_tools"] == ["Read(./**)", "Glob(./**)", "Grep(./**)"]
     assert coordinator["token_budget"] == 60000 and coordinator["description"]
     assert (roles["qa"]["model"], roles["qa"]["token_budget"]) == ("claude-haiku", 4000)  # override
-    assert roles["reviewer"]["prompt"] == "Review only."
+    assert all(role["prompt"] is None for role in roles.values())  # prompts: one role at a time
+    assert client.get("/api/v1/roles/reviewer").get_json()["prompt"] == "Review only."
 
 
 def test_a_role_shows_its_prompt_file_and_an_unknown_one_is_404(client):
