@@ -14,10 +14,10 @@ from cca_core.errors import Forbidden
 from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.settings import AgentSettings
-from cca_core.tasks.schemas import TaskCreate
+from cca_core.tasks.schemas import TaskCreate, TaskSpec
 
 
-def permitted_values(body: TaskCreate, principal: Principal, agents: AgentSettings) -> dict[str, Any]:
+def permitted_values(body: TaskSpec, principal: Principal, agents: AgentSettings) -> dict[str, Any]:
     """The task row ``principal`` may create from ``body``: within its key's limits and, for
     a non-admin, within its role. Raises Invalid or Forbidden naming the field."""
     values = limited_values(body, principal.limits, agents, agents.queues[0],

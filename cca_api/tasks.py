@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -29,8 +30,9 @@ from cca_core.tasks.schemas import (
     event_view,
     task_view,
 )
-from cca_core.tasks.status import ALL_STATUSES
+from cca_core.tasks.status import ALL_STATUSES, TaskStatus
 from cca_core.tasks.submission import enqueue
+from cca_core.workflows.dispatch import advance_and_send
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
@@ -43,6 +45,7 @@ class ListQuery(BaseModel):
     status: str | None = Field(default=None, json_schema_extra={"enum": list(ALL_STATUSES)})
     role: str | None = Field(default=None, max_length=64)
     parent_id: UUID | None = None
+    workflow_id: UUID | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=500)
 
@@ -138,7 +141,8 @@ def show(task_id: str) -> dict[str, Any]:
         connection = session.connection()
         check_token_scope(connection, task_id)
         task = store.get_task(connection, task_id, current().scope())
-    return task_view(task).model_dump(mode="json")
+        children = store.child_ids(connection, task.id)
+    return task_view(task, children=children).model_dump(mode="json")
 
 
 @bp.get("")
@@ -154,6 +158,8 @@ def index() -> dict[str, Any]:
             check_token_scope(connection, parent_id)
         tasks, cursor = store.list_tasks(connection, status=query.status, role=query.role,
                                          parent_id=parent_id, owner=current().scope(),
+                                         workflow_id=str(query.workflow_id) if query.workflow_id
+                                         else None,
                                          limit=query.limit, cursor=query.cursor)
     page = TaskPage(tasks=[task_view(task) for task in tasks], next_cursor=cursor)
     return page.model_dump(mode="json")
@@ -162,11 +168,16 @@ def index() -> dict[str, Any]:
 @bp.post("/<task_id>/cancel")
 @operation("Cancel a task", TaskView, errors=(404, 409))
 def cancel(task_id: str) -> dict[str, Any]:
+    """A step of a workflow cancelled alone counts as a step that failed: its workflow's
+    policy decides what happens to the others."""
+    res = resources()
     scope = require_role("admin", "submitter").scope()
-    with transaction(resources().sessions) as session:
+    with transaction(res.sessions) as session:
         connection = session.connection()
         check_token_scope(connection, task_id)
         task = store.cancel_task(connection, task_id, scope)
+    if task.workflow_id is not None and task.status == TaskStatus.CANCELLED:
+        advance_and_send(res.engine, partial(enqueue, res.celery), task.workflow_id)
     return task_view(task).model_dump(mode="json")
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -58,6 +58,13 @@ class Task(Base):
         UUID(as_uuid=True), ForeignKey("schedules.id", ondelete="SET NULL"))
     scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A step of a workflow (cca_core.workflows): its name there and the tasks it waits for.
+    workflow_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("workflows.id", ondelete="CASCADE"))
+    step: Mapped[str | None] = mapped_column(Text)
+    depends_on: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    waiting_for: Mapped[str | None] = mapped_column(Text)  # "dependencies" or "children"
+    cancel_code: Mapped[str | None] = mapped_column(Text)  # the error a requested cancel ends with
 
     result: Mapped[str | None] = mapped_column(Text)
     structured_output: Mapped[Any | None] = mapped_column(JSONB)
@@ -105,6 +112,8 @@ class Task(Base):
         # The dedupe key of scheduled fires: one task per schedule and fire time.
         Index("tasks_schedule_fire_idx", schedule_id, scheduled_for, unique=True,
               postgresql_where=text("schedule_id IS NOT NULL")),
+        Index("tasks_workflow_step_idx", workflow_id, step, unique=True,
+              postgresql_where=text("workflow_id IS NOT NULL")),
     )
 
 
@@ -175,4 +184,38 @@ class Schedule(Base):
         UniqueConstraint(owner, name, name="schedules_owner_name_key"),
         CheckConstraint("(cron IS NULL) <> (interval_seconds IS NULL)", name="schedules_one_timing"),
         Index("schedules_due_idx", next_fire_at, postgresql_where=text("enabled")),
+    )
+
+
+class Workflow(Base):
+    """A graph of tasks (its steps, ``tasks.workflow_id``) run as one: a failure policy, a
+    budget for all of them, one status. A coordinated task's plan runs as one
+    (``parent_task_id``)."""
+
+    __tablename__ = "workflows"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, default="running")
+    failure_policy: Mapped[str] = mapped_column(Text, default="fail_fast")
+    token_budget: Mapped[int | None] = mapped_column(BigInteger)
+    budget_usd: Mapped[float | None] = mapped_column(Numeric(12, 4, asdecimal=False))
+    parent_task_id: Mapped[uuid.UUID | None] = mapped_column(  # tasks refer here too: use_alter
+        UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="SET NULL", use_alter=True,
+                                       name="workflows_parent_task_id_fkey"))
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict,
+                                                 server_default=text("'{}'::jsonb"))
+    owner: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("workflows_owner_created_idx", owner, created_at.desc(), id.desc()),
+        Index("workflows_created_idx", created_at.desc(), id.desc()),
+        Index("workflows_running_idx", created_at, postgresql_where=text("status = 'running'")),
     )

@@ -41,7 +41,8 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
         def start(self, c: Any) -> None:
             self.consumer = c
             self.redis = redis.Redis.from_url(settings.redis.url, socket_timeout=5)
-            self.sessions = make_session_factory(make_engine(settings.postgres.url, pool_size=0))
+            self.engine = make_engine(settings.postgres.url, pool_size=0)
+            self.sessions = make_session_factory(self.engine)
             self.queues = sorted(q.name for q in c.task_consumer.queues)
             self.paused = False
             self.started_at = time.time()
@@ -93,10 +94,11 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             interval = max(1, int(settings.worker.sweep_interval_seconds))
             if not self.redis.set(SWEEP_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
                 return
-            report = sweep(self.sessions, self._send, resend_after_s=settings.worker.resend_after_seconds,
+            report = sweep(self.engine, self._send, resend_after_s=settings.worker.resend_after_seconds,
                            max_attempts=settings.agents.max_attempts)
-            if report.resent or report.ended:
-                log.warning("sweep: re-sent %s, ended %s", report.resent, report.ended)
+            if report.resent or report.ended or report.released:
+                log.warning("sweep: re-sent %s, ended %s, released %s workflow steps",
+                            report.resent, report.ended, report.released)
             kept = enforce_retention(self.sessions, self.redis, settings.retention)
             if kept.task_events or kept.streams:
                 log.info("retention: deleted %s task events, %s event streams", kept.task_events,

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,15 @@ from cca_core.access.task_tokens import mint
 from cca_core.errors import Invalid
 from cca_core.infra.db import autocommit
 from cca_core.infra.redact import Redactor, secret_env_values, settings_secrets
+from cca_core.models import Task
 from cca_core.settings import Settings
 from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
+from cca_core.tasks.submission import Producer, enqueue
 from cca_core.tasks.workspace import prepare_workdir
+from cca_core.workflows import store as workflows
+from cca_core.workflows.dispatch import Send, advance_and_send
+from cca_core.workflows.inputs import with_dependency_results
 from cca_worker import budget
 from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import build_argv, build_env
@@ -54,6 +59,13 @@ class WorkerContext:
     engine: Engine
     redis: redis.Redis
     bwrap: str | None = None  # the bubblewrap program agents run under (agents.confinement)
+    # What sends the messages of the workflow steps a finish releases (the worker's Celery
+    # app); without one the sweep sends them.
+    producer: Producer | None = None
+
+    @property
+    def send(self) -> Send | None:
+        return partial(enqueue, self.producer) if self.producer is not None else None
     # Read once: os.environ decodes every name and value on each pass over it.
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -80,13 +92,23 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     secret = ctx.settings.daemon.task_token_secret
     token = mint(secret, task_id) if secret else None
     redactor = _redactor(ctx, token)
+    prompt = task.prompt
+    if task.workflow_id is not None:
+        with autocommit(ctx.engine) as connection:
+            if workflows.over_budget(connection, task.workflow_id):
+                outcome = Outcome(status="cancelled", error_code="budget_exceeded",
+                                  error_message="not started: its workflow's budget is spent")
+                return _finish(ctx, task, attempt, outcome, redactor)
+            prompt = with_dependency_results(
+                prompt, workflows.dependency_results(connection, task))
     try:
         spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()), python=sys.executable,
                                   bridge_token=token)
+        spec = replace(spec, prompt=prompt)
         workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
     except Invalid as exc:
         outcome = Outcome(status="failed", error_code=exc.code, error_message=exc.message)
-        return _finish(ctx, task_id, attempt, outcome, redactor)
+        return _finish(ctx, task, attempt, outcome, redactor)
     sink = EventSink(ctx.engine, ctx.redis, task_id, attempt,
                      ttl_s=ctx.settings.redis.context_ttl_seconds,
                      max_events=ctx.settings.redis.stream_max_events, redactor=redactor)
@@ -104,12 +126,12 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     except OSError as exc:
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
-        return _finish(ctx, task_id, attempt, outcome, redactor, sink)
+        return _finish(ctx, task, attempt, outcome, redactor, sink)
     limits = Limits(timeout_s=task.timeout_seconds, stall_s=agents.stall_timeout_seconds,
                     token_budget=task.token_budget,
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
     try:
-        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task_id, attempt), clock)
+        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task, attempt), clock)
     except Exception as exc:
         # Postgres or Redis failed under the supervisor: never leave the agent unwatched.
         proc.stop()
@@ -117,11 +139,11 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         log.exception("task %s: supervision failed; the agent was stopped", task_id)
         outcome = Outcome(status="failed", error_code="supervision_failed",
                           error_message=f"the worker could not supervise the agent: {exc}"[:1000])
-        return _finish(ctx, task_id, attempt, outcome, redactor)
+        return _finish(ctx, task, attempt, outcome, redactor)
     outcome = decide(end)
     budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
                   ctx.settings.worker.budget_window_seconds)
-    return _finish(ctx, task_id, attempt, outcome, redactor, sink)
+    return _finish(ctx, task, attempt, outcome, redactor, sink)
 
 
 def _redactor(ctx: WorkerContext, token: str | None) -> Redactor:
@@ -131,23 +153,32 @@ def _redactor(ctx: WorkerContext, token: str | None) -> Redactor:
                      *secret_env_values(ctx.environ), *secret_env_values(ctx.settings.agents.env)])
 
 
-def _heartbeat(ctx: WorkerContext, task_id: str, attempt: int, tokens: Tokens, turns: int,
+def _heartbeat(ctx: WorkerContext, task: Task, attempt: int, tokens: Tokens, turns: int,
                models: frozenset[str]) -> bool:
-    """Renew the lease, record progress so far; True if the run must stop."""
+    """Renew the lease, record progress so far; True if the run must stop. A step of a
+    workflow whose budget its steps have now spent stops every running step (this one too)."""
     progress = {**asdict(tokens), "num_turns": turns, "cost_usd": estimate_cost(tokens, models)}
     with autocommit(ctx.engine) as connection:
-        lease = store.renew_lease(connection, task_id, attempt, ctx.settings.agents.lease_seconds,
-                                  progress)
-    return lease.cancel_requested or not lease.owned
+        lease = store.renew_lease(connection, str(task.id), attempt,
+                                  ctx.settings.agents.lease_seconds, progress)
+        spent = (lease.owned and task.workflow_id is not None
+                 and workflows.over_budget(connection, task.workflow_id))
+    if spent and task.workflow_id is not None:
+        advance_and_send(ctx.engine, ctx.send, task.workflow_id)
+    return spent or lease.cancel_requested or not lease.owned
 
 
-def _finish(ctx: WorkerContext, task_id: str, attempt: int, outcome: store.Outcome,
+def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome,
             redactor: Redactor, sink: EventSink | None = None) -> str | None:
-    """Record the outcome (redacted), and in the same statement the run's last events."""
+    """Record the outcome (redacted), and in the same statement the run's last events; then
+    move the task's workflow on (its dependents start now)."""
+    task_id = str(task.id)
     last_events = sink.take() if sink else []
     with autocommit(ctx.engine) as connection:
         finished = store.finish_task(connection, task_id, attempt, outcome.redacted(redactor),
                                      last_events)
+    if finished and task.workflow_id is not None:
+        advance_and_send(ctx.engine, ctx.send, task.workflow_id)
     if sink:
         sink.publish(last_events)
     if not finished:

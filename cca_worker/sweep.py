@@ -6,11 +6,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
-from cca_core.infra.db import transaction
 from cca_core.models import Task
 from cca_core.tasks import store
+from cca_core.workflows import store as workflows
+from cca_core.workflows.dispatch import advance_and_send
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +20,23 @@ log = logging.getLogger(__name__)
 class SweepReport:
     resent: int
     ended: int
+    released: int  # workflow steps a lost advance had left waiting
 
 
 def sweep(
-    sessions: sessionmaker[Session], send: Callable[[Task], None], *, resend_after_s: int,
+    engine: Engine, send: Callable[[Task], None], *, resend_after_s: int,
     max_attempts: int,
 ) -> SweepReport:
     """End runs that can never finish, then re-send the message of every task that may have
-    lost it. A re-sent message for a task that is in fact fine is harmless: claims are
-    conditional."""
-    with transaction(sessions) as session:
-        ended = store.end_abandoned(session.connection(), max_attempts)
-        candidates = store.resend_candidates(session.connection(), resend_after_s)
+    lost it, then advance every running workflow (a worker that died between a step's finish
+    and its advance, or a run ended here, leaves it behind). A re-sent message for a task that
+    is in fact fine is harmless: claims are conditional."""
+    with engine.begin() as connection:
+        ended = store.end_abandoned(connection, max_attempts)
+        candidates = store.resend_candidates(connection, resend_after_s)
+        running = workflows.running_workflows(connection)
     for task in candidates:
         log.warning("re-sending task %s (status %s, attempts %s)", task.id, task.status, task.attempts)
         send(task)
-    return SweepReport(resent=len(candidates), ended=len(ended))
+    released = sum(advance_and_send(engine, send, workflow_id) for workflow_id in running)
+    return SweepReport(resent=len(candidates), ended=len(ended), released=released)

@@ -18,6 +18,7 @@ from cca_core.infra.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SI
 from cca_core.infra.db import make_engine
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import Settings
+from cca_core.tasks.submission import Producer
 from cca_worker.runner import WorkerContext, run_task
 
 
@@ -41,10 +42,10 @@ def configure(settings: Settings, bwrap: str | None) -> None:
 @shared_task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_agent(self: Any, task_id: str) -> str | None:
     """Run one agent task by id."""
-    return run_task(_context(self.request.hostname or "worker"), task_id)
+    return run_task(_context(self.request.hostname or "worker", self.app), task_id)
 
 
-def _context(hostname: str) -> WorkerContext:
+def _context(hostname: str, producer: Producer) -> WorkerContext:
     """Per-process resources, made after the fork on first use."""
     if _setup is None:
         raise RuntimeError("cca_worker.tasks.configure was not called (make_celery calls it)")
@@ -57,6 +58,6 @@ def _context(hostname: str) -> WorkerContext:
         _contexts[pid] = WorkerContext(
             settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
             engine=engine, redis=redis.Redis.from_url(settings.redis.url, socket_timeout=10),
-            bwrap=_setup.bwrap,
+            bwrap=_setup.bwrap, producer=producer,
         )
     return _contexts[pid]

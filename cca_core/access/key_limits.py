@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cca_core.errors import Forbidden, Invalid
 from cca_core.rules import MODE_ORDER
 from cca_core.settings import AgentSettings, PermissionMode
-from cca_core.tasks.schemas import TaskCreate
+from cca_core.tasks.schemas import TaskSpec
 from cca_core.tasks.submission import task_values
 from cca_core.tasks.workspace import check_cwd
 
@@ -66,7 +66,7 @@ def check_limits(limits: KeyLimits, agents: AgentSettings) -> None:
             raise Invalid(exc.message, field=f"cwd_roots[{index}]") from None
 
 
-def limited_values(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
+def limited_values(body: TaskSpec, limits: KeyLimits, agents: AgentSettings,
                    default_queue: str, *, within_role: bool) -> dict[str, Any]:
     """The task row a key may create from ``body`` (see the module docstring); with
     ``within_role`` (any key but an admin) also within the limits of the task's role.
@@ -91,8 +91,8 @@ def role_limits(agents: AgentSettings, role: str | None) -> KeyLimits:
         max_budget_usd=settings.max_budget_usd)
 
 
-def narrow_body(body: TaskCreate, limits: KeyLimits, agents: AgentSettings,
-                default_queue: str, whose: str = "this key") -> TaskCreate:
+def narrow_body(body: TaskSpec, limits: KeyLimits, agents: AgentSettings,
+                default_queue: str, whose: str = "this key") -> TaskSpec:
     """The body with what it leaves out chosen within ``limits`` (of ``whose``, for the
     messages). Raises Invalid or Forbidden naming the field it gives beyond them."""
     for field, cap_name in CAPS:
@@ -115,7 +115,7 @@ def cap_values(values: dict[str, Any], limits: KeyLimits) -> dict[str, Any]:
     return capped
 
 
-def _fill(body: TaskCreate, limits: KeyLimits, agents: AgentSettings, default_queue: str,
+def _fill(body: TaskSpec, limits: KeyLimits, agents: AgentSettings, default_queue: str,
           whose: str) -> dict[str, Any]:
     """Check the fields the body gives against the lists; choose allowed ones for those it
     leaves out."""

@@ -23,6 +23,7 @@ from cca_core.models import Task
 from cca_core.names import retention_counter_key
 from cca_core.tasks import store
 from cca_core.tasks.status import ALL_STATUSES, TERMINAL_STATUSES, TaskStatus
+from cca_core.workflows import store as workflow_store
 
 Family = GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -90,6 +91,12 @@ def _task_metrics(session: Session) -> Iterator[Family]:
     for known in ALL_STATUSES:
         tasks.add_metric([known], counts.get(known, 0))
     yield tasks
+    flows = GaugeMetricFamily("cca_workflows", "Workflows by status", labels=["status"])
+    flow_counts = workflow_store.count_by_status(session.connection())
+    for known in ALL_STATUSES:
+        if known != TaskStatus.QUEUED:  # a workflow runs from the moment it is made
+            flows.add_metric([known], flow_counts.get(known, 0))
+    yield flows
     running = GaugeMetricFamily("cca_agents_running", "Agents running now, fleet-wide")
     running.add_metric([], counts.get(TaskStatus.RUNNING, 0))
     yield running

@@ -13,19 +13,21 @@ TIME_LIMIT_MARGIN_S = 120
 
 def message_options(
     queue: str | None, priority: str, timeout_s: int | None, *, task_id: str | None = None,
-    prompt: str | None = None,
+    prompt: str | None = None, step: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``send_task(RUN_AGENT_TASK, args=[task_id], **options)``.
 
     With ``task_id`` and ``prompt``, monitoring (Flower) shows the id and a short preview of the
-    prompt with secrets removed instead of the bare argument list.
+    prompt with secrets removed instead of the bare argument list; a workflow's step shows as
+    ``<workflow id>/<step> <task id>``.
     """
     options: dict[str, Any] = {
         "queue": queue or DEFAULT_QUEUE,
         "priority": CELERY_PRIORITY.get(priority, CELERY_PRIORITY["normal"]),
     }
     if task_id is not None:
-        options["argsrepr"] = f"{task_id} · {preview(prompt or '')}"
+        name = f"{step} {task_id}" if step else task_id
+        options["argsrepr"] = f"{name} · {preview(prompt or '')}"
         options["kwargsrepr"] = "{}"
     if timeout_s:
         options["time_limit"] = timeout_s + TIME_LIMIT_MARGIN_S

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,8 +29,9 @@ def _fits_one_argument(value: Any) -> Any:
     return value
 
 
-class TaskCreate(BaseModel):
-    """The body of ``POST /api/v1/tasks``."""
+class TaskSpec(BaseModel):
+    """What an agent task is: the body of ``POST /api/v1/tasks`` but its parent, and each
+    step of a workflow."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -48,11 +50,16 @@ class TaskCreate(BaseModel):
     json_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Name
+
+    _one_argument = field_validator("prompt", "json_schema")(_fits_one_argument)
+
+
+class TaskCreate(TaskSpec):
+    """The body of ``POST /api/v1/tasks``."""
+
     parent_id: UUID | None = Field(
         default=None,
         description="The task that submits this one (set by the MCP bridge inside fleet tasks).")
-
-    _one_argument = field_validator("prompt", "json_schema")(_fits_one_argument)
 
 
 class Usage(BaseModel):
@@ -92,6 +99,14 @@ class TaskView(BaseModel):
     metadata: dict[str, Any]
     parent_id: str | None
     depth: int
+    workflow_id: str | None
+    step: str | None = Field(description="Its name in its workflow.")
+    depends_on: list[str] = Field(description="The ids of the tasks it waits for.")
+    waiting_for: str | None = Field(
+        description="What a queued task waits for before it may start: dependencies (the "
+                    "steps it depends on) or children (a coordinated task's plan).")
+    children: list[str] | None = Field(
+        default=None, description="Its children's ids (first 100; in GET of one task only).")
     result: str | None
     structured_output: Any | None
     error: TaskError | None
@@ -126,7 +141,14 @@ class EventPage(BaseModel):
     next_after: int | None
 
 
-def task_view(task: Any) -> TaskView:
+def usage_of(task: Any) -> Usage:
+    """The usage columns of a ``tasks`` row."""
+    return Usage(input_tokens=task.input_tokens or 0, output_tokens=task.output_tokens or 0,
+                 cache_read_input_tokens=task.cache_read_input_tokens or 0,
+                 cache_creation_input_tokens=task.cache_creation_input_tokens or 0)
+
+
+def task_view(task: Any, children: Sequence[Any] | None = None) -> TaskView:
     """Present a ``tasks`` row (cca_core.models.Task) as the API shape."""
     error = TaskError(code=task.error_code, message=task.error_message or "") if task.error_code else None
     return TaskView(
@@ -149,15 +171,15 @@ def task_view(task: Any) -> TaskView:
         metadata=task.meta or {},
         parent_id=str(task.parent_id) if task.parent_id else None,
         depth=task.depth or 0,
+        workflow_id=str(task.workflow_id) if task.workflow_id else None,
+        step=task.step,
+        depends_on=[str(dep) for dep in task.depends_on or ()],
+        waiting_for=task.waiting_for,
+        children=None if children is None else [str(child) for child in children],
         result=task.result,
         structured_output=task.structured_output,
         error=error,
-        usage=Usage(
-            input_tokens=task.input_tokens or 0,
-            output_tokens=task.output_tokens or 0,
-            cache_read_input_tokens=task.cache_read_input_tokens or 0,
-            cache_creation_input_tokens=task.cache_creation_input_tokens or 0,
-        ),
+        usage=usage_of(task),
         cost_usd=float(task.cost_usd or 0),
         num_turns=task.num_turns or 0,
         session_id=task.session_id,

@@ -23,7 +23,9 @@ from sqlalchemy import (
     Interval,
     Row,
     Table,
+    and_,
     bindparam,
+    case,
     column,
     delete,
     func,
@@ -50,7 +52,7 @@ CANCELLED, FAILED = TaskStatus.CANCELLED, TaskStatus.FAILED
 NOW = func.now()
 # Every column of a task, labelled with its attribute's name: a row of them read through a
 # Connection becomes a detached Task (see ``_task``).
-_TASK_COLUMNS = [mapped.label(key) for key, mapped in Task.__mapper__.columns.items()]
+TASK_COLUMNS = [mapped.label(key) for key, mapped in Task.__mapper__.columns.items()]
 _COLUMN_NAMES = {key: mapped.key for key, mapped in Task.__mapper__.columns.items()}
 configure_mappers()  # in memory: what creating the first instance would do
 _NEW_TASK = Task.__mapper__.class_manager.new_instance
@@ -63,8 +65,8 @@ def column_values(values: dict[str, Any]) -> dict[str, Any]:
     return {_COLUMN_NAMES[key]: value for key, value in values.items()}
 
 
-def _task(row: Row[Any]) -> Task:
-    """A detached Task holding ``row`` (of ``_TASK_COLUMNS``), its attributes set directly as
+def detached(row: Row[Any]) -> Task:
+    """A detached Task holding ``row`` (of ``TASK_COLUMNS``), its attributes set directly as
     the ORM's own loading does: ``Task(**row)`` fires an event per attribute and cost 20 times
     as much (0.044 ms)."""
     task = _NEW_TASK()
@@ -90,13 +92,13 @@ def parse_task_id(value: str) -> uuid.UUID:
 
 # The statements every task runs are built once, the row given as parameters: SQLAlchemy
 # compiles each once (its compiled cache) instead of around each row's values.
-_INSERT_TASK = insert(Task).values(sent_at=NOW).returning(*_TASK_COLUMNS)
+_INSERT_TASK = insert(Task).values(sent_at=NOW).returning(*TASK_COLUMNS)
 _INSERT_TASK_ONCE = (
     pg_insert(Task)
     .values(sent_at=NOW)
     .on_conflict_do_nothing(index_elements=["owner", "idempotency_key"],
                             index_where=text("idempotency_key IS NOT NULL"))
-    .returning(*_TASK_COLUMNS)
+    .returning(*TASK_COLUMNS)
 )
 
 
@@ -112,13 +114,13 @@ def create_task(
     """
     row = column_values({"id": uuid.uuid4(), "status": QUEUED, **values})
     if idempotency_key is None:
-        return _task(connection.execute(_INSERT_TASK, row).one()), True
+        return detached(connection.execute(_INSERT_TASK, row).one()), True
     created = connection.execute(_INSERT_TASK_ONCE, {
         **row, "idempotency_key": idempotency_key, "request_hash": request_hash}).first()
     if created is not None:
-        return _task(created), True
-    existing = _task(connection.execute(
-        select(*_TASK_COLUMNS).where(Task.owner == values.get("owner"),
+        return detached(created), True
+    existing = detached(connection.execute(
+        select(*TASK_COLUMNS).where(Task.owner == values.get("owner"),
                                      Task.idempotency_key == idempotency_key)).one())
     if existing.request_hash != request_hash:
         raise Conflict(f"Idempotency-Key {idempotency_key} was used for another request "
@@ -133,12 +135,12 @@ def lock_parent(connection: Connection, parent_id: str) -> tuple[Task, int]:
     The row lock serialises concurrent submissions of children of the same parent.
     """
     parent = connection.execute(
-        select(*_TASK_COLUMNS).where(Task.id == parse_task_id(parent_id)).with_for_update()
+        select(*TASK_COLUMNS).where(Task.id == parse_task_id(parent_id)).with_for_update()
     ).one_or_none()
     if parent is None:
         raise NotFound(f"parent task {parent_id} not found")
     children = connection.scalar(select(func.count()).where(Task.parent_id == parent.id)) or 0
-    return _task(parent), children
+    return detached(parent), children
 
 
 def in_subtree(connection: Connection, task_id: str, root_id: str) -> bool:
@@ -153,14 +155,24 @@ def in_subtree(connection: Connection, task_id: str, root_id: str) -> bool:
     return bool(found)
 
 
+MAX_CHILDREN_SHOWN = 100
+
+
+def child_ids(connection: Connection, task_id: uuid.UUID) -> list[uuid.UUID]:
+    """The ids of a task's children, oldest first (at most ``MAX_CHILDREN_SHOWN``; list
+    tasks by ``parent_id`` for all)."""
+    return list(connection.scalars(select(Task.id).where(Task.parent_id == task_id)
+                                   .order_by(Task.created_at, Task.id).limit(MAX_CHILDREN_SHOWN)))
+
+
 def get_task(connection: Connection, task_id: str | uuid.UUID, owner: str | None = None) -> Task:
     """Return the task; raise NotFound, also when ``owner`` is given and owns it not (so an id
     of another tenant leaks nothing)."""
-    row = connection.execute(select(*_TASK_COLUMNS)
+    row = connection.execute(select(*TASK_COLUMNS)
                              .where(Task.id == parse_task_id(str(task_id)))).first()
     if row is None or (owner is not None and row.owner != owner):
         raise NotFound(f"task {task_id} not found")
-    return _task(row)
+    return detached(row)
 
 
 def usage_today(connection: Connection, created_by: str) -> tuple[int, int, float]:
@@ -184,12 +196,13 @@ def list_tasks(
     status: str | None = None,
     role: str | None = None,
     parent_id: str | None = None,
+    workflow_id: str | None = None,
     owner: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Task], str | None]:
     """Newest first, keyset-paginated, of one owner when given. Returns (tasks, next_cursor)."""
-    query = select(*_TASK_COLUMNS).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+    query = select(*TASK_COLUMNS).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
     if owner is not None:
         query = query.where(Task.owner == owner)
     if status:
@@ -198,10 +211,12 @@ def list_tasks(
         query = query.where(Task.role == role)
     if parent_id:
         query = query.where(Task.parent_id == parse_task_id(parent_id))
+    if workflow_id:
+        query = query.where(Task.workflow_id == parse_task_id(workflow_id))
     if cursor:
         created_at, last_id = decode_cursor(cursor)
         query = query.where(tuple_(Task.created_at, Task.id) < tuple_(created_at, last_id))
-    tasks = [_task(row) for row in connection.execute(query)]
+    tasks = [detached(row) for row in connection.execute(query)]
     if len(tasks) <= limit:
         return tasks, None
     last = tasks[limit - 1]
@@ -235,18 +250,18 @@ def cancel_task(connection: Connection, task_id: str, owner: str | None = None) 
         .where(Task.id == tid, Task.status == changing(QUEUED, CANCELLED))
         .values(status=CANCELLED, finished_at=NOW, cancel_requested_at=NOW,
                 error_code="cancelled", error_message="cancelled before it started")
-        .returning(*_TASK_COLUMNS)
+        .returning(*TASK_COLUMNS)
     ).one_or_none()
     if queued is not None:
-        return _task(queued)
+        return detached(queued)
     running = connection.execute(
         update(Task)
         .where(Task.id == tid, Task.status == RUNNING)
         .values(cancel_requested_at=func.coalesce(Task.cancel_requested_at, NOW))
-        .returning(*_TASK_COLUMNS)
+        .returning(*TASK_COLUMNS)
     ).one_or_none()
     if running is not None:
-        return _task(running)
+        return detached(running)
     task = get_task(connection, task_id)
     raise Conflict(f"task {task_id} already ended as {task.status}", code="already_finished")
 
@@ -268,12 +283,13 @@ _CLAIM = (
     .where(Task.id == bindparam("claim_id"),
            (Task.status == changing(QUEUED, RUNNING))
            | ((Task.status == changing(RUNNING, RUNNING)) & (Task.lease_expires_at < NOW)),
-           Task.cancel_requested_at.is_(None), Task.attempts < bindparam("claim_max_attempts"))
+           Task.cancel_requested_at.is_(None), Task.waiting_for.is_(None),
+           Task.attempts < bindparam("claim_max_attempts"))
     .values(status=RUNNING, worker=bindparam("claim_worker"), worker_pid=bindparam("claim_pid"),
             attempts=Task.attempts + 1, started_at=NOW,
             lease_expires_at=NOW + bindparam("claim_lease", type_=Interval),
             **{f"earlier_{name}": getattr(Task, name) for name in _SUMMED})
-    .returning(*_TASK_COLUMNS)
+    .returning(*TASK_COLUMNS)
 )
 # A run's events go in as one JSON array, in its order: one statement however many there
 # are (an executemany costs a pipeline round of its own), and one that can ride along with
@@ -288,6 +304,12 @@ _INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__)).from_select(
            _EVENT.c.value["subtype"].astext, _EVENT.c.value)
     .order_by(_EVENT.c.n),
 )
+# A run stopped by a requested cancel ends with the cancel's code when it has one (a workflow
+# stopped it: dependency_failed, budget_exceeded), so it says why.
+_ERROR_CODE = case(
+    (and_(bindparam("outcome_status") == CANCELLED, Task.cancel_code.is_not(None)),
+     Task.cancel_code),
+    else_=bindparam("outcome_error_code"))
 # The terminal status and the run's last events in one statement: atomic on its own, so one
 # round trip instead of BEGIN, two statements and COMMIT.
 _FINISH = (
@@ -296,7 +318,7 @@ _FINISH = (
            Task.attempts == bindparam("finish_attempt"))
     .values({**{name: _plus_earlier(name, bindparam(f"outcome_{name}"))
                 for name in Outcome.__dataclass_fields__},
-             "finished_at": NOW, "lease_expires_at": None})
+             "error_code": _ERROR_CODE, "finished_at": NOW, "lease_expires_at": None})
     .returning(Task.id)
     .add_cte(_INSERT_EVENTS.cte("last_events"))
 )
@@ -315,7 +337,7 @@ def claim_task(
         "claim_id": parse_task_id(task_id), "claim_max_attempts": max_attempts,
         "claim_worker": worker, "claim_pid": pid, "claim_lease": timedelta(seconds=lease_s),
     }).first()
-    return None if claimed is None else _task(claimed)
+    return None if claimed is None else detached(claimed)
 
 
 def renew_lease(
@@ -405,15 +427,16 @@ def resend_candidates(connection: Connection, resend_after_s: int) -> list[Task]
 
     Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
     """
-    overdue = (Task.status == QUEUED) & (Task.sent_at < NOW - timedelta(seconds=resend_after_s))
+    overdue = ((Task.status == QUEUED) & Task.waiting_for.is_(None)
+               & (Task.sent_at < NOW - timedelta(seconds=resend_after_s)))
     orphaned = (
         (Task.status == RUNNING)
         & (Task.lease_expires_at < NOW)
         & (Task.sent_at < NOW - timedelta(seconds=1))
     )
-    return [_task(row) for row in connection.execute(
+    return [detached(row) for row in connection.execute(
         update(Task).where(overdue | orphaned, Task.cancel_requested_at.is_(None))
-        .values(sent_at=NOW).returning(*_TASK_COLUMNS)
+        .values(sent_at=NOW).returning(*TASK_COLUMNS)
     )]
 
 
@@ -424,7 +447,8 @@ def end_abandoned(connection: Connection, max_attempts: int) -> list[uuid.UUID]:
         update(Task).where(Task.status == changing(RUNNING, CANCELLED), lost,
                            Task.cancel_requested_at.is_not(None))
         .values(status=CANCELLED, finished_at=NOW, lease_expires_at=None,
-                error_code="cancelled", error_message="cancelled while its worker was lost")
+                error_code=func.coalesce(Task.cancel_code, "cancelled"),
+                error_message="cancelled while its worker was lost")
         .returning(Task.id)
     ).all()
     exhausted = connection.scalars(

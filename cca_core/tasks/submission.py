@@ -17,10 +17,12 @@ from cca_core.models import Task
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import AgentSettings
 from cca_core.tasks.dispatch import message_options
-from cca_core.tasks.schemas import TaskCreate
+from cca_core.tasks.schemas import TaskCreate, TaskSpec
 from cca_core.tasks.workspace import check_cwd
 
 log = logging.getLogger(__name__)
+# The fields of a body that are columns of its row as they are (``metadata`` is ``meta``).
+TASK_FIELDS = set(TaskCreate.model_fields) - {"metadata"}
 
 
 class Producer(Protocol):
@@ -29,7 +31,7 @@ class Producer(Protocol):
     def send_task(self, name: str, args: Any = ..., **options: Any) -> Any: ...
 
 
-def task_values(body: TaskCreate, agents: AgentSettings, default_queue: str) -> dict[str, Any]:
+def task_values(body: TaskSpec, agents: AgentSettings, default_queue: str) -> dict[str, Any]:
     """The row to insert: the body with the fleet's defaults filled in. Raises Invalid."""
     if body.role is not None and body.role not in agents.roles:
         raise Invalid(f"role {body.role} does not exist; the roles are: "
@@ -39,7 +41,7 @@ def task_values(body: TaskCreate, agents: AgentSettings, default_queue: str) -> 
     if body.permission_mode == "dangerous" and not agents.permissions.allow_dangerous:
         raise Invalid("permission_mode dangerous is refused: the fleet does not allow it"
                       " (agents.permissions.allow_dangerous)", field="permission_mode")
-    values = body.model_dump(exclude={"metadata"})
+    values = body.model_dump(include=TASK_FIELDS)
     values["meta"] = body.metadata
     values["token_budget"] = body.token_budget or agents.token_budget_of(body.role)
     values["timeout_seconds"] = body.timeout_seconds or agents.timeout_of(body.role)
@@ -56,8 +58,9 @@ def enqueue(producer: Producer, task: Task) -> bool:
 
     Returns whether the message was sent.
     """
+    step = f"{task.workflow_id}/{task.step}" if task.workflow_id else None
     options = message_options(task.queue, task.priority, task.timeout_seconds,
-                              task_id=str(task.id), prompt=task.prompt)
+                              task_id=str(task.id), prompt=task.prompt, step=step)
     if task.expires_at is not None:
         options["expires"] = task.expires_at
     try:

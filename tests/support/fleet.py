@@ -94,6 +94,29 @@ class FleetAPI:
                                "to end")
 
 
+    def submit_workflow(self, **body: Any) -> dict[str, Any]:
+        response = self.client.post("/api/v1/workflows", json=body)
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/v1/workflows/{workflow_id}")
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def wait_workflow(self, workflow_id: str, timeout_s: float = 90) -> dict[str, Any]:
+        """The workflow once it ended (every step ended too)."""
+        def ended() -> dict[str, Any] | None:
+            found = self.workflow(workflow_id)
+            return found if found["status"] != "running" else None
+
+        return wait_for(ended, timeout_s=timeout_s, message=f"workflow {workflow_id} to end")
+
+
+def steps_by_name(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["name"]: step for step in workflow["tasks"]}
+
+
 # -- processes ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
