@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +17,11 @@ from cca_core.infra.local_secrets import read_local_key
 from cca_core.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def print_json(data: Any) -> None:
+    """What every ``--json`` prints: the API's answer, indented."""
+    click.echo(json.dumps(data, indent=2))
 
 
 def fail(message: str, code: int = 1) -> None:

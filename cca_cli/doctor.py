@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -12,7 +11,7 @@ import httpx
 import redis
 from sqlalchemy import text
 
-from cca_cli.context import CliState, handle_errors, pass_state
+from cca_cli.context import CliState, handle_errors, pass_state, print_json
 from cca_cli.ops import config_warnings
 from cca_core.access.safe_defaults import unsafe_settings
 from cca_core.errors import Invalid
@@ -137,7 +136,7 @@ def doctor(state: CliState, as_json: bool) -> None:
     """Check claude, Redis, Postgres, pgvector, migrations, workers and the configuration."""
     checks = run_checks(state.settings)
     if as_json:
-        click.echo(json.dumps([asdict(check) for check in checks], indent=2))
+        print_json([asdict(check) for check in checks])
     else:
         for check in checks:
             label = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")

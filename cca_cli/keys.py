@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from cca_cli.context import CliState, handle_errors, pass_state
+from cca_cli.context import CliState, handle_errors, pass_state, print_json
 from cca_core.access.key_limits import KeyLimits
 
 console = Console()
@@ -62,7 +61,7 @@ def list_keys(state: CliState, as_json: bool) -> None:
     """Every managed key (never the secret)."""
     rows = state.client().request("GET", "/api/v1/keys")["keys"]
     if as_json:
-        return click.echo(json.dumps(rows, indent=2))
+        return print_json(rows)
     table = Table("name", "prefix", "role", "tenant", "concurrent", "tokens/day", "usd/day",
                   "limits", "revoked")
     for row in rows:

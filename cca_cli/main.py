@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from cca_cli import beat, doctor, flower, keys, ops, roles, schedules, tasks, up
+from cca_cli import beat, doctor, flower, keys, ops, roles, schedules, tasks, up, workflows
 from cca_cli.context import CliState
 from cca_core import __version__
 
@@ -24,7 +24,7 @@ def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
 
 for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, ops.config, ops.db,
                 ops.worker, ops.api, up.up, keys.keys, schedules.schedules, beat.beat,
-                doctor.doctor, flower.flower, roles.roles):
+                doctor.doctor, flower.flower, roles.roles, workflows.workflows):
     cli.add_command(command)
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 from typing import Any
 
 import click
 
-from cca_cli.context import CliState, fail, handle_errors, pass_state
+from cca_cli.context import CliState, fail, handle_errors, pass_state, print_json
 from cca_core.access.safe_defaults import refuse_unsafe, unsafe_settings
 from cca_core.infra.config import config_files, masked
 from cca_core.settings import Settings
@@ -26,7 +25,7 @@ def config() -> None:
 def config_show(state: CliState) -> None:
     """Print the merged configuration as JSON, secrets masked."""
     files = [str(path) for path in config_files()]
-    click.echo(json.dumps({"files": files, "settings": masked(state.settings)}, indent=2))
+    print_json({"files": files, "settings": masked(state.settings)})
 
 
 @config.command("check")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from rich.console import Console
 from rich.table import Table
 
-from cca_cli.context import CliState, handle_errors, pass_state
+from cca_cli.context import CliState, handle_errors, pass_state, print_json
 
 console = Console()
 
@@ -26,7 +24,7 @@ def list_roles(state: CliState, as_json: bool) -> None:
     """Every role with its model, limits and permission mode."""
     data = state.client().roles()
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        print_json(data)
         return
     table = Table("role", "model", "budget", "timeout s", "mode", "description")
     for role in data["roles"]:
@@ -44,7 +42,7 @@ def show_role(state: CliState, name: str, as_json: bool) -> None:
     """One role: its settings, allowed and denied tools, and its prompt."""
     role = state.client().role(name)
     if as_json:
-        click.echo(json.dumps(role, indent=2))
+        print_json(role)
         return
     click.echo(f"{role['name']}: {role['description']}")
     click.echo(f"model {role['model'] or '(fleet default)'} · budget {role['token_budget']} tokens · "

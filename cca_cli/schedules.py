@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cca_cli.context import CliState, fail, handle_errors, pass_state
+from cca_cli.context import CliState, fail, handle_errors, pass_state, print_json
 from cca_core.infra.api_client import CcaClient
 
 console = Console()
@@ -124,7 +124,7 @@ def add(state: CliState, name: str, prompt: str, paused: bool, as_json: bool, **
     body, task = split_fields(fields)
     schedule = state.client().create_schedule(
         {"name": name, **body, "task": {"prompt": prompt, **task}, "enabled": not paused})
-    click.echo(json.dumps(schedule, indent=2)) if as_json else print_schedule(schedule)
+    print_json(schedule) if as_json else print_schedule(schedule)
 
 
 @schedules.command("list")
@@ -135,7 +135,7 @@ def list_schedules(state: CliState, as_json: bool) -> None:
     """Schedules by name."""
     page = state.client().schedules()
     if as_json:
-        return click.echo(json.dumps(page, indent=2))
+        return print_json(page)
     table = Table("name", "when", "state", "next fire", "last fire", "key", "last skip", "id")
     for item in page["schedules"]:
         table.add_row(item["name"], when(item), "enabled" if item["enabled"] else "paused",
@@ -157,7 +157,7 @@ def show(state: CliState, ref: str, runs: int, as_json: bool) -> None:
     schedule = client.schedule(schedule_id)
     history = client.schedule_runs(schedule_id, limit=runs)["runs"] if runs else []
     if as_json:
-        return click.echo(json.dumps({**schedule, "runs": history}, indent=2))
+        return print_json({**schedule, "runs": history})
     print_schedule(schedule)
     table = Table("scheduled for", "status", "task", "cost")
     for run in history:
@@ -185,7 +185,7 @@ def edit(state: CliState, ref: str, new_name: str | None, prompt: str | None, as
         fail("nothing to change: give at least one option", 2)
     client = state.client()
     schedule = client.update_schedule(resolve(client, ref), body)
-    click.echo(json.dumps(schedule, indent=2)) if as_json else print_schedule(schedule)
+    print_json(schedule) if as_json else print_schedule(schedule)
 
 
 @schedules.command()

@@ -10,16 +10,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cca_cli.context import CliState, handle_errors, pass_state
+from cca_cli.context import CliState, handle_errors, pass_state, print_json
 from cca_core.infra.api_client import CcaClient
 from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus
 
 console = Console()
 POLL_S = 0.5
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
 
 
 def _summary(task: dict[str, Any]) -> str:
@@ -78,7 +74,7 @@ def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_
     if wait:
         task = wait_for(client, task["id"], quiet=as_json)
     if as_json:
-        _print_json(task)
+        print_json(task)
     elif wait:
         print_task(task)
     else:
@@ -104,7 +100,7 @@ def list_tasks(state: CliState, as_json: bool, **params: Any) -> None:
     """Newest tasks first."""
     page = state.client().tasks(**params)
     if as_json:
-        return _print_json(page)
+        return print_json(page)
     table = Table("id", "status", "role", "turns", "tokens", "cost", "created")
     for task in page["tasks"]:
         usage = task["usage"]
@@ -124,7 +120,7 @@ def list_tasks(state: CliState, as_json: bool, **params: Any) -> None:
 def show(state: CliState, task_id: str, as_json: bool) -> None:
     """Show one task."""
     task = state.client().task(task_id)
-    _print_json(task) if as_json else print_task(task)
+    print_json(task) if as_json else print_task(task)
 
 
 @tasks.command()
@@ -163,7 +159,7 @@ def status(state: CliState, as_json: bool) -> None:
     """Fleet status: workers, slots, queues, tasks."""
     data = state.client().status()
     if as_json:
-        return _print_json(data)
+        return print_json(data)
     workers = data["workers"]
     console.print(f"cca {data['version']} · workers {workers['online']} · slots "
                   f"{workers['slots_busy']}/{workers['slots_total']} busy")
@@ -179,7 +175,7 @@ def workers(state: CliState, as_json: bool) -> None:
     """Workers online and their slots."""
     data = state.client().workers()
     if as_json:
-        return _print_json(data)
+        return print_json(data)
     table = Table("hostname", "slots busy", "slots", "queues", "paused")
     for worker in data["workers"]:
         table.add_row(worker["hostname"], str(worker["slots_busy"]), str(worker["slots_total"]),

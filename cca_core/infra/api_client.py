@@ -84,6 +84,19 @@ class CcaClient:
     def role(self, name: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/roles/{quote(name, safe='')}")
 
+    def submit_workflow(self, workflow: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/workflows", json=workflow)
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/workflows/{quote(workflow_id, safe='')}")
+
+    def workflows(self, **params: Any) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/workflows",
+                            params={k: v for k, v in params.items() if v is not None})
+
+    def cancel_workflow(self, workflow_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/workflows/{quote(workflow_id, safe='')}/cancel")
+
     def create_schedule(self, schedule: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/v1/schedules", json=schedule)
 
