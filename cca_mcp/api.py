@@ -39,18 +39,32 @@ class BridgeApi:
     async def follow(self, task_id: str, timeout_s: float, ctx: Context) -> TaskInfo:
         """The task once it finished, or as it is after ``timeout_s`` (at most an hour),
         reporting progress meanwhile."""
-        deadline = time.monotonic() + min(max(timeout_s, 0), MAX_WAIT_S)
-        started = time.monotonic()
-        task = await self.call(self.client.task, task_id)
-        while task["status"] not in TERMINAL_STATUSES and time.monotonic() < deadline:
-            await ctx.report_progress(time.monotonic() - started, timeout_s, message=progress(task))
-            await anyio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
-            task = await self.call(self.client.task, task_id)
-        await ctx.report_progress(time.monotonic() - started, timeout_s, message=progress(task))
-        if task["status"] not in TERMINAL_STATUSES:
+        task = await self.poll(self.client.task, task_id, ended=_task_ended, describe=progress,
+                               timeout_s=timeout_s, ctx=ctx)
+        if not _task_ended(task):
             return TaskInfo.from_api(task, note=f"still {task['status']} after {timeout_s:g}s; "
                                      "call cca_wait again to keep waiting")
         return TaskInfo.from_api(task)
+
+    async def poll(self, get: Callable[[str], dict[str, Any]], key: str, *,
+                   ended: Callable[[dict[str, Any]], bool],
+                   describe: Callable[[dict[str, Any]], str], timeout_s: float,
+                   ctx: Context) -> dict[str, Any]:
+        """``get(key)`` once ``ended`` says so, or as it is after ``timeout_s`` (at most an
+        hour), reporting ``describe`` of it as progress meanwhile."""
+        deadline = time.monotonic() + min(max(timeout_s, 0), MAX_WAIT_S)
+        started = time.monotonic()
+        found = await self.call(get, key)
+        while not ended(found) and time.monotonic() < deadline:
+            await ctx.report_progress(time.monotonic() - started, timeout_s, message=describe(found))
+            await anyio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+            found = await self.call(get, key)
+        await ctx.report_progress(time.monotonic() - started, timeout_s, message=describe(found))
+        return found
+
+
+def _task_ended(task: dict[str, Any]) -> bool:
+    return task["status"] in TERMINAL_STATUSES
 
 
 def given(**fields: Any) -> dict[str, Any]:

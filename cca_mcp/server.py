@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 
 from cca_core.infra.api_client import CcaClient
 from cca_mcp.api import BridgeApi
-from cca_mcp.tools import fleet, schedules, tasks
+from cca_mcp.tools import fleet, schedules, tasks, workflows
 
 PARENT_ENV = "CCA_TASK_ID"  # set by a cca worker for the bridge it gives a fleet agent
 INSTRUCTIONS = (
@@ -17,7 +17,8 @@ INSTRUCTIONS = (
     "collect it with cca_wait. Use cca_status, cca_tasks, cca_events to follow work and "
     "cca_cancel to stop it. cca_schedule_create makes a recurring job (cron or interval); "
     "cca_schedules lists them and cca_schedule_delete removes one. cca_roles lists the "
-    "roles a task may name."
+    "roles a task may name. cca_workflow runs named tasks with dependencies as one graph "
+    "(independent ones in parallel); cca_workflow_status follows it."
 )
 
 
@@ -27,6 +28,6 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
     parent = (parent_id if parent_id is not None else os.environ.get(PARENT_ENV)) or None
     server = MCPServer("cca", instructions=INSTRUCTIONS)
     api = BridgeApi(client, parent)
-    for tools in (tasks, fleet, schedules):
+    for tools in (tasks, fleet, schedules, workflows):
         tools.register(server, api)
     return server

@@ -23,7 +23,7 @@ from cca_mcp.server import make_server
 pytestmark = pytest.mark.integration
 TOOLS = {"cca_task", "cca_wait", "cca_status", "cca_cancel", "cca_tasks", "cca_events",
          "cca_agents", "cca_activity", "cca_schedule_create", "cca_schedules", "cca_schedule_delete",
-         "cca_roles"}
+         "cca_roles", "cca_workflow", "cca_workflow_status"}
 
 
 def script(*steps: dict) -> str:
@@ -267,3 +267,26 @@ def test_a_bad_cron_expression_comes_back_as_an_error_naming_the_field(api_clien
                   {"name": "bad", "prompt": "p", "cron": "every morning"})
     assert result.is_error
     assert "(field cron)" in result.content[0].text
+
+
+def test_cca_workflow_runs_a_graph_and_cca_workflow_status_follows_it(api_client, start_worker):
+    start_worker("w1")
+    server = make_server(api_client, parent_id="")
+    tasks = [{"name": "scan", "prompt": "scan: " + script({"text": "clean"}), "role": "security"},
+             {"name": "report", "prompt": "report: " + script({"text": "reported"}),
+              "depends_on": ["scan"]}]
+    submitted = call(server, "cca_workflow", {"name": "review", "tasks": tasks})
+    assert not submitted.is_error, submitted.content
+    workflow = submitted.structured_content
+    assert [(s["name"], s["status"]) for s in workflow["tasks"]] == [("scan", "queued"),
+                                                                      ("report", "queued")]
+    progress: list = []
+    followed = call(server, "cca_workflow_status",
+                    {"workflow_id": workflow["id"], "wait_seconds": 60}, progress)
+    done = followed.structured_content
+    assert done["status"] == "succeeded", done
+    assert {s["role"] for s in done["tasks"]} == {"security", None}
+    assert progress and progress[-1][2].startswith("succeeded · 2 succeeded")
+    bad = call(server, "cca_workflow", {"name": "bad", "tasks": [
+        {"name": "a", "prompt": "p", "depends_on": ["a"]}]})
+    assert bad.is_error and "depends on itself" in bad.content[0].text
