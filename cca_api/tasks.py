@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import suppress
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -18,7 +19,7 @@ from cca_api.narrowing import inherit_from_parent, permitted_values
 from cca_api.operations import Answer, operation
 from cca_api.resources import Resources
 from cca_core.access.quotas import check_quotas
-from cca_core.errors import Forbidden, Invalid, NotFound
+from cca_core.errors import Conflict, Forbidden, Invalid, NotFound
 from cca_core.infra.db import autocommit, transaction
 from cca_core.models import Task
 from cca_core.tasks import store
@@ -30,9 +31,12 @@ from cca_core.tasks.schemas import (
     event_view,
     task_view,
 )
-from cca_core.tasks.status import ALL_STATUSES, TaskStatus
+from cca_core.tasks.status import ALL_STATUSES
 from cca_core.tasks.submission import enqueue
-from cca_core.workflows.dispatch import advance_and_send
+from cca_core.workflows import store as workflows
+from cca_core.workflows import tree
+from cca_core.workflows.advance import advance_and_send
+from cca_core.workflows.coordination import COORDINATOR
 
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
@@ -79,19 +83,32 @@ def submit() -> tuple[dict[str, Any], int]:
                       field="Idempotency-Key")
     values = {**submitted_values(body, res, principal), "owner": principal.tenant,
               "created_by": principal.name}
+    coordinated = body.mode == "coordinate" or body.role == COORDINATOR
+    if coordinated and body.parent_id is not None:
+        raise Invalid("a coordinated task cannot be the child of another task", field="mode")
     # A child is counted and inserted under its parent's row lock, in one transaction; any
     # other task is one INSERT, which commits by itself (saving the BEGIN and COMMIT trips).
-    with res.engine.begin() if body.parent_id else autocommit(res.engine) as connection:
+    in_transaction = body.parent_id or coordinated
+    with res.engine.begin() if in_transaction else autocommit(res.engine) as connection:
         check_quotas(connection, principal.name, principal.quotas)
         if body.parent_id:
             parent = lock_parent(connection, str(body.parent_id), res, principal.scope())
             values["depth"] = parent.depth + 1
             if principal.task_id is not None:  # an agent's bridge: never wider than its task
                 values.update(inherit_from_parent(body, parent, res.settings.agents))
-        task, created = store.create_task(connection, values, idempotency_key=key,
-                                          request_hash=request_hash(body) if key else None)
+        hashed = request_hash(body) if key else None
+        if coordinated:
+            values["token_budget"] = body.token_budget or res.settings.agents.tree_token_budget
+            task, created = store.create_task(connection, {**values, **tree.COORDINATED},
+                                              idempotency_key=key, request_hash=hashed)
+            ready = tree.start(connection, task, res.settings.agents) if created else []
+        else:
+            task, created = store.create_task(connection, values, idempotency_key=key,
+                                              request_hash=hashed)
+            ready = [task]
     if created:
-        enqueue(res.celery, task)
+        for step in ready:
+            enqueue(res.celery, step)
     return task_view(task).model_dump(mode="json"), 202 if created else 200
 
 
@@ -169,15 +186,22 @@ def index() -> dict[str, Any]:
 @operation("Cancel a task", TaskView, errors=(404, 409))
 def cancel(task_id: str) -> dict[str, Any]:
     """A step of a workflow cancelled alone counts as a step that failed: its workflow's
-    policy decides what happens to the others."""
+    policy decides what happens to the others. Cancelling a coordinated task cancels its
+    tree."""
     res = resources()
     scope = require_role("admin", "submitter").scope()
     with transaction(res.sessions) as session:
         connection = session.connection()
         check_token_scope(connection, task_id)
         task = store.cancel_task(connection, task_id, scope)
-    if task.workflow_id is not None and task.status == TaskStatus.CANCELLED:
-        advance_and_send(res.engine, partial(enqueue, res.celery), task.workflow_id)
+    if task.workflow_id is not None:
+        if task.step is None:  # a coordinated task: cancel its whole tree
+            with suppress(Conflict), res.engine.begin() as connection:
+                workflows.request_cancel(connection, str(task.workflow_id))
+        advance_and_send(res.engine, partial(enqueue, res.celery), task.workflow_id,
+                         res.settings.agents)
+        with transaction(res.sessions) as session:
+            task = store.get_task(session.connection(), task_id)
     return task_view(task).model_dump(mode="json")
 
 

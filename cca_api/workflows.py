@@ -21,7 +21,7 @@ from cca_core.settings import AgentSettings
 from cca_core.tasks.status import ALL_STATUSES
 from cca_core.tasks.submission import enqueue
 from cca_core.workflows import store
-from cca_core.workflows.dispatch import advance_and_send
+from cca_core.workflows.advance import advance_and_send
 from cca_core.workflows.graph import check_graph, unique_names
 from cca_core.workflows.schemas import (
     WorkflowCreate,
@@ -117,7 +117,7 @@ def cancel(workflow_id: str) -> dict[str, Any]:
     scope = require_role("admin", "submitter").scope()
     with res.engine.begin() as connection:
         cancelled = store.request_cancel(connection, workflow_id, scope)
-    advance_and_send(res.engine, partial(enqueue, res.celery), cancelled)
+    advance_and_send(res.engine, partial(enqueue, res.celery), cancelled, res.settings.agents)
     with transaction(res.sessions) as session:
         workflow, steps = store.get_workflow(session.connection(), workflow_id, scope)
     return workflow_view(workflow, steps).model_dump(mode="json")

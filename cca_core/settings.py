@@ -135,6 +135,7 @@ class AgentSettings(Section):
     max_depth: int = Field(3, ge=0, le=20)
     max_children_per_task: int = Field(10, ge=0)
     max_workflow_steps: int = Field(50, ge=1, le=1000)
+    tree_token_budget: int = Field(500000, ge=1)  # a coordinated task's, when it names none
     workspace_root: str = ""
     allowed_roots: CommaList = []
     # The queues tasks may name (the first is the default). The API refuses any other: no

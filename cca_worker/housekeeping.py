@@ -94,8 +94,8 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             interval = max(1, int(settings.worker.sweep_interval_seconds))
             if not self.redis.set(SWEEP_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
                 return
-            report = sweep(self.engine, self._send, resend_after_s=settings.worker.resend_after_seconds,
-                           max_attempts=settings.agents.max_attempts)
+            report = sweep(self.engine, self._send, settings.agents,
+                           resend_after_s=settings.worker.resend_after_seconds)
             if report.resent or report.ended or report.released:
                 log.warning("sweep: re-sent %s, ended %s, released %s workflow steps",
                             report.resent, report.ended, report.released)

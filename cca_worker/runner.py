@@ -30,7 +30,7 @@ from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.submission import Producer, enqueue
 from cca_core.tasks.workspace import prepare_workdir
 from cca_core.workflows import store as workflows
-from cca_core.workflows.dispatch import Send, advance_and_send
+from cca_core.workflows.advance import Send, advance_and_send
 from cca_core.workflows.inputs import with_dependency_results
 from cca_worker import budget
 from cca_worker.agent import AgentProcess, spawn
@@ -164,7 +164,7 @@ def _heartbeat(ctx: WorkerContext, task: Task, attempt: int, tokens: Tokens, tur
         spent = (lease.owned and task.workflow_id is not None
                  and workflows.over_budget(connection, task.workflow_id))
     if spent and task.workflow_id is not None:
-        advance_and_send(ctx.engine, ctx.send, task.workflow_id)
+        advance_and_send(ctx.engine, ctx.send, task.workflow_id, ctx.settings.agents)
     return spent or lease.cancel_requested or not lease.owned
 
 
@@ -178,7 +178,7 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
         finished = store.finish_task(connection, task_id, attempt, outcome.redacted(redactor),
                                      last_events)
     if finished and task.workflow_id is not None:
-        advance_and_send(ctx.engine, ctx.send, task.workflow_id)
+        advance_and_send(ctx.engine, ctx.send, task.workflow_id, ctx.settings.agents)
     if sink:
         sink.publish(last_events)
     if not finished:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from cca_core.models import Task
+from cca_core.settings import AgentSettings
 from cca_core.tasks import store
 from cca_core.workflows import store as workflows
-from cca_core.workflows.dispatch import advance_and_send
+from cca_core.workflows.advance import advance_and_send
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +25,18 @@ class SweepReport:
 
 
 def sweep(
-    engine: Engine, send: Callable[[Task], None], *, resend_after_s: int,
-    max_attempts: int,
+    engine: Engine, send: Callable[[Task], None], agents: AgentSettings, *, resend_after_s: int,
 ) -> SweepReport:
     """End runs that can never finish, then re-send the message of every task that may have
     lost it, then advance every running workflow (a worker that died between a step's finish
     and its advance, or a run ended here, leaves it behind). A re-sent message for a task that
     is in fact fine is harmless: claims are conditional."""
     with engine.begin() as connection:
-        ended = store.end_abandoned(connection, max_attempts)
+        ended = store.end_abandoned(connection, agents.max_attempts)
         candidates = store.resend_candidates(connection, resend_after_s)
         running = workflows.running_workflows(connection)
     for task in candidates:
         log.warning("re-sending task %s (status %s, attempts %s)", task.id, task.status, task.attempts)
         send(task)
-    released = sum(advance_and_send(engine, send, workflow_id) for workflow_id in running)
+    released = sum(advance_and_send(engine, send, workflow_id, agents) for workflow_id in running)
     return SweepReport(resent=len(candidates), ended=len(ended), released=released)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -60,6 +60,12 @@ class TaskCreate(TaskSpec):
     parent_id: UUID | None = Field(
         default=None,
         description="The task that submits this one (set by the MCP bridge inside fleet tasks).")
+    mode: Literal["single", "coordinate"] = Field(
+        default="single",
+        description="coordinate: a coordinator plans sub-tasks for specialists, which run in "
+                    "parallel as the task's children, and a summary combines their results; "
+                    "token_budget and max_budget_usd then cap the whole tree (so does the "
+                    "coordinator role).")
 
 
 class Usage(BaseModel):

@@ -22,7 +22,7 @@ from cca_core.tasks.workspace import check_cwd
 
 log = logging.getLogger(__name__)
 # The fields of a body that are columns of its row as they are (``metadata`` is ``meta``).
-TASK_FIELDS = set(TaskCreate.model_fields) - {"metadata"}
+TASK_FIELDS = set(TaskCreate.model_fields) - {"metadata", "mode"}
 
 
 class Producer(Protocol):

@@ -1,7 +1,7 @@
 """What a workflow does next, from the state of its steps (pure): which waiting steps start,
 which end without running, which running ones stop, and whether the workflow is over.
 
-The store (``cca_core.workflows.store.advance``) reads the steps under the workflow's row
+The store (``cca_core.workflows.advance``) reads the steps under the workflow's row
 lock, asks :func:`next_moves`, and applies the answer; every finish, cancel and heartbeat that
 may change the answer calls it, and the sweep calls it for every running workflow, so a
 worker that dies between its finish and the advance delays its dependents by one sweep.

@@ -17,20 +17,14 @@ from sqlalchemy import Connection, Table, func, insert, select, tuple_, update
 from cca_core.errors import Conflict, NotFound
 from cca_core.models import Task, Workflow
 from cca_core.tasks import store as tasks
-from cca_core.tasks.status import TaskStatus, changing
+from cca_core.tasks.status import TaskStatus
 from cca_core.workflows.graph import check_graph
-from cca_core.workflows.scheduling import FailurePolicy, Halt, Moves, StepState, next_moves
 
-QUEUED, RUNNING, CANCELLED = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.CANCELLED
+RUNNING = TaskStatus.RUNNING
 WAITING_FOR_DEPENDENCIES = "dependencies"
 NOW = func.now()
-_WORKFLOW_COLUMNS = [mapped.label(key) for key, mapped in Workflow.__mapper__.columns.items()]
+WORKFLOW_COLUMNS = [mapped.label(key) for key, mapped in Workflow.__mapper__.columns.items()]
 _NEW_WORKFLOW = Workflow.__mapper__.class_manager.new_instance
-_STOP_MESSAGES = {
-    "dependency_failed": "a step it depends on, or with fail_fast any step, did not succeed",
-    "budget_exceeded": "its workflow's budget is spent",
-    "cancelled": "its workflow was cancelled",
-}
 
 
 @dataclass(frozen=True)
@@ -42,7 +36,12 @@ class NewStep:
     values: dict[str, Any]
 
 
-def _workflow(row: Any) -> Workflow:
+def set_plan(connection: Connection, workflow_id: uuid.UUID, plan: dict[str, Any]) -> None:
+    connection.execute(update(Workflow).where(Workflow.id == workflow_id).values(plan=plan))
+
+
+def workflow_of(row: Any) -> Workflow:
+    """A detached Workflow holding ``row`` (of ``WORKFLOW_COLUMNS``)."""
     workflow = _NEW_WORKFLOW()
     workflow.__dict__.update(row._mapping)
     return workflow
@@ -54,8 +53,8 @@ def create_workflow(connection: Connection, values: dict[str, Any],
     (those without dependencies: the caller sends their messages after the commit)."""
     row = {"id": uuid.uuid4(), "status": RUNNING, **values}
     row["metadata"] = row.pop("meta", {})
-    workflow = _workflow(connection.execute(
-        insert(cast(Table, Workflow.__table__)).values(**row).returning(*_WORKFLOW_COLUMNS)).one())
+    workflow = workflow_of(connection.execute(
+        insert(cast(Table, Workflow.__table__)).values(**row).returning(*WORKFLOW_COLUMNS)).one())
     ready = add_steps(connection, workflow, steps)
     return workflow, ready
 
@@ -81,25 +80,32 @@ def get_workflow(connection: Connection, workflow_id: str,
                  owner: str | None = None) -> tuple[Workflow, list[Task]]:
     """The workflow and its steps, each after its dependencies. Raises NotFound, also for
     another owner's workflow."""
-    row = connection.execute(select(*_WORKFLOW_COLUMNS)
+    row = connection.execute(select(*WORKFLOW_COLUMNS)
                              .where(Workflow.id == _parse_id(workflow_id))).first()
     if row is None or (owner is not None and row.owner != owner):
         raise NotFound(f"workflow {workflow_id} not found")
-    workflow = _workflow(row)
+    workflow = workflow_of(row)
     return workflow, steps_in_order(steps_of(connection, workflow.id))
 
 
 def steps_of(connection: Connection, workflow_id: uuid.UUID) -> list[Task]:
-    query = (select(*tasks.TASK_COLUMNS).where(Task.workflow_id == workflow_id)
-             .order_by(Task.step))
+    """The workflow's steps by name (a coordinated task points to its tree's workflow too,
+    with no step name: it is not one of its steps)."""
+    query = (select(*tasks.TASK_COLUMNS)
+             .where(Task.workflow_id == workflow_id, Task.step.is_not(None)).order_by(Task.step))
     return [tasks.detached(row) for row in connection.execute(query)]
+
+
+def name_of(task: Task) -> str:
+    """A step's name (every step of a workflow has one)."""
+    return task.step or ""
 
 
 def steps_in_order(steps: list[Task]) -> list[Task]:
     """``steps`` (by name) ordered so each comes after the steps it depends on."""
-    names = {task.id: _name(task) for task in steps}
-    by_name = {_name(task): task for task in steps}
-    order = check_graph({_name(task): [names[dep] for dep in task.depends_on or ()]
+    names = {task.id: name_of(task) for task in steps}
+    by_name = {name_of(task): task for task in steps}
+    order = check_graph({name_of(task): [names[dep] for dep in task.depends_on or ()]
                          for task in steps})
     return [by_name[name] for name in order]
 
@@ -108,7 +114,7 @@ def list_workflows(connection: Connection, *, owner: str | None = None,
                    status: str | None = None, parent_task_id: str | None = None,
                    limit: int = 50, cursor: str | None = None) -> tuple[list[Workflow], str | None]:
     """Newest first, keyset-paginated. Returns (workflows, next_cursor)."""
-    query = (select(*_WORKFLOW_COLUMNS)
+    query = (select(*WORKFLOW_COLUMNS)
              .order_by(Workflow.created_at.desc(), Workflow.id.desc()).limit(limit + 1))
     if owner is not None:
         query = query.where(Workflow.owner == owner)
@@ -119,7 +125,7 @@ def list_workflows(connection: Connection, *, owner: str | None = None,
     if cursor:
         created_at, last_id = tasks.decode_cursor(cursor)
         query = query.where(tuple_(Workflow.created_at, Workflow.id) < tuple_(created_at, last_id))
-    found = [_workflow(row) for row in connection.execute(query)]
+    found = [workflow_of(row) for row in connection.execute(query)]
     if len(found) <= limit:
         return found, None
     last = found[limit - 1]
@@ -141,84 +147,6 @@ def request_cancel(connection: Connection, workflow_id: str,
     return workflow.id
 
 
-def advance(connection: Connection, workflow_id: uuid.UUID) -> list[Task]:
-    """Bring the workflow forward (:func:`cca_core.workflows.scheduling.next_moves`): release
-    the steps whose dependencies succeeded, end or stop the steps that cannot run any more,
-    and end the workflow once every step has. Returns the released steps, whose messages the
-    caller sends after the commit. Locks the workflow's row until the transaction ends."""
-    row = connection.execute(select(*_WORKFLOW_COLUMNS).where(Workflow.id == workflow_id)
-                             .with_for_update()).first()
-    if row is None or row.status != RUNNING:
-        return []
-    workflow = _workflow(row)
-    steps = steps_of(connection, workflow.id)
-    halt: Halt | None = ("cancelled" if workflow.cancel_requested_at is not None
-                         else "budget_exceeded" if _spent(workflow, steps) else None)
-    names = {task.id: _name(task) for task in steps}
-    states = {_name(task): StepState(task.status, tuple(names[dep] for dep in task.depends_on or ()),
-                                     task.waiting_for is not None) for task in steps}
-    moves = next_moves(states, cast(FailurePolicy, workflow.failure_policy), halt=halt)
-    return _apply(connection, workflow, {_name(task): task.id for task in steps}, moves)
-
-
-def _name(task: Task) -> str:
-    """A step's name (every task of a workflow has one)."""
-    return task.step or ""
-
-
-def _apply(connection: Connection, workflow: Workflow, ids: dict[str, uuid.UUID],
-           moves: Moves) -> list[Task]:
-    released = [tasks.detached(row) for row in connection.execute(
-        update(Task).where(Task.id.in_([ids[name] for name in moves.release]),
-                           Task.status == QUEUED, Task.waiting_for.is_not(None))
-        .values(waiting_for=None, sent_at=NOW).returning(*tasks.TASK_COLUMNS))] \
-        if moves.release else []
-    for code in set(moves.cancel.values()):
-        connection.execute(
-            update(Task).where(Task.id.in_([ids[n] for n, c in moves.cancel.items() if c == code]),
-                               Task.status == changing(QUEUED, CANCELLED))
-            .values(status=CANCELLED, finished_at=NOW, cancel_requested_at=NOW,
-                    waiting_for=None, error_code=code,
-                    error_message=f"not started: {_STOP_MESSAGES[code]}"))
-    for code in set(moves.stop.values()):
-        connection.execute(
-            update(Task).where(Task.id.in_([ids[n] for n, c in moves.stop.items() if c == code]),
-                               Task.status == RUNNING)
-            .values(cancel_requested_at=func.coalesce(Task.cancel_requested_at, NOW),
-                    cancel_code=func.coalesce(Task.cancel_code, code)))
-    if moves.finished is not None:
-        _end(connection, workflow, moves.finished)
-    return released
-
-
-def _end(connection: Connection, workflow: Workflow, status: TaskStatus) -> None:
-    failed = status != TaskStatus.SUCCEEDED
-    connection.execute(
-        update(Workflow).where(Workflow.id == workflow.id, Workflow.status == RUNNING)
-        .values(status=status, finished_at=NOW,
-                error_code=func.coalesce(Workflow.error_code, str(status) if failed else None),
-                error_message=func.coalesce(Workflow.error_message, _end_message(status))))
-
-
-def _end_message(status: TaskStatus) -> str | None:
-    return {
-        TaskStatus.FAILED: "a step did not succeed (see its error)",
-        TaskStatus.CANCELLED: "the workflow was cancelled",
-        TaskStatus.BUDGET_EXCEEDED: "the workflow's budget was spent; nothing more started",
-    }.get(status)
-
-
-def _spent(workflow: Workflow, steps: Sequence[Task]) -> bool:
-    """Whether the steps together used the workflow's token or dollar budget."""
-    if workflow.token_budget is not None:
-        used = sum((t.input_tokens or 0) + (t.output_tokens or 0)
-                   + (t.cache_creation_input_tokens or 0) for t in steps)
-        if used >= workflow.token_budget:
-            return True
-    return workflow.budget_usd is not None and \
-        sum(float(t.cost_usd or 0) for t in steps) >= workflow.budget_usd
-
-
 def over_budget(connection: Connection, workflow_id: uuid.UUID) -> bool:
     """Whether the workflow's steps have spent its budget (one aggregate; the heartbeat of
     each running step asks)."""
@@ -236,6 +164,13 @@ def over_budget(connection: Connection, workflow_id: uuid.UUID) -> bool:
         return False
     return ((row.token_budget is not None and row.tokens >= row.token_budget)
             or (row.budget_usd is not None and float(row.cost) >= row.budget_usd))
+
+
+def lock_workflow(connection: Connection, workflow_id: uuid.UUID) -> Workflow | None:
+    """The workflow, its row locked until the transaction ends (None if it does not exist)."""
+    row = connection.execute(select(*WORKFLOW_COLUMNS).where(Workflow.id == workflow_id)
+                             .with_for_update()).first()
+    return None if row is None else workflow_of(row)
 
 
 def running_workflows(connection: Connection) -> list[uuid.UUID]:

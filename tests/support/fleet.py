@@ -50,7 +50,8 @@ class FleetAPI:
                                     json={"prompt": prompt_prefix + script(*steps), **body})
         assert response.status_code == 202, response.get_json()
         task = response.get_json()
-        assert task["status"] == "queued", task
+        coordinated = body.get("mode") == "coordinate" or body.get("role") == "coordinator"
+        assert task["status"] == ("running" if coordinated else "queued"), task
         return task
 
     def get(self, task_id: str) -> dict[str, Any]:
