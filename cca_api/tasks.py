@@ -152,13 +152,17 @@ def check_token_scope(connection: Connection, task_id: str) -> None:
 
 
 @bp.get("/<task_id>")
-@operation("Get a task", TaskView, errors=(404,))
+@operation("Get a task (a coordinated task with its tree's usage, turns and cost)", TaskView,
+           errors=(404,))
 def show(task_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
         connection = session.connection()
         check_token_scope(connection, task_id)
         task = store.get_task(connection, task_id, current().scope())
         children = store.child_ids(connection, task.id)
+        if task.workflow_id is not None and task.step is None:  # a coordinated task
+            _, steps = workflows.get_workflow(connection, str(task.workflow_id))
+            task = store.with_usage_of(task, steps)
     return task_view(task, children=children).model_dump(mode="json")
 
 

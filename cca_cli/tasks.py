@@ -20,8 +20,9 @@ POLL_S = 0.5
 
 def _summary(task: dict[str, Any]) -> str:
     usage = task["usage"]
-    return (f"{task['status']} · turns {task['num_turns']} · tokens in {usage['input_tokens']}"
-            f" out {usage['output_tokens']} · ${task['cost_usd']:.4f}")
+    children = f" · {len(task['children'])} children" if task.get("children") else ""
+    return (f"{task['status']}{children} · turns {task['num_turns']} · tokens in "
+            f"{usage['input_tokens']} out {usage['output_tokens']} · ${task['cost_usd']:.4f}")
 
 
 def print_task(task: dict[str, Any]) -> None:
@@ -62,6 +63,8 @@ def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--max-turns", type=click.IntRange(min=1))
 @click.option("--cwd")
 @click.option("--idempotency-key")
+@click.option("--mode", type=click.Choice(["single", "coordinate"]),
+              help="coordinate: a coordinator splits it among specialists, run in parallel.")
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @pass_state
 @handle_errors

@@ -155,6 +155,22 @@ def in_subtree(connection: Connection, task_id: str, root_id: str) -> bool:
     return bool(found)
 
 
+def with_usage_of(task: Task, others: Sequence[Task]) -> Task:
+    """A copy of ``task`` (detached) showing the usage, turns and cost of ``others`` summed:
+    what a coordinated task presents of its tree (its row keeps none, so quotas and metrics
+    count each run once)."""
+    shown = detached_copy(task)
+    for name in (*_SUMMED, "num_turns"):
+        setattr(shown, name, sum(getattr(other, name) or 0 for other in others))
+    return shown
+
+
+def detached_copy(task: Task) -> Task:
+    copy = _NEW_TASK()
+    copy.__dict__.update({key: task.__dict__[key] for key in _COLUMN_NAMES if key in task.__dict__})
+    return copy
+
+
 MAX_CHILDREN_SHOWN = 100
 
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from cca_core.errors import Invalid
-from cca_core.models import Task
 from cca_core.rules import MODE_ORDER, translate_rule
 from cca_core.settings import AgentSettings, PermissionSettings
 from cca_core.workflows.graph import check_graph, unique_names
 from cca_core.workflows.schemas import StepName
+
+if TYPE_CHECKING:
+    from cca_core.models import Task
 
 COORDINATOR = "coordinator"
 PLAN, REPAIR, SUMMARY = "plan", "plan-repair", "summary"

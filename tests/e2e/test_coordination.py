@@ -112,11 +112,15 @@ def test_a_plan_that_does_not_validate_gets_one_repair_round(api, start_worker, 
     start_worker("w1")
     bad = plan(delegation("x", "wizard", {"text": "never"}))
     good = plan(delegation("x", "qa", {"text": "done by qa"}))
-    parent = api.submit({**bad, "times": 1, "then": good}, mode="coordinate")
+    parent = api.submit({**bad, "times": 1, "then": good}, mode="coordinate",
+                        allowed_tools=["Read(./**)", "Bash(git *)"])
     done = api.wait_terminal(parent["id"], timeout_s=90)
     assert done["status"] == "succeeded", done
     steps = steps_by_name(api.workflow(done["workflow_id"]))
     assert set(steps) == {"plan", "plan-repair", "x", "summary"}
+    child = api.get(steps["x"]["task_id"])  # qa's tools, within the task's own
+    assert (child["allowed_tools"], child["parent_id"]) == (["Read(./**)", "Bash(git *)"],
+                                                            parent["id"])
     repair = next(text for text in prompts(model_api) if "Your previous plan was refused" in text)
     assert "wizard is not a specialist" in repair and '"role": "wizard"' in repair
     assert "done by qa" in done["result"]

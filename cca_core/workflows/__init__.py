@@ -1,0 +1,1 @@
+"""Workflows: graphs of named tasks with dependencies, and coordinated tasks run as one."""
