@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +19,7 @@ from cca_core.access.quotas import check_quotas
 from cca_core.errors import CcaError, Invalid
 from cca_core.infra.db import transaction
 from cca_core.settings import AgentSettings
-from cca_core.tasks.status import ALL_STATUSES
+from cca_core.tasks.status import TaskStatus
 from cca_core.tasks.submission import enqueue
 from cca_core.workflows import store
 from cca_core.workflows.advance import advance_and_send
@@ -36,8 +37,8 @@ bp = Blueprint("workflows", __name__, url_prefix="/api/v1/workflows")
 
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: str | None = Field(default=None, json_schema_extra={"enum": list(ALL_STATUSES)})
-    parent_task_id: str | None = Field(default=None, max_length=64)
+    status: TaskStatus | None = None
+    parent_task_id: UUID | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=500)
 
@@ -99,12 +100,11 @@ def show(workflow_id: str) -> dict[str, Any]:
 @operation("List workflows, newest first", WorkflowPage, query=ListQuery, errors=(422,))
 def index() -> dict[str, Any]:
     query = operations.query(ListQuery)
-    if query.status is not None and query.status not in ALL_STATUSES:
-        raise Invalid(f"status must be one of {', '.join(ALL_STATUSES)}", field="status")
+    parent_task_id = str(query.parent_task_id) if query.parent_task_id else None
     with transaction(resources().sessions) as session:
         found, cursor = store.list_workflows(
             session.connection(), owner=current().scope(), status=query.status,
-            parent_task_id=query.parent_task_id, limit=query.limit, cursor=query.cursor)
+            parent_task_id=parent_task_id, limit=query.limit, cursor=query.cursor)
     page = WorkflowPage(workflows=[workflow_summary(w) for w in found], next_cursor=cursor)
     return page.model_dump(mode="json")
 

@@ -68,7 +68,8 @@ def advance(connection: Connection, workflow_id: uuid.UUID, agents: AgentSetting
             ready = expansion.ready
             steps = store.steps_of(connection, workflow.id)
     halt: Halt | None = ("cancelled" if workflow.cancel_requested_at is not None
-                         else "budget_exceeded" if _spent(workflow, steps) else None)
+                         else "budget_exceeded" if store.over_budget(connection, workflow.id)
+                         else None)
     names = {task.id: store.name_of(task) for task in steps}
     states = {store.name_of(task): StepState(task.status,
                                              tuple(names[dep] for dep in task.depends_on or ()),
@@ -116,13 +117,3 @@ def _end(connection: Connection, workflow: Workflow, status: TaskStatus,
         tree.finish_parent(connection, workflow, status, store.steps_in_order(list(steps)),
                            (code, message) if code and message else None)
 
-
-def _spent(workflow: Workflow, steps: Sequence[Task]) -> bool:
-    """Whether the steps together used the workflow's token or dollar budget."""
-    if workflow.token_budget is not None:
-        used = sum((t.input_tokens or 0) + (t.output_tokens or 0)
-                   + (t.cache_creation_input_tokens or 0) for t in steps)
-        if used >= workflow.token_budget:
-            return True
-    return workflow.budget_usd is not None and \
-        sum(float(t.cost_usd or 0) for t in steps) >= workflow.budget_usd

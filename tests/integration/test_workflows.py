@@ -191,3 +191,12 @@ def test_workflows_are_listed_newest_first_and_counted_in_metrics(api, start_wor
     metrics = api.client.get("/metrics").get_data(as_text=True)
     assert 'cca_workflows{status="succeeded"} 2.0' in metrics
     assert 'cca_workflows{status="running"} 0.0' in metrics
+
+
+def test_a_bad_list_query_is_refused_naming_the_field(api):
+    for query, field in (("status=done", "status"), ("parent_task_id=x", "parent_task_id"),
+                         ("limit=0", "limit"), ("cursor=zz", "cursor")):
+        answer = api.client.get(f"/api/v1/workflows?{query}")
+        assert answer.status_code == 422 and answer.get_json()["error"]["field"] == field, query
+    assert api.client.get("/api/v1/workflows/nope").status_code == 404
+    assert api.client.post("/api/v1/workflows/nope/cancel").status_code == 404
