@@ -83,7 +83,7 @@ def checked_steps(body: WorkflowCreate, principal: Principal,
         except CcaError as exc:
             exc.field = f"tasks[{index}].{exc.field}" if exc.field else f"tasks[{index}]"
             raise
-        steps.append(store.NewStep(step.name, step.depends_on, values))
+        steps.append(store.NewStep(step.name, step.depends_on, values, step.run_when))
     return steps
 
 

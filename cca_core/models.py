@@ -64,6 +64,8 @@ class Task(Base):
     step: Mapped[str | None] = mapped_column(Text)
     depends_on: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
     waiting_for: Mapped[str | None] = mapped_column(Text)  # "dependencies" or "children"
+    # When a step runs: its dependencies all "succeeded", or all "ended" (whatever their status).
+    run_when: Mapped[str] = mapped_column(Text, default="succeeded", server_default="succeeded")
     cancel_code: Mapped[str | None] = mapped_column(Text)  # the error a requested cancel ends with
 
     result: Mapped[str | None] = mapped_column(Text)

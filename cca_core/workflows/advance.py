@@ -20,7 +20,14 @@ from cca_core.settings import AgentSettings
 from cca_core.tasks import store as tasks
 from cca_core.tasks.status import TaskStatus, changing
 from cca_core.workflows import store, tree
-from cca_core.workflows.scheduling import FailurePolicy, Halt, Moves, StepState, next_moves
+from cca_core.workflows.scheduling import (
+    FailurePolicy,
+    Halt,
+    Moves,
+    RunWhen,
+    StepState,
+    next_moves,
+)
 
 QUEUED, RUNNING, CANCELLED = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.CANCELLED
 NOW = func.now()
@@ -73,7 +80,8 @@ def advance(connection: Connection, workflow_id: uuid.UUID, agents: AgentSetting
     names = {task.id: store.name_of(task) for task in steps}
     states = {store.name_of(task): StepState(task.status,
                                              tuple(names[dep] for dep in task.depends_on or ()),
-                                             task.waiting_for is not None) for task in steps}
+                                             task.waiting_for is not None,
+                                             cast(RunWhen, task.run_when)) for task in steps}
     moves = next_moves(states, cast(FailurePolicy, workflow.failure_policy), halt=halt)
     released = _apply(connection, {store.name_of(task): task.id for task in steps}, moves)
     if moves.finished is not None:

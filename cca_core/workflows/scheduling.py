@@ -11,7 +11,8 @@ Policies when a step fails (ends other than ``succeeded``):
 * ``fail_fast``: every step that has not started ends ``cancelled`` with
   ``dependency_failed``, running ones are stopped (and end the same way).
 * ``continue``: the steps that depend on it, directly or not, end ``cancelled`` with
-  ``dependency_failed``; the others run on.
+  ``dependency_failed``; the others run on. A step with ``run_when = "ended"`` runs once its
+  dependencies have ended, whatever their status (a report, a clean-up, a summary).
 
 A cancelled workflow (``cancelled``) or one whose budget is spent (``budget_exceeded``) stops
 every running step and cancels the rest with that code, and ends with that status.
@@ -27,6 +28,7 @@ from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus
 
 FailurePolicy = Literal["fail_fast", "continue"]
 Halt = Literal["cancelled", "budget_exceeded"]
+RunWhen = Literal["succeeded", "ended"]
 DEPENDENCY_FAILED = "dependency_failed"
 
 
@@ -34,7 +36,8 @@ DEPENDENCY_FAILED = "dependency_failed"
 class StepState:
     status: str
     depends_on: tuple[str, ...] = ()
-    waiting: bool = False  # queued until its dependencies succeed
+    waiting: bool = False  # queued until its dependencies succeed (or end)
+    run_when: RunWhen = "succeeded"
 
 
 @dataclass
@@ -65,7 +68,7 @@ def next_moves(steps: Mapping[str, StepState], policy: FailurePolicy, *,
             if state.status == TaskStatus.QUEUED and state.waiting:
                 if name in doomed:
                     moves.cancel[name] = DEPENDENCY_FAILED
-                elif all(steps[dep].status == TaskStatus.SUCCEEDED for dep in state.depends_on):
+                elif all(_satisfies(steps[dep], state.run_when) for dep in state.depends_on):
                     moves.release.append(name)
     if all(_ended(state) or name in moves.cancel for name, state in steps.items()):
         moves.finished = _final_status(steps, moves, halt)
@@ -76,6 +79,11 @@ def _ended(state: StepState) -> bool:
     return state.status in TERMINAL_STATUSES
 
 
+def _satisfies(dependency: StepState, run_when: RunWhen) -> bool:
+    return dependency.status == TaskStatus.SUCCEEDED or (run_when == "ended"
+                                                         and _ended(dependency))
+
+
 def _doomed(steps: Mapping[str, StepState]) -> set[str]:
     """Steps that can never start: one of their dependencies, directly or not, failed."""
     doomed: set[str] = set()
@@ -83,7 +91,7 @@ def _doomed(steps: Mapping[str, StepState]) -> set[str]:
     while changed:
         changed = False
         for name, state in steps.items():
-            if name in doomed or _ended(state):
+            if name in doomed or _ended(state) or state.run_when == "ended":
                 continue
             if any(dep in doomed or (_ended(steps[dep]) and steps[dep].status != "succeeded")
                    for dep in state.depends_on):

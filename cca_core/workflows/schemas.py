@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cca_core.tasks.schemas import TaskError, TaskSpec, Usage, usage_of
 from cca_core.tasks.status import TaskStatus
-from cca_core.workflows.scheduling import FailurePolicy
+from cca_core.workflows.scheduling import FailurePolicy, RunWhen
 
 StepName = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
 MAX_STEPS = 1000  # the schema's bound; agents.max_workflow_steps is the fleet's
@@ -23,6 +23,10 @@ class StepCreate(TaskSpec):
     name: str = StepName
     depends_on: list[str] = Field(default_factory=list, max_length=MAX_STEPS,
                                   description="Names of the steps that must succeed first.")
+    run_when: RunWhen = Field(
+        default="succeeded",
+        description="succeeded: it runs when every dependency succeeded; ended: when every "
+                    "one ended, whatever its status (a report or a clean-up).")
 
 
 class WorkflowCreate(BaseModel):
@@ -51,6 +55,7 @@ class StepView(BaseModel):
     role: str | None
     status: TaskStatus
     depends_on: list[str]
+    run_when: RunWhen
     waiting_for: str | None
     worker: str | None
     attempts: int
@@ -107,6 +112,7 @@ def workflow_view(workflow: Any, tasks: list[Any]) -> WorkflowView:
     steps = [StepView(
         name=task.step, task_id=str(task.id), role=task.role, status=task.status,
         depends_on=[names.get(dep, str(dep)) for dep in task.depends_on or ()],
+        run_when=task.run_when,
         waiting_for=task.waiting_for, worker=task.worker, attempts=task.attempts or 0,
         error=_error(task.error_code, task.error_message), usage=usage_of(task),
         cost_usd=float(task.cost_usd or 0), started_at=task.started_at,

@@ -34,6 +34,7 @@ class NewStep:
     name: str
     depends_on: Sequence[str]
     values: dict[str, Any]
+    run_when: str = "succeeded"
 
 
 def set_plan(connection: Connection, workflow_id: uuid.UUID, plan: dict[str, Any]) -> None:
@@ -70,7 +71,8 @@ def add_steps(connection: Connection, workflow: Workflow, steps: Sequence[NewSte
             **step.values, "id": ids[step.name], "workflow_id": workflow.id, "step": step.name,
             "owner": workflow.owner, "created_by": workflow.created_by,
             "depends_on": [ids[name] for name in step.depends_on] or None,
-            "waiting_for": WAITING_FOR_DEPENDENCIES if step.depends_on else None})
+            "waiting_for": WAITING_FOR_DEPENDENCIES if step.depends_on else None,
+            "run_when": step.run_when})
         if not step.depends_on:
             ready.append(task)
     return ready

@@ -54,7 +54,7 @@ def start(connection: Connection, parent: Task, agents: AgentSettings) -> list[T
     planning step; its token_budget and max_budget_usd cap the tree. Returns the steps to
     send."""
     workflow, ready = store.create_workflow(connection, {
-        "name": f"coordinate-{str(parent.id)[:8]}", "failure_policy": "fail_fast",
+        "name": f"coordinate-{str(parent.id)[:8]}", "failure_policy": "continue",
         "token_budget": parent.token_budget, "budget_usd": parent.max_budget_usd,
         "parent_task_id": parent.id, "owner": parent.owner, "created_by": parent.created_by,
     }, [_planner(parent, PLAN, agents)])
@@ -108,7 +108,8 @@ def _delegated(parent: Task, plan: Plan, agents: AgentSettings) -> list[store.Ne
                                            token_budget=item.token_budget))
                 for item in plan.delegations]
     summary = store.NewStep(SUMMARY, [item.name for item in plan.delegations],
-                            child_values(parent, COORDINATOR, summary_prompt(parent, plan), agents))
+                            child_values(parent, COORDINATOR, summary_prompt(parent, plan), agents),
+                            run_when="ended")
     return [*children, summary]
 
 

@@ -108,6 +108,25 @@ def test_a_coordinator_plans_three_specialists_two_in_parallel_and_the_summary_c
     assert workflow["usage"]["input_tokens"] == sum(c["usage"]["input_tokens"] for c in children)
 
 
+def test_a_failed_specialist_still_gets_a_partial_summary(api, start_worker, model_api):
+    start_worker("w1")
+    coordinator = plan(delegation("scan", "security", {"text": "no secrets found"}),
+                       delegation("tests", "qa", {"error": 400}),
+                       delegation("fix", "backend", {"text": "never"}, depends_on=("tests",)))
+    done = api.wait_terminal(api.submit(coordinator, mode="coordinate")["id"], timeout_s=90)
+    assert done["status"] == "failed" and done["error"]["code"] == "failed"
+    steps = steps_by_name(api.workflow(done["workflow_id"]))
+    assert [steps[n]["status"] for n in ("scan", "tests", "fix", "summary")] == [
+        "succeeded", "failed", "cancelled", "succeeded"]
+    assert steps["fix"]["error"]["code"] == "dependency_failed"
+    assert steps["summary"]["run_when"] == "ended"
+    summarizer = first_message(model_api, "summary: [[script:")
+    assert '<cca-step name="tests" role="qa" status="failed">' in summarizer
+    assert done["result"].startswith("## Summary\n\nall three agree")
+    assert "## scan (security): succeeded\n\nno secrets found" in done["result"]
+    assert "## fix (backend): cancelled" in done["result"]
+
+
 def test_a_plan_that_does_not_validate_gets_one_repair_round(api, start_worker, model_api):
     start_worker("w1")
     bad = plan(delegation("x", "wizard", {"text": "never"}))

@@ -61,3 +61,22 @@ def test_a_halt_cancels_everything_not_started_and_stops_what_runs():
     assert moves.release == [] and moves.finished is None
     done = next_moves(diamond(root="succeeded", left="cancelled"), "continue", halt="cancelled")
     assert done.finished == "cancelled"
+
+
+def test_a_step_run_when_ended_runs_after_a_failure_and_after_what_it_doomed():
+    steps = {
+        "a": StepState("failed"),
+        "b": StepState("queued", ("a",), waiting=True),
+        "report": StepState("queued", ("a", "b"), waiting=True, run_when="ended"),
+    }
+    moves = next_moves(steps, "continue")
+    assert moves.cancel == {"b": "dependency_failed"} and moves.release == []
+    steps["b"] = StepState("cancelled")
+    later = next_moves(steps, "continue")
+    assert later.release == ["report"] and later.finished is None
+    steps["report"] = StepState("succeeded", ("a", "b"), run_when="ended")
+    assert next_moves(steps, "continue").finished == "failed"
+    halted = next_moves({**steps, "report": StepState("queued", ("a",), waiting=True,
+                                                      run_when="ended")},
+                        "continue", halt="cancelled")
+    assert halted.cancel == {"report": "cancelled"}
