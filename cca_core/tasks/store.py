@@ -82,12 +82,12 @@ class Lease:
     cancel_requested: bool
 
 
-def parse_task_id(value: str) -> uuid.UUID:
-    """Parse a task id; a malformed one is simply not found."""
+def parse_task_id(value: str, what: str = "task") -> uuid.UUID:
+    """Parse the id of a task (or of ``what``); a malformed one is simply not found."""
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise NotFound(f"task {value} not found") from None
+        raise NotFound(f"{what} {value} not found") from None
 
 
 # The statements every task runs are built once, the row given as parameters: SQLAlchemy

@@ -83,7 +83,7 @@ def get_workflow(connection: Connection, workflow_id: str,
     """The workflow and its steps, each after its dependencies. Raises NotFound, also for
     another owner's workflow."""
     row = connection.execute(select(*WORKFLOW_COLUMNS)
-                             .where(Workflow.id == _parse_id(workflow_id))).first()
+                             .where(Workflow.id == tasks.parse_task_id(workflow_id, "workflow"))).first()
     if row is None or (owner is not None and row.owner != owner):
         raise NotFound(f"workflow {workflow_id} not found")
     workflow = workflow_of(row)
@@ -192,9 +192,3 @@ def count_by_status(connection: Connection) -> dict[str, int]:
     rows = connection.execute(select(Workflow.status, func.count()).group_by(Workflow.status))
     return {status: count for status, count in rows}
 
-
-def _parse_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"workflow {value} not found") from None
