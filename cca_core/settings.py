@@ -105,6 +105,10 @@ class RoleSettings(Section):
     max_token_budget: int | None = Field(None, ge=1)
     max_timeout_seconds: int | None = Field(None, ge=1)
     max_budget_usd: float | None = Field(None, gt=0)
+    # Memory (cca_core.memory): whether its ended tasks are remembered, how many memories
+    # lead their prompts. None = the [memory] table's setting.
+    remember: bool | None = None
+    recall_k: int | None = Field(None, ge=0, le=20)
 
     @model_validator(mode="after")
     def _read_prompt_file(self) -> RoleSettings:
@@ -231,6 +235,52 @@ class AcpSettings(Section):
     max_reconnect_attempts: int = 10
 
 
+EmbeddingProvider = Literal["local", "ollama", "openai", "none"]
+
+
+class EmbeddingSettings(Section):
+    """Where memory and code search get their vectors (cca_core.embeddings)."""
+
+    provider: EmbeddingProvider = "local"
+    model: str = Field("", max_length=200)  # "" = the provider's default model
+    url: str = ""  # the provider's base URL ("" = its default)
+    api_key: str = ""  # openai: sent as a bearer token
+    local_path: str = ""  # local: a directory with a BERT model's safetensors and tokenizer
+    dimension: int | None = Field(None, ge=1, le=16000)  # checked against what the model gives
+    batch_size: int = Field(32, ge=1, le=2048)
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+    max_retries: int = Field(2, ge=0, le=10)
+
+    @field_validator("model")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value and not all(c.isalnum() or c in "._:/-@" for c in value):
+            raise ValueError("may hold letters, digits and . _ : / - @ only")
+        return value
+
+
+class MemorySettings(Section):
+    """What the fleet remembers of its tasks (cca_core.memory) and how it searches."""
+
+    remember: bool = True  # store each ended task's prompt, outcome and result summary
+    recall_k: int = Field(0, ge=0, le=20)  # memories put before a task's prompt unless it says
+    summary_chars: int = Field(1500, ge=100, le=20000)  # of a result kept in its memory
+    ef_search: int = Field(100, ge=10, le=1000)  # HNSW candidates per search (recall vs speed)
+
+
+class CodeSettings(Section):
+    """The code index (cca_core.code)."""
+
+    extensions: CommaList = [".py", ".js", ".jsx", ".ts", ".tsx", ".go", ".rs", ".java", ".c",
+                             ".h", ".cc", ".cpp", ".hpp", ".rb", ".php", ".cs", ".kt", ".scala",
+                             ".swift", ".sh", ".md", ".toml", ".yaml", ".yml", ".sql"]
+    excludes: CommaList = [".git", "node_modules", ".venv", "venv", "__pycache__", "dist",
+                           "build", ".cache", ".mypy_cache", ".ruff_cache", ".pytest_cache"]
+    max_file_bytes: int = Field(500_000, ge=1000)
+    max_files: int = Field(50_000, ge=1)
+    window_lines: int = Field(60, ge=5, le=1000)  # chunk size for files no grammar splits
+
+
 class EmbeddedSettings(Section):
     data_dir: str = "~/.local/share/cca"
 
@@ -247,6 +297,9 @@ class Settings(Section):
     flower: FlowerSettings = FlowerSettings()
     acp: AcpSettings = AcpSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
+    embeddings: EmbeddingSettings = EmbeddingSettings()
+    memory: MemorySettings = MemorySettings()
+    code: CodeSettings = CodeSettings()
 
     @model_validator(mode="after")
     def _fleet_queues(self) -> Settings:

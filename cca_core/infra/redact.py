@@ -128,6 +128,6 @@ def settings_secrets(settings: Settings) -> list[str]:
     the passwords in the server URLs and Flower's ``user:password`` pairs."""
     passwords = [url_password(url) for url in (settings.redis.url, settings.postgres.url)]
     pairs = settings.flower.basic_auth
-    return [*settings.daemon.api_keys, settings.daemon.task_token_secret,
+    return [*settings.daemon.api_keys, settings.daemon.task_token_secret, settings.embeddings.api_key,
             *(password for password in passwords if password), *pairs,
             *(pair.partition(":")[2] for pair in pairs)]
