@@ -6,6 +6,8 @@ from typing import Literal
 
 RUN_AGENT_TASK = "cca.run_agent"
 SWEEP_TASK = "cca.sweep"
+INDEX_CODE_TASK = "cca.index_code"  # a code index job (cca_worker.jobs)
+REEMBED_TASK = "cca.reembed"  # a re-embedding job (cca_worker.jobs)
 DEFAULT_QUEUE = "cca"
 
 Priority = Literal["low", "normal", "high", "critical"]

@@ -1,4 +1,5 @@
-"""The worker's Celery task: run one agent task by id (the message carries nothing else).
+"""The worker's Celery tasks: run one agent task by id (the message carries nothing else),
+and the background jobs of memory and code search (cca_worker.jobs).
 
 A module-level shared task; :func:`configure` (called by ``make_celery`` before the pool
 forks) gives it the worker's settings, and each pool process makes its own connections on
@@ -16,9 +17,10 @@ from celery import shared_task
 
 from cca_core.infra.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
 from cca_core.infra.db import make_engine
-from cca_core.names import RUN_AGENT_TASK
+from cca_core.names import INDEX_CODE_TASK, REEMBED_TASK, RUN_AGENT_TASK
 from cca_core.settings import Settings
 from cca_core.tasks.submission import Producer
+from cca_worker.jobs import run_index_job, run_reembed_job
 from cca_worker.runner import WorkerContext, run_task
 
 
@@ -43,6 +45,20 @@ def configure(settings: Settings, bwrap: str | None) -> None:
 def run_agent(self: Any, task_id: str) -> str | None:
     """Run one agent task by id."""
     return run_task(_context(self.request.hostname or "worker", self.app), task_id)
+
+
+@shared_task(name=INDEX_CODE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def index_code(self: Any, job_id: str) -> str | None:
+    """Run one code index job by id."""
+    ctx = _context(self.request.hostname or "worker", self.app)
+    return run_index_job(ctx.engine, ctx.settings, job_id)
+
+
+@shared_task(name=REEMBED_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def reembed(self: Any, job_id: str) -> str | None:
+    """Run one re-embedding job by id."""
+    ctx = _context(self.request.hostname or "worker", self.app)
+    return run_reembed_job(ctx.engine, ctx.settings, job_id)
 
 
 def _context(hostname: str, producer: Producer) -> WorkerContext:

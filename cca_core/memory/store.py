@@ -131,19 +131,3 @@ def to_new(records: Iterable[dict[str, Any]]) -> list[NewMemory]:
     return [NewMemory(content=r["content"], kind=r.get("kind") or "note",
                       tags=tuple(r.get("tags") or ()), successes=int(r.get("successes") or 0),
                       failures=int(r.get("failures") or 0)) for r in records]
-
-
-def without_vectors_in(connection: Connection, space: str, batch: int) -> list[tuple[uuid.UUID, str]]:
-    """Memories not (yet) embedded in ``space``: what a re-embedding does next."""
-    rows = connection.execute(select(Memory.id, Memory.content)
-                              .where(Memory.space.is_distinct_from(space)).limit(batch))
-    return [(row.id, row.content) for row in rows]
-
-
-def set_vectors(connection: Connection, space: str, pairs: Sequence[tuple[uuid.UUID, list[float]]]) -> None:
-    if pairs:
-        vectors.ensure_index(connection, "memories", space, len(pairs[0][1]))
-    for memory_id, vector in pairs:
-        connection.execute(text("UPDATE memories SET space = :space, embedding = CAST(:v AS vector) "
-                                "WHERE id = :id"),
-                           {"space": space, "v": vectors.as_text(vector), "id": memory_id})

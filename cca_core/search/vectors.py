@@ -74,3 +74,17 @@ def exact_sql(table: str, space: str, columns: str, where: str) -> str:
 def set_ef_search(connection: Connection, ef_search: int) -> None:
     """Candidates the HNSW scan keeps for this transaction (pgvector's ``hnsw.ef_search``)."""
     connection.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
+
+
+def drop_other_indexes(connection: Connection, table: str, space: str, dimension: int) -> list[str]:
+    """After a re-embedding into ``space``: drop the table's HNSW indexes of other spaces
+    (no row is in them any more). Returns their names."""
+    keep = index_name(table, space, dimension)
+    names = connection.execute(text(
+        "SELECT indexname FROM pg_indexes WHERE tablename = :table AND indexname LIKE :pattern "
+        "AND indexname <> :keep"), {"table": table, "pattern": f"{table}_hnsw_%", "keep": keep})
+    dropped = [row.indexname for row in names]
+    for name in dropped:
+        connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    _known.difference_update({entry for entry in _known if entry[0] == table})
+    return dropped

@@ -10,15 +10,15 @@ from pathlib import Path
 from cca_core.errors import Invalid
 
 
-def check_cwd(cwd: str, allowed_roots: Sequence[str]) -> Path:
-    """Return the resolved ``cwd``; raise Invalid (field ``cwd``) if it escapes every root."""
+def check_cwd(cwd: str, allowed_roots: Sequence[str], field: str = "cwd") -> Path:
+    """Return the resolved ``cwd``; raise Invalid (naming ``field``) if it escapes every root."""
     if not os.path.isabs(cwd):
-        raise Invalid("cwd must be an absolute path", field="cwd")
+        raise Invalid(f"{field} must be an absolute path", field=field)
     resolved = Path(os.path.realpath(cwd))
     roots = [Path(os.path.realpath(os.path.expanduser(root))) for root in allowed_roots]
     if not any(resolved == root or root in resolved.parents for root in roots):
         allowed = ", ".join(str(root) for root in roots) or "none configured (agents.allowed_roots)"
-        raise Invalid(f"cwd {cwd} is outside the allowed roots: {allowed}", field="cwd")
+        raise Invalid(f"{field} {cwd} is outside the allowed roots: {allowed}", field=field)
     return resolved
 
 
