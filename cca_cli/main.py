@@ -6,7 +6,20 @@ import logging
 
 import click
 
-from cca_cli import beat, doctor, flower, keys, ops, roles, schedules, tasks, up, workflows
+from cca_cli import (
+    beat,
+    code,
+    doctor,
+    flower,
+    keys,
+    memory,
+    ops,
+    roles,
+    schedules,
+    tasks,
+    up,
+    workflows,
+)
 from cca_cli.context import CliState
 from cca_core import __version__
 
@@ -24,7 +37,8 @@ def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
 
 for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, ops.config, ops.db,
                 ops.worker, ops.api, up.up, keys.keys, schedules.schedules, beat.beat,
-                doctor.doctor, flower.flower, roles.roles, workflows.workflows):
+                doctor.doctor, flower.flower, roles.roles, workflows.workflows, memory.memory,
+                code.code):
     cli.add_command(command)
 
 

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 
 from cca_core.infra.api_client import CcaClient
 from cca_mcp.api import BridgeApi
-from cca_mcp.tools import fleet, schedules, tasks, workflows
+from cca_mcp.tools import fleet, knowledge, schedules, tasks, workflows
 
 PARENT_ENV = "CCA_TASK_ID"  # set by a cca worker for the bridge it gives a fleet agent
 INSTRUCTIONS = (
@@ -18,7 +18,9 @@ INSTRUCTIONS = (
     "cca_cancel to stop it. cca_schedule_create makes a recurring job (cron or interval); "
     "cca_schedules lists them and cca_schedule_delete removes one. cca_roles lists the "
     "roles a task may name. cca_workflow runs named tasks with dependencies as one graph "
-    "(independent ones in parallel); cca_workflow_status follows it."
+    "(independent ones in parallel); cca_workflow_status follows it. cca_search_code finds "
+    "code by what it does in codebases indexed with cca_index_codebase; cca_memory_search "
+    "recalls what earlier tasks learned and cca_memory_store saves a note for later ones."
 )
 
 
@@ -28,6 +30,6 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
     parent = (parent_id if parent_id is not None else os.environ.get(PARENT_ENV)) or None
     server = MCPServer("cca", instructions=INSTRUCTIONS)
     api = BridgeApi(client, parent)
-    for tools in (tasks, fleet, schedules, workflows):
+    for tools in (tasks, fleet, schedules, workflows, knowledge):
         tools.register(server, api)
     return server

@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -37,6 +37,7 @@ from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
+from cca_worker.memory import recall, remember
 from cca_worker.pricing import estimate_cost
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
@@ -101,6 +102,8 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
                 return _finish(ctx, task, attempt, outcome, redactor)
             prompt = with_dependency_results(
                 prompt, workflows.dependency_results(connection, task))
+    recalled = recall(ctx.engine, ctx.settings, task, prompt)
+    prompt = recalled.prompt
     try:
         spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()), python=sys.executable,
                                   bridge_token=token)
@@ -112,8 +115,9 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     sink = EventSink(ctx.engine, ctx.redis, task_id, attempt,
                      ttl_s=ctx.settings.redis.context_ttl_seconds,
                      max_events=ctx.settings.redis.stream_max_events, redactor=redactor)
-    if note:
-        sink.add({"type": "cca", "subtype": "note", "message": note})
+    for message in (note, recalled.note):
+        if message:
+            sink.add({"type": "cca", "subtype": "note", "message": message})
     home = _fresh_home(ctx.slot_home)
     env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
                     config_dir=str(home / ".claude"))
@@ -143,7 +147,7 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     outcome = decide(end)
     budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
                   ctx.settings.worker.budget_window_seconds)
-    return _finish(ctx, task, attempt, outcome, redactor, sink)
+    return _finish(ctx, task, attempt, outcome, redactor, sink, recalled.memory_ids)
 
 
 def _redactor(ctx: WorkerContext, token: str | None) -> Redactor:
@@ -169,14 +173,15 @@ def _heartbeat(ctx: WorkerContext, task: Task, attempt: int, tokens: Tokens, tur
 
 
 def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome,
-            redactor: Redactor, sink: EventSink | None = None) -> str | None:
+            redactor: Redactor, sink: EventSink | None = None,
+            recalled: Sequence[str] = ()) -> str | None:
     """Record the outcome (redacted), and in the same statement the run's last events; then
-    move the task's workflow on (its dependents start now)."""
+    move the task's workflow on (its dependents start now) and remember the run."""
     task_id = str(task.id)
     last_events = sink.take() if sink else []
+    redacted = outcome.redacted(redactor)
     with autocommit(ctx.engine) as connection:
-        finished = store.finish_task(connection, task_id, attempt, outcome.redacted(redactor),
-                                     last_events)
+        finished = store.finish_task(connection, task_id, attempt, redacted, last_events)
     if finished and task.workflow_id is not None:
         advance_and_send(ctx.engine, ctx.send, task.workflow_id, ctx.settings.agents)
     if sink:
@@ -184,6 +189,7 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
     if not finished:
         log.warning("task %s: attempt %s lost ownership before finishing", task_id, attempt)
         return None
+    remember(ctx.engine, ctx.settings, task, redacted, recalled, redactor)
     log.info("task %s finished: %s", task_id, outcome.status)
     return outcome.status
 

@@ -33,23 +33,34 @@ class CcaClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; return the decoded JSON body. Raises ApiError."""
+        response = self._send(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def text(self, method: str, path: str, **kwargs: Any) -> str:
+        """Send one request; return the body as text (JSON lines, say). Raises ApiError."""
+        return self._send(method, path, **kwargs).text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ApiError(0, "unreachable", f"the cca API at {self.base_url} is not reachable "
                            f"({type(exc).__name__}): start it with `cca up`") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
         if response.is_error:
-            error = (body or {}).get("error") if isinstance(body, dict) else None
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            error = body.get("error") if isinstance(body, dict) else None
             if isinstance(error, dict):
                 raise ApiError(response.status_code, str(error.get("code")),
                                str(error.get("message")), error.get("field"))
             raise ApiError(response.status_code, "http_error",
                            f"HTTP {response.status_code} from {self.base_url}{path}")
-        return body
+        return response
 
     def submit(self, task: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -96,6 +107,45 @@ class CcaClient:
 
     def cancel_workflow(self, workflow_id: str) -> dict[str, Any]:
         return self.request("POST", f"/api/v1/workflows/{quote(workflow_id, safe='')}/cancel")
+
+    def memory_search(self, search: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/memory/search", json=search)
+
+    def memory_store(self, memory: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/memory", json=memory)
+
+    def memory_stats(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/memory/stats")
+
+    def memory_export(self) -> str:
+        return self.text("GET", "/api/v1/memory/export")
+
+    def memory_import(self, memories: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/memory/import", json={"memories": memories})
+
+    def memory_reembed(self) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/memory/reembed")
+
+    def reembed_job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/memory/reembed/{quote(job_id, safe='')}")
+
+    def code_index(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/code/index", json=request)
+
+    def code_index_job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/code/index/{quote(job_id, safe='')}")
+
+    def code_index_jobs(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/code/index")
+
+    def cancel_code_index(self, job_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/code/index/{quote(job_id, safe='')}/cancel")
+
+    def code_search(self, search: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/code/search", json=search)
+
+    def code_stats(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/code/stats")
 
     def create_schedule(self, schedule: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/api/v1/schedules", json=schedule)

@@ -29,6 +29,13 @@ def _fits_one_argument(value: Any) -> Any:
     return value
 
 
+class MemoryRecall(BaseModel):
+    """How many memories (cca_core.memory) to put before the prompt, as quoted data."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(ge=0, le=20)
+
+
 class TaskSpec(BaseModel):
     """What an agent task is: the body of ``POST /api/v1/tasks`` but its parent, and each
     step of a workflow."""
@@ -50,6 +57,10 @@ class TaskSpec(BaseModel):
     json_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Name
+    memory: MemoryRecall | None = Field(
+        default=None, description="The k memories most relevant to the prompt go before it, "
+                                  "marked as notes from earlier tasks (default: the role's, "
+                                  "else memory.recall_k).")
 
     _one_argument = field_validator("prompt", "json_schema")(_fits_one_argument)
 
