@@ -246,7 +246,7 @@ class EmbeddingSettings(Section):
     url: str = ""  # the provider's base URL ("" = its default)
     api_key: str = ""  # openai: sent as a bearer token
     local_path: str = ""  # local: a directory with a BERT model's safetensors and tokenizer
-    dimension: int | None = Field(None, ge=1, le=16000)  # checked against what the model gives
+    dimension: int = Field(0, ge=0, le=16000)  # 0 = what the model gives; else checked against it
     batch_size: int = Field(32, ge=1, le=2048)
     timeout_seconds: float = Field(30.0, gt=0, le=600)
     max_retries: int = Field(2, ge=0, le=10)

@@ -39,4 +39,4 @@ def embedder_for(settings: EmbeddingSettings) -> Embedder:
         settings.provider, settings.url or (OLLAMA_URL if ollama else OPENAI_URL),
         settings.model or (OLLAMA_MODEL if ollama else OPENAI_MODEL), api_key=settings.api_key,
         batch_size=settings.batch_size, timeout_s=settings.timeout_seconds,
-        max_retries=settings.max_retries, dimension=settings.dimension)
+        max_retries=settings.max_retries, dimension=settings.dimension or None)

@@ -23,7 +23,8 @@ from cca_mcp.server import make_server
 pytestmark = pytest.mark.integration
 TOOLS = {"cca_task", "cca_wait", "cca_status", "cca_cancel", "cca_tasks", "cca_events",
          "cca_agents", "cca_activity", "cca_schedule_create", "cca_schedules", "cca_schedule_delete",
-         "cca_roles", "cca_workflow", "cca_workflow_status"}
+         "cca_roles", "cca_workflow", "cca_workflow_status", "cca_memory_search",
+         "cca_memory_store", "cca_index_codebase", "cca_index_status", "cca_search_code"}
 
 
 def script(*steps: dict) -> str:
