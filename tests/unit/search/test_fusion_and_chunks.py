@@ -55,8 +55,10 @@ def test_python_is_cut_into_functions_classes_methods_and_the_lines_between():
 
 
 def test_other_languages_use_their_grammars_and_unknown_ones_windows():
-    go = "package main\n\ntype S struct{ a int }\n\nfunc (s *S) Area() int {\n\treturn 1\n}\n"
-    assert [(c.kind, c.symbol) for c in chunk_file(go, "go", 60)] == [("class", "S"), ("function", "Area")]
+    go = ("package main\n\ntype S struct{ a int }\n\n// Area is how much room it takes.\n"
+          "func (s *S) Area() int {\n\treturn 1\n}\n")
+    assert [(c.kind, c.symbol, c.start_line) for c in chunk_file(go, "go", 60)] == [
+        ("class", "S", 3), ("function", "Area", 5)]  # with its doc comment
     ts = "export class A {\n  m(): number { return 1 }\n}\nexport function f() {}\n"
     assert [(c.kind, c.symbol) for c in chunk_file(ts, "typescript", 60)] == [
         ("class", "A"), ("method", "A.m"), ("function", "f")]
