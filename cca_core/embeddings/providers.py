@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from cca_core.embeddings.remote import (
     HttpEmbedder,
 )
 from cca_core.settings import EmbeddingSettings
+
+log = logging.getLogger(__name__)
 
 
 class NoEmbedder:
@@ -40,3 +44,18 @@ def embedder_for(settings: EmbeddingSettings) -> Embedder:
         settings.model or (OLLAMA_MODEL if ollama else OPENAI_MODEL), api_key=settings.api_key,
         batch_size=settings.batch_size, timeout_s=settings.timeout_seconds,
         max_retries=settings.max_retries, dimension=settings.dimension or None)
+
+
+def warm_up(settings: EmbeddingSettings) -> None:
+    """Load the local model in the background (about 2 s), so a process's first search or
+    memory does not wait for it. HTTP providers need no warming."""
+    if settings.provider != "local":
+        return
+
+    def load() -> None:
+        try:
+            embedder_for(settings).embed(["warm up"])
+        except EmbeddingUnavailable as exc:
+            log.warning("the local embedding model is unavailable: %s", exc)
+
+    threading.Thread(target=load, name="embedder-warm-up", daemon=True).start()

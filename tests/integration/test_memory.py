@@ -13,7 +13,7 @@ from cca_api import create_app
 from cca_core.access.keys import create_key
 from cca_core.infra.db import make_engine, make_session_factory, transaction
 from tests.fakes.embedding_api import EmbeddingAPI
-from tests.support.fleet import FleetAPI, script
+from tests.support.fleet import FleetAPI
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,8 @@ def test_each_tenant_sees_only_its_own_memories(make_settings, database_url):
         _, alpha = create_key(session, "alpha", "submitter", tenant="alpha")
         _, beta = create_key(session, "beta", "submitter", tenant="beta")
     engine.dispose()
-    client = create_app(make_settings(daemon={"require_auth": True, "api_keys": ["admin-key-0123456789"]})).test_client()
+    secured = make_settings(daemon={"require_auth": True, "api_keys": ["admin-key-0123456789"]})
+    client = create_app(secured).test_client()
     as_alpha, as_beta = {"X-API-Key": alpha}, {"X-API-Key": beta}
     assert client.post("/api/v1/memory", json={"content": NOTES[0]}, headers=as_alpha).status_code == 201
     found = client.post("/api/v1/memory/search", json={"query": "flaky clock test"}, headers=as_beta)
@@ -148,7 +149,8 @@ def test_a_later_task_recalls_what_an_earlier_one_learned(make_settings, start_w
     lesson = wait_for(lambda: search(api.client, "flaky parser test clock", k=1)["results"],
                       timeout_s=30, message="the first task's lesson")[0]
     assert lesson["kind"] == "outcome" and lesson["source_task_id"] == first["id"]
-    assert lesson["content"].startswith("Task: Fix the flaky parser test") and "freezegun" in lesson["content"]
+    assert lesson["content"].startswith("Task: Fix the flaky parser test")
+    assert "freezegun" in lesson["content"]
     assert lesson["successes"] == 1 and set(lesson["tags"]) == {"succeeded"}
 
     second = api.submit({"text": "done again"}, prompt_prefix="The parser test is flaky again ",
