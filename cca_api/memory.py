@@ -10,12 +10,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app
 
 from cca_api import operations
-from cca_api.auth import current, require_role
+from cca_api.auth import Principal, current, require_role
 from cca_api.operations import ANY_OBJECT, operation
 from cca_api.resources import Resources
 from cca_core.embeddings import Embedder
 from cca_core.embeddings.providers import embedder_for
 from cca_core.memory import store
+from cca_core.memory.entries import NewMemory
 from cca_core.memory.schemas import (
     MemoryCreate,
     MemoryImport,
@@ -61,12 +62,16 @@ def search() -> dict[str, Any]:
 def create() -> tuple[dict[str, Any], int]:
     principal = require_role("admin", "submitter")
     body = operations.body(MemoryCreate)
-    memory = store.NewMemory(content=body.content, kind=body.kind, tags=tuple(body.tags),
-                             source_task_id=principal.task_id)
+    memory = NewMemory(content=body.content, kind=body.kind, tags=tuple(body.tags),
+                       source_task_id=principal.task_id)
+    return _stored(principal, [memory]), 201
+
+
+def _stored(principal: Principal, memories: list[NewMemory]) -> dict[str, Any]:
     with resources().engine.begin() as connection:
-        ids, degraded = store.add_memories(connection, embedder(), principal.tenant, [memory],
+        ids, degraded = store.add_memories(connection, embedder(), principal.tenant, memories,
                                            principal.name)
-    return MemoryStored(ids=ids, degraded=degraded).model_dump(mode="json"), 201
+    return MemoryStored(ids=ids, degraded=degraded).model_dump(mode="json")
 
 
 @bp.get("/stats")
@@ -95,10 +100,7 @@ def import_() -> tuple[dict[str, Any], int]:
     principal = require_role("admin", "submitter")
     body = operations.body(MemoryImport)
     memories = store.to_new(item.model_dump() for item in body.memories)
-    with resources().engine.begin() as connection:
-        ids, degraded = store.add_memories(connection, embedder(), principal.tenant, memories,
-                                           principal.name)
-    return MemoryStored(ids=ids, degraded=degraded).model_dump(mode="json"), 201
+    return _stored(principal, memories), 201
 
 
 @bp.post("/reembed")

@@ -65,14 +65,18 @@ def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--idempotency-key")
 @click.option("--mode", type=click.Choice(["single", "coordinate"]),
               help="coordinate: a coordinator splits it among specialists, run in parallel.")
+@click.option("--memory", "recall_k", type=click.IntRange(0, 20),
+              help="Put the K most relevant memories of earlier tasks before the prompt.")
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @pass_state
 @handle_errors
 def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_key: str | None,
-           **fields: Any) -> None:
+           recall_k: int | None, **fields: Any) -> None:
     """Submit an agent task (PROMPT) to the fleet."""
     client = state.client()
     body = {"prompt": prompt, **{name: value for name, value in fields.items() if value is not None}}
+    if recall_k is not None:
+        body["memory"] = {"k": recall_k}
     task = client.submit(body, idempotency_key=idempotency_key)
     if wait:
         task = wait_for(client, task["id"], quiet=as_json)

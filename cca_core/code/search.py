@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from cca_core.embeddings import Embedder
 from cca_core.models import CodeChunk, CodeFile
-from cca_core.search.hybrid import Found, SearchMode, Target, search
+from cca_core.search.hybrid import Found, SearchMode, narrowed, search
 
 COLUMNS = "id, root, path, language, symbol, kind, start_line, end_line, content"
 
@@ -18,21 +18,9 @@ def search_code(connection: Connection, embedder: Embedder, query: str, *, tenan
                 limit: int, ef_search: int, language: str | None = None,
                 path_prefix: str | None = None, root: str | None = None,
                 mode: SearchMode = "hybrid") -> Found:
-    where: list[str] = ["TRUE"]
-    params: dict[str, Any] = {}
-    if tenant is not None:
-        where.append("tenant = :tenant")
-        params["tenant"] = tenant
-    if language:
-        where.append("language = :language")
-        params["language"] = language
-    if path_prefix:
-        where.append("starts_with(path, :prefix)")
-        params["prefix"] = path_prefix.removeprefix("./")
-    if root:
-        where.append("root = :root")
-        params["root"] = root
-    target = Target("code_chunks", COLUMNS, " AND ".join(where), params)
+    target = narrowed("code_chunks", COLUMNS, {
+        "tenant = :value": tenant, "language = :value": language, "root = :value": root,
+        "starts_with(path, :value)": path_prefix.removeprefix("./") if path_prefix else None})
     return search(connection, target, query, embedder, limit=limit, ef_search=ef_search, mode=mode)
 
 

@@ -3,7 +3,7 @@ of its result, tagged with its role and status."""
 
 from __future__ import annotations
 
-from cca_core.memory.store import NewMemory
+from cca_core.memory.entries import NewMemory
 
 PROMPT_CHARS = 1000
 

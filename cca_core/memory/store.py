@@ -5,31 +5,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection
 
 from cca_core.embeddings import Embedder, EmbeddingUnavailable
+from cca_core.memory.entries import NewMemory
 from cca_core.models import Memory
 from cca_core.search import vectors
 from cca_core.search.fusion import words
-from cca_core.search.hybrid import Found, SearchMode, Target, search
+from cca_core.search.hybrid import Found, SearchMode, narrowed, search
 
 COLUMNS = ("id, tenant, kind, content, tags, source_task_id, successes, failures, space, "
            "created_by, created_at")
 EXPORTED = ("kind", "content", "tags", "successes", "failures", "source_task_id", "created_at")
-
-
-@dataclass(frozen=True)
-class NewMemory:
-    content: str
-    kind: str = "note"
-    tags: tuple[str, ...] = ()
-    source_task_id: str | None = None
-    successes: int = 0
-    failures: int = 0
 
 
 def add_memories(connection: Connection, embedder: Embedder, tenant: str,
@@ -77,18 +67,8 @@ def search_memories(connection: Connection, embedder: Embedder, query: str, *,
                     tenant: str | None, limit: int, ef_search: int, kind: str | None = None,
                     tags: Sequence[str] = (), mode: SearchMode = "hybrid") -> Found:
     """The memories that best answer ``query`` (of ``tenant``; None: every tenant)."""
-    where: list[str] = ["TRUE"]
-    params: dict[str, Any] = {}
-    if tenant is not None:
-        where.append("tenant = :tenant")
-        params["tenant"] = tenant
-    if kind:
-        where.append("kind = :kind")
-        params["kind"] = kind
-    if tags:
-        where.append("tags @> CAST(:tags AS text[])")
-        params["tags"] = list(tags)
-    target = Target("memories", COLUMNS, " AND ".join(where), params)
+    target = narrowed("memories", COLUMNS, {"tenant = :value": tenant, "kind = :value": kind,
+                                            "tags @> CAST(:value AS text[])": list(tags)})
     return search(connection, target, query, embedder, limit=limit, ef_search=ef_search, mode=mode)
 
 

@@ -38,6 +38,17 @@ class Target:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+def narrowed(table: str, columns: str, conditions: Mapping[str, Any]) -> Target:
+    """A target narrowed by the conditions whose value is given: each key is an SQL condition
+    on one parameter, ``:value`` (``"tenant = :value"``); a None or empty value leaves it out."""
+    where, params = ["TRUE"], {}
+    for number, (condition, value) in enumerate(conditions.items()):
+        if value is not None and value != [] and value != "":
+            where.append(condition.replace(":value", f":p{number}"))
+            params[f"p{number}"] = value
+    return Target(table, columns, " AND ".join(where), params)
+
+
 def search(connection: Connection, target: Target, query: str, embedder: Embedder, *,
            limit: int, ef_search: int, mode: SearchMode = "hybrid") -> Found:
     wanted = max(limit * 4, 20)

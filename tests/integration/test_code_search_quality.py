@@ -5,35 +5,19 @@ printed beside it (bench/code_search.py reports the same figures)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy import text
 
 from cca_core.code.indexing import Tree, index_tree
-from cca_core.code.search import search_code
 from cca_core.embeddings.providers import embedder_for
 from cca_core.infra.db import make_engine
 from cca_core.search.fusion import any_of_words, words
-from cca_core.search.quality import mean_reciprocal_rank, rank_of, recall_at
 from cca_core.settings import CodeSettings, EmbeddingSettings
+from tests.support.code_quality import LABELS, pinned_tree, scores
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-LABELS = yaml.safe_load((REPO / "tests/data/code_search_queries.yaml").read_text())
-
-
-def pinned_tree(into: Path) -> Path:
-    """The labelled tree at its pinned commit (this repository's history has it)."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", LABELS["commit"], LABELS["tree"]],
-                             capture_output=True, check=False)
-    if archive.returncode != 0:
-        pytest.fail(f"commit {LABELS['commit']} is not in this clone ({archive.stderr.decode()}): "
-                    "the quality set needs the repository's history (git fetch --unshallow)")
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +53,8 @@ def test_the_set_is_big_enough_and_tests_meaning_not_spelling(indexed):
 
 
 def test_hybrid_recall_at_5_reaches_the_target(indexed):
-    embedder = embedder_for(EmbeddingSettings())
-    figures = {}
     with indexed.begin() as connection:
-        for mode in ("vector", "full_text", "hybrid"):
-            ranks = [rank_of(search_code(connection, embedder, item["query"], tenant="quality",
-                                         limit=10, ef_search=100, mode=mode).rows,
-                             item["path"], item["symbol"])
-                     for item in LABELS["queries"]]
-            figures[mode] = (recall_at(ranks, 5), mean_reciprocal_rank(ranks))
+        figures = scores(connection, embedder_for(EmbeddingSettings()), "quality")
     print({mode: f"recall@5 {r:.3f} MRR {m:.3f}" for mode, (r, m) in figures.items()})
     assert figures["hybrid"][0] >= 0.8, figures
     assert figures["hybrid"][0] >= figures["full_text"][0]
