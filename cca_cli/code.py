@@ -11,7 +11,7 @@ from rich.console import Console
 from cca_cli.context import CliState, handle_errors, pass_state, print_json
 from cca_cli.memory import say_degraded, wait_for_job
 
-console = Console()
+console = Console(soft_wrap=True)  # a long path stays on one line
 
 
 @click.group()

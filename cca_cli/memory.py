@@ -13,7 +13,7 @@ from rich.console import Console
 
 from cca_cli.context import CliState, fail, handle_errors, pass_state, print_json
 
-console = Console()
+console = Console(soft_wrap=True)  # a long path stays on one line
 IMPORT_BATCH = 500  # memories per request (the API takes up to 1000)
 JOB_ENDED = ("succeeded", "failed", "cancelled")
 

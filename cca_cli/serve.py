@@ -8,7 +8,6 @@ import click
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from cca_core.access.safe_defaults import refuse_unsafe
-from cca_core.embeddings.providers import warm_up
 from cca_core.infra.local_secrets import KEY_FILE, ensure_local_key
 from cca_core.infra.logs import configure_logging_for
 from cca_core.settings import Settings
@@ -35,9 +34,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         from cca_api import create_app
 
         configure_logging_for(self.settings)
-        app = create_app(self.settings)
-        warm_up(self.settings.embeddings)  # in each API process, after gunicorn forked it
-        return app
+        return create_app(self.settings)
 
 
 def json_logconfig(level: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from typing import Any
 
 from celery import Celery, signals
 
-from cca_core.embeddings.providers import warm_up
 from cca_core.infra.logs import configure_logging_for
 from cca_core.settings import Settings
 from cca_core.tasks.dispatch import celery_config
@@ -33,7 +32,6 @@ def make_celery(settings: Settings, *, runs_agents: bool = True) -> Celery:
     app.conf.update(celery_config(settings.redis.url, visibility_timeout(settings)))
     app.steps["consumer"].add(make_fleet_step(settings))
     signals.worker_process_init.connect(_die_with_the_worker, weak=False)
-    signals.worker_process_init.connect(lambda **_: warm_up(settings.embeddings), weak=False)
     signals.task_revoked.connect(make_expiry_handler(settings), weak=False)
     signals.setup_logging.connect(
         lambda **_: configure_logging_for(settings),

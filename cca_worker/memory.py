@@ -1,11 +1,13 @@
 """A run's memory: the memories recalled before its prompt, and what is remembered when it
 ends (cca_core.memory). Neither may cost the run: a failure is logged and the run goes on
-without."""
+without. Remembering happens on a thread of the slot's process, so the slot takes its next
+task at once (embedding a lesson takes milliseconds, loading the model half a second once)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -47,6 +49,15 @@ def recall(engine: Engine, settings: Settings, task: Task, prompt: str) -> Recal
     ids = tuple(str(row["id"]) for row in found.rows)
     note = f"recalled {len(ids)} memories ({found.mode})" + (f"; {found.degraded}" if found.degraded else "")
     return Recalled(with_memories(prompt, found.rows), ids, note)
+
+
+_remembering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remember")
+
+
+def remember_later(engine: Engine, settings: Settings, task: Task, outcome: Outcome,
+                   recalled: Sequence[str], redactor: Redactor) -> None:
+    """:func:`remember`, on the process's remembering thread."""
+    _remembering.submit(remember, engine, settings, task, outcome, recalled, redactor)
 
 
 def remember(engine: Engine, settings: Settings, task: Task, outcome: Outcome,

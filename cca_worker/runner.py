@@ -37,7 +37,7 @@ from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
-from cca_worker.memory import recall, remember
+from cca_worker.memory import recall, remember_later
 from cca_worker.pricing import estimate_cost
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
@@ -189,7 +189,7 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
     if not finished:
         log.warning("task %s: attempt %s lost ownership before finishing", task_id, attempt)
         return None
-    remember(ctx.engine, ctx.settings, task, redacted, recalled, redactor)
+    remember_later(ctx.engine, ctx.settings, task, redacted, recalled, redactor)
     log.info("task %s finished: %s", task_id, outcome.status)
     return outcome.status
 

@@ -41,6 +41,9 @@ from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "cca_template"
+# Every process of the run shares one cache (the local embedding model's built graph lives
+# there), whatever HOME a test gives it.
+os.environ.setdefault("XDG_CACHE_HOME", str(REPO / ".cache" / "xdg"))
 _db_numbers = itertools.count(1)
 
 
@@ -114,6 +117,9 @@ def config_data(tmp_path: Path, database_url: str, redis_url: str, claude_bin: s
             "env": {"CLAUDE_CODE_MAX_RETRIES": "0"},
         },
         "worker": {"heartbeat_seconds": 0.5, "sweep_interval_seconds": 1.0},
+        # Off unless a test is about memory: a lesson per ended task is CPU the timing tests
+        # of other things would share (tests/integration/test_memory.py turns it on).
+        "memory": {"remember": False},
     }
 
 
@@ -169,6 +175,7 @@ def start_worker(tmp_path: Path, config_data: dict[str, Any], redis_client: redi
         log = tmp_path / f"{name}.log"
         process_env = {
             "PATH": os.environ["PATH"], "HOME": str(home),
+            "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"],
             "CCA_CONFIG": str(config), "PYTHONPATH": str(REPO),
             "ANTHROPIC_BASE_URL": model_api.url, "ANTHROPIC_API_KEY": "test-model-key",
             **(env or {}),

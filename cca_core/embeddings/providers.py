@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,8 +15,6 @@ from cca_core.embeddings.remote import (
     HttpEmbedder,
 )
 from cca_core.settings import EmbeddingSettings
-
-log = logging.getLogger(__name__)
 
 
 class NoEmbedder:
@@ -45,17 +41,3 @@ def embedder_for(settings: EmbeddingSettings) -> Embedder:
         batch_size=settings.batch_size, timeout_s=settings.timeout_seconds,
         max_retries=settings.max_retries, dimension=settings.dimension or None)
 
-
-def warm_up(settings: EmbeddingSettings) -> None:
-    """Load the local model in the background (about 2 s), so a process's first search or
-    memory does not wait for it. HTTP providers need no warming."""
-    if settings.provider != "local":
-        return
-
-    def load() -> None:
-        try:
-            embedder_for(settings).embed(["warm up"])
-        except EmbeddingUnavailable as exc:
-            log.warning("the local embedding model is unavailable: %s", exc)
-
-    threading.Thread(target=load, name="embedder-warm-up", daemon=True).start()

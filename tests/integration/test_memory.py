@@ -139,7 +139,7 @@ def test_reembed_moves_every_vector_to_the_new_model_on_a_worker(make_settings, 
 
 
 def test_a_later_task_recalls_what_an_earlier_one_learned(make_settings, start_worker, model_api):
-    start_worker("w1")
+    start_worker("w1", memory={"remember": True})
     api = FleetAPI(create_app(make_settings()).test_client())
     first = api.submit({"text": "Fixed: the parser test was flaky because the clock was not "
                                 "frozen; pinned it with freezegun."},
