@@ -36,7 +36,7 @@ from tests.support.code_quality import REPO, pinned_tree, scores
 
 DIMENSION = 384
 CENTRES = 1000
-SPACE = "bench/synthetic"
+SPACE = "bench/synthetic-{size}"  # a space (so an index) per scale, built after the load
 LATENCY_TARGET_MS = 30.0
 RECALL_TARGET = 0.95
 
@@ -44,11 +44,10 @@ RECALL_TARGET = 0.95
 class Synthetic:
     """The bench's stand-in embedder: query vectors drawn like the stored ones."""
 
-    space = SPACE
     dimension = DIMENSION
 
-    def __init__(self, centres: np.ndarray, rng: np.random.Generator) -> None:
-        self.centres, self.rng = centres, rng
+    def __init__(self, space: str, centres: np.ndarray, rng: np.random.Generator) -> None:
+        self.space, self.centres, self.rng = space, centres, rng
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return [clustered(self.centres, self.rng, 1)[0].tolist() for _ in texts]
@@ -103,16 +102,17 @@ def _scale(bench: Bench, section: Section, size: int, queries: int) -> None:
     rng = np.random.default_rng(size)
     centres = rng.normal(0, 1, (CENTRES, DIMENSION))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    tenant = f"scale-{size}"
+    tenant, space = f"scale-{size}", SPACE.format(size=size)
     started = time.perf_counter()
-    _load(bench, tenant, clustered(centres, rng, size), rng)
+    _load(bench, tenant, space, clustered(centres, rng, size), rng)
     loaded = time.perf_counter() - started
     started = time.perf_counter()
     with bench.engine.begin() as connection:
         connection.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
-        vectors.ensure_index(connection, "code_chunks", SPACE, DIMENSION)
+        vectors.ensure_index(connection, "code_chunks", space, DIMENSION)
+        connection.execute(text("ANALYZE code_chunks"))
     built = time.perf_counter() - started
-    embedder = Synthetic(centres, rng)
+    embedder = Synthetic(space, centres, rng)
     timings: dict[str, list[float]] = {"vector": [], "hybrid": [], "exact": []}
     recall: dict[int, list[float]] = {40: [], 100: [], 200: []}
     with bench.engine.begin() as connection:
@@ -126,13 +126,13 @@ def _scale(bench: Bench, section: Section, size: int, queries: int) -> None:
             if number < 100:
                 query = vectors.as_text(embedder.embed(["q"])[0])
                 began = time.perf_counter()
-                exact = _ids(connection, vectors.exact_sql("code_chunks", SPACE, "id", "tenant = :tenant"),
-                             query, tenant)
+                exact = _ids(connection, vectors.exact_sql("code_chunks", space, "id",
+                                                            "tenant = :tenant", 10), query, tenant)
                 timings["exact"].append(time.perf_counter() - began)
                 for ef in recall:
                     vectors.set_ef_search(connection, ef)
                     approx = _ids(connection, vectors.nearest_sql(
-                        "code_chunks", SPACE, DIMENSION, "id", "tenant = :tenant"), query, tenant)
+                        "code_chunks", space, DIMENSION, "id", "tenant = :tenant", 10), query, tenant)
                     recall[ef].append(len(approx & exact) / len(exact))
     label = f"10^{len(str(size)) - 1}"
     p50 = {mode: ms(percentile(values, 50)) for mode, values in timings.items()}
@@ -158,11 +158,12 @@ def _under(measure: str, cca: float, baseline: float) -> Row:
 
 
 def _ids(connection, sql: str, query: str, tenant: str) -> set[int]:  # type: ignore[no-untyped-def]
-    rows = connection.execute(text(sql), {"query": query, "tenant": tenant, "limit": 10})
+    rows = connection.execute(text(sql), {"query": query, "tenant": tenant})
     return {row.id for row in rows}
 
 
-def _load(bench: Bench, tenant: str, points: np.ndarray, rng: np.random.Generator) -> None:
+def _load(bench: Bench, tenant: str, space: str, points: np.ndarray,
+          rng: np.random.Generator) -> None:
     """COPY the points in, 100 chunks to a file, each with eight words of a 2,000-word vocabulary."""
     files = io.StringIO()
     for number in range(0, len(points), 100):
@@ -172,7 +173,7 @@ def _load(bench: Bench, tenant: str, points: np.ndarray, rng: np.random.Generato
         words = " ".join(f"'w{w}'" for w in rng.integers(0, 2000, 8))
         vector = "[" + ",".join(f"{x:.4f}" for x in point) + "]"
         chunks.write(f"{tenant}\t/bench\tf{number // 100 * 100}.py\tpython\tfn{number}\tfunction\t1\t9\t"
-                     f"synthetic chunk {number}\t{SPACE}\t{vector}\t{words}\n")
+                     f"synthetic chunk {number}\t{space}\t{vector}\t{words}\n")
     raw = bench.engine.raw_connection()
     try:
         cursor = raw.cursor()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 
 import click
@@ -14,6 +15,8 @@ from sqlalchemy import text
 from cca_cli.context import CliState, handle_errors, pass_state, print_json
 from cca_cli.ops import config_warnings
 from cca_core.access.safe_defaults import unsafe_settings
+from cca_core.embeddings import EmbeddingUnavailable
+from cca_core.embeddings.providers import embedder_for
 from cca_core.errors import Invalid
 from cca_core.fleet.state import online_workers
 from cca_core.infra.db import make_engine
@@ -114,10 +117,26 @@ def check_flower(url: str) -> Check:
                  "" if answer.status_code == 200 else "check flower.url and `cca flower`")
 
 
+def check_embeddings(settings: Settings) -> Check:
+    """Memory and code search can embed: the provider answers (the local model loads)."""
+    embedder = embedder_for(settings.embeddings)
+    if settings.embeddings.provider == "none":
+        return Check("embeddings", True, "provider none: memory and code search use full text only")
+    started = time.monotonic()
+    try:
+        dimension = len(embedder.embed(["cca doctor"])[0])
+    except EmbeddingUnavailable as exc:
+        return Check("embeddings", False, f"{embedder.space}: {exc}; searches fall back to full text",
+                     "start the provider, fix embeddings.url / embeddings.model, or set "
+                     "embeddings.provider = \"local\"")
+    return Check("embeddings", True, f"{embedder.space}: {dimension} dimensions "
+                                     f"({time.monotonic() - started:.1f} s)")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     redis_check = check_redis(settings)
     checks = [check_claude(settings), check_confinement(settings), redis_check,
-              *check_postgres(settings)]
+              *check_postgres(settings), check_embeddings(settings)]
     if redis_check.ok:
         checks.append(check_workers(settings))
     if settings.flower.url:

@@ -77,12 +77,12 @@ def _nearest(connection: Connection, target: Target, space: str, vector: list[fl
              wanted: int, ef_search: int) -> list[dict[str, Any]]:
     """By the space's HNSW index; when its candidates thin out under the narrowing (a small
     tenant in a big table), by an exact scan of the narrowed rows instead."""
-    params = {**target.params, "query": vectors.as_text(vector), "limit": wanted}
+    params = {**target.params, "query": vectors.as_text(vector)}
     vectors.set_ef_search(connection, max(ef_search, wanted))
-    sql = vectors.nearest_sql(target.table, space, len(vector), target.columns, target.where)
+    sql = vectors.nearest_sql(target.table, space, len(vector), target.columns, target.where, wanted)
     found = [dict(row._mapping) for row in connection.execute(text(sql), params)]
     if len(found) < wanted:
-        sql = vectors.exact_sql(target.table, space, target.columns, target.where)
+        sql = vectors.exact_sql(target.table, space, target.columns, target.where, wanted)
         found = [dict(row._mapping) for row in connection.execute(text(sql), params)]
     return found
 
@@ -93,6 +93,6 @@ def _matching(connection: Connection, target: Target, query: str, wanted: int) -
         return []
     sql = (f"SELECT {target.columns} FROM {target.table}, to_tsquery('english', :terms) AS q "
            f"WHERE search_text @@ q AND {target.where} "
-           f"ORDER BY ts_rank_cd(search_text, q, 1) DESC LIMIT :limit")  # 1: by log length
-    params = {**target.params, "terms": terms, "limit": wanted}
+           f"ORDER BY ts_rank_cd(search_text, q, 1) DESC LIMIT {int(wanted)}")  # 1: by log length
+    params = {**target.params, "terms": terms}
     return [dict(row._mapping) for row in connection.execute(text(sql), params)]

@@ -199,6 +199,11 @@ def test_doctor_names_each_failure_with_its_fix(fleet_env, start_worker):
     assert passing.returncode == 0, passing.stdout
     assert checks["workers"]["detail"] == "1 online, 2 agent slots"
     assert "2.1.197" in checks["claude"]["detail"]
+    assert checks["embeddings"]["detail"].startswith("local/all-MiniLM-L6-v2: 384 dimensions")
+    down = {**fleet_env, "CCA__EMBEDDINGS__PROVIDER": "ollama", "CCA__EMBEDDINGS__URL": "http://127.0.0.1:9",
+            "CCA__EMBEDDINGS__MAX_RETRIES": "0"}
+    failing = cca("doctor", env=down)
+    assert "FAIL embeddings" in failing.stdout and "fall back to full text" in failing.stdout
 
 
 def test_a_worker_that_cannot_confine_agents_refuses_to_start(fleet_env, tmp_path):
