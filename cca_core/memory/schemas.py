@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cca_core.search.schemas import SearchInfo, SearchModeName
 
-Kind = str
-
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -14,8 +14,9 @@ from sqlalchemy.engine import Connection
 from cca_core.embeddings import Embedder, EmbeddingUnavailable
 from cca_core.search import vectors
 from cca_core.search.fusion import any_of_words, fuse
+from cca_core.search.schemas import SearchModeName
 
-SearchMode = Literal["hybrid", "vector", "full_text"]
+SearchMode = SearchModeName
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,6 @@ class Found:
     mode: SearchMode  # what was searched: ``full_text`` when vectors were wanted but unavailable
     degraded: str | None = None  # why vectors were not searched
     space: str | None = None  # the vector space searched
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
