@@ -335,6 +335,25 @@ def test_overloaded_then_recovered_with_retries(
     assert [(r["step"], r["reply"]) for r in api.records] == [(0, "error"), (0, "text")]
 
 
+def test_a_rate_limit_resetting_after_more_than_a_minute_ends_the_run_without_its_reset(
+    claude_bin: str, api: ModelAPI, tmp_path: Path
+) -> None:
+    # Measured for issue 16: the CLI waits out a retry-after of up to 60 s (59 s: one retry
+    # after 59.0 s); above that it gives up at once, and no event carries the reset time
+    # (nor the anthropic-ratelimit-*-reset headers): the fleet must read them itself.
+    reset = "2030-01-01T00:00:00Z"
+    headers = {"retry-after": "61", "anthropic-ratelimit-requests-remaining": "0",
+               "anthropic-ratelimit-requests-reset": reset, "anthropic-ratelimit-tokens-reset": reset}
+    rc, ev = run_claude(claude_bin, api.url, tmp_path,
+                        script({"error": 429, "headers": headers, "times": 1, "then": {"text": "ok"}}),
+                        env={"CLAUDE_CODE_MAX_RETRIES": "3"})
+    res = ev[-1]
+    assert rc == 1 and res["is_error"] and res["api_error_status"] == 429
+    assert of_type(ev, "system", "api_retry") == [] and len(api.records) == 1
+    after_init = [json.dumps(event) for event in ev[1:]]
+    assert not [line for line in after_init if "2030" in line or "reset" in line.lower()]
+
+
 # -- 5. stalled stream -----------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ ones get the step ``then``; the count lives in the server, keyed by script text 
                                              # the last tool result read as JSON)
     {"tool_use": {"name": "Bash", "input": {...}}, "text": "optional text block first"}
     {"error": 429, "retry_after": 1}         # HTTP error with the Anthropic error body
+    {"error": 429, "headers": {"anthropic-ratelimit-requests-reset": "…"}}  # and these headers
     {"error": 529, "times": 2, "then": {"text": "ok"}}
     {"stall": 60}                            # headers + message_start, silence, then hang up
 
@@ -395,7 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
             err = error_body(status)
             err["error"]["message"] = step.get("message", err["error"]["message"])
             extra = {"retry-after": str(step["retry_after"])} if "retry_after" in step else {}
-            return self.send_json(status, err, extra)
+            return self.send_json(status, err, {**extra, **step.get("headers", {})})
         delay = float(step.get("delay", 0))
         stall = stall_seconds(step)
         shown: dict[str, Any] = (
