@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from cca_core.code.indexing import Progress, Tree, index_tree
+from cca_core.code.indexing import Progress, Tree, embedding_text, index_tree
 from cca_core.embeddings import EmbeddingUnavailable
 from cca_core.embeddings.providers import embedder_for
 from cca_core.errors import Invalid
@@ -22,6 +22,11 @@ from cca_core.settings import Settings
 from cca_core.tasks.workspace import check_cwd
 
 log = logging.getLogger(__name__)
+REEMBEDDED = {  # what a re-embedding embeds of each table's rows: what storing them did
+    "memories": ("content", lambda row: row.content),
+    "code_chunks": ("path, kind, symbol, content",
+                    lambda row: embedding_text(row.path, row.kind, row.symbol, row.content)),
+}
 
 
 def run_index_job(engine: Engine, settings: Settings, job_id: str) -> str | None:
@@ -54,7 +59,7 @@ def run_reembed_job(engine: Engine, settings: Settings, job_id: str) -> str | No
     if _start(engine, job_id) is None:
         return None
     try:
-        progress, cancelled = reembed(engine, embedder_for(settings.embeddings),
+        progress, cancelled = reembed(engine, embedder_for(settings.embeddings), REEMBEDDED,
                                       settings.embeddings.batch_size * 4,
                                       partial(_report, engine, job_id))
     except EmbeddingUnavailable as exc:

@@ -56,8 +56,9 @@ _remembering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remember")
 
 def remember_later(engine: Engine, settings: Settings, task: Task, outcome: Outcome,
                    recalled: Sequence[str], redactor: Redactor) -> None:
-    """:func:`remember`, on the process's remembering thread."""
-    _remembering.submit(remember, engine, settings, task, outcome, recalled, redactor)
+    """:func:`remember`, on the process's remembering thread (if there is anything to do)."""
+    if recalled or _keeps(settings, task):
+        _remembering.submit(remember, engine, settings, task, outcome, recalled, redactor)
 
 
 def remember(engine: Engine, settings: Settings, task: Task, outcome: Outcome,
@@ -65,8 +66,7 @@ def remember(engine: Engine, settings: Settings, task: Task, outcome: Outcome,
     """Credit the recalled memories with the run's success or failure, and store its lesson
     (``outcome`` is redacted already; the prompt is redacted here) when its role (else
     ``memory.remember``) says so."""
-    role_says = settings.agents.role(task.role).remember
-    keep = settings.memory.remember if role_says is None else role_says
+    keep = _keeps(settings, task)
     try:
         with engine.begin() as connection:
             store.credit(connection, recalled, outcome.status == "succeeded")
@@ -78,3 +78,9 @@ def remember(engine: Engine, settings: Settings, task: Task, outcome: Outcome,
                                    task.owner or "local", [lesson], task.created_by)
     except Exception as exc:
         log.warning("task %s: not remembered: %s", task.id, exc)
+
+
+def _keeps(settings: Settings, task: Task) -> bool:
+    """Whether the task's lesson is stored: its role says, else ``memory.remember``."""
+    role_says = settings.agents.role(task.role).remember
+    return settings.memory.remember if role_says is None else role_says

@@ -155,16 +155,18 @@ def _read(full: Path, path: str, known_hash: str | None, settings: CodeSettings,
     return _Pending(path, language, digest, chunk_file(source, language, settings.window_lines))
 
 
-def embedding_text(path: str, chunk: Chunk) -> str:
-    """What is embedded for a chunk: where it is and what it is named, then its text."""
-    return f"{path} {chunk.kind} {chunk.symbol or ''}\n{chunk.content}"
+def embedding_text(path: str, kind: str, symbol: str | None, content: str) -> str:
+    """What is embedded for a chunk: where it is and what it is named, then its text (the
+    same when ``cca memory reembed`` moves it to another model)."""
+    return f"{path} {kind} {symbol or ''}\n{content}"
 
 
 def _write(engine: Engine, embedder: Embedder, tree: Tree, pending: list[_Pending],
            progress: Progress) -> None:
     if not pending:
         return
-    texts = [embedding_text(item.path, chunk) for item in pending for chunk in item.chunks]
+    texts = [embedding_text(item.path, chunk.kind, chunk.symbol, chunk.content)
+             for item in pending for chunk in item.chunks]
     embedded: list[list[float]] | None = None
     if not progress.degraded:
         started = time.perf_counter()

@@ -6,7 +6,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from cca_core.embeddings import Embedder, EmbeddingUnavailable
-from cca_core.embeddings.local import LocalEmbedder
 from cca_core.embeddings.remote import (
     OLLAMA_MODEL,
     OLLAMA_URL,
@@ -30,6 +29,8 @@ class NoEmbedder:
 @lru_cache(maxsize=4)
 def embedder_for(settings: EmbeddingSettings) -> Embedder:
     if settings.provider == "local":
+        from cca_core.embeddings.local import LocalEmbedder  # NumPy (0.4 s) only where used
+
         path = Path(settings.local_path).expanduser() if settings.local_path else None
         return LocalEmbedder(path, settings.model, batch_size=settings.batch_size)
     if settings.provider == "none":
