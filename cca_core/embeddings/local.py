@@ -95,6 +95,8 @@ class _Bert:
         tokenizer.enable_padding()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # its notes on unused initializers are noise
+        # No busy-waiting between runs: its threads would spin on cores the agents need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         return cls(session, tokenizer, int(config["hidden_size"]))
 
