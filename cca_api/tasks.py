@@ -1,4 +1,4 @@
-"""Task endpoints: submit, read, list, cancel, events."""
+"""Task endpoints: submit, read, list, cancel, events, attempts."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ from cca_core.infra.db import autocommit, transaction
 from cca_core.models import Task
 from cca_core.tasks import store
 from cca_core.tasks.schemas import (
+    AttemptList,
     EventPage,
     TaskCreate,
     TaskPage,
     TaskView,
+    attempt_view,
     event_view,
     task_view,
 )
@@ -221,3 +223,14 @@ def events(task_id: str) -> dict[str, Any]:
         page = EventPage(events=[event_view(row) for row in rows],
                          next_after=rows[-1].id if rows else None)
     return page.model_dump(mode="json")
+
+
+@bp.get("/<task_id>/attempts")
+@operation("Every run of the task: where, how it ended, what it spent, when it was retried",
+           AttemptList, errors=(404,))
+def attempts(task_id: str) -> dict[str, Any]:
+    with transaction(resources().sessions) as session:
+        connection = session.connection()
+        check_token_scope(connection, task_id)
+        rows = store.list_attempts(connection, task_id, owner=current().scope())
+        return AttemptList(attempts=[attempt_view(row) for row in rows]).model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""Commands over the task API: submit, tasks list|show|cancel|events, status, workers."""
+"""Commands over the task API: submit, tasks list|show|cancel|events|attempts, status, workers."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def _summary(task: dict[str, Any]) -> str:
 def print_task(task: dict[str, Any]) -> None:
     console.print(f"[bold]{task['id']}[/bold]  {_summary(task)}")
     if task.get("error"):
-        console.print(f"[red]error[/red] {task['error']['code']}: {task['error']['message']}")
+        retrying = f" (runs again at {task['retry_at']})" if task.get("retry_at") else ""
+        console.print(f"[red]error[/red] {task['error']['code']}: {task['error']['message']}{retrying}",
+                      markup=True, highlight=False)
     if task.get("permission_denials"):
         console.print(f"permission denials: {len(task['permission_denials'])}")
     if task.get("result"):
@@ -156,6 +158,27 @@ def events(state: CliState, task_id: str, after: int) -> None:
         if page["next_after"] is None:
             return
         after = page["next_after"]
+
+
+@tasks.command()
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def attempts(state: CliState, task_id: str, as_json: bool) -> None:
+    """Every run of a task: worker, how it ended, tokens, cost, when it was retried."""
+    data = state.client().attempts(task_id)
+    if as_json:
+        return print_json(data)
+    table = Table("#", "worker", "started", "status", "error", "tokens", "cost", "retried at")
+    for run in data["attempts"]:
+        usage = run["usage"]
+        table.add_row(str(run["attempt"]), run["worker"] or "", run["started_at"][:19],
+                      run["status"] or ("lost" if run["finished_at"] is None else ""),
+                      run["error"]["code"] if run["error"] else "",
+                      str(usage["input_tokens"] + usage["output_tokens"]), f"${run['cost_usd']:.4f}",
+                      (run["retry_at"] or "")[:19])
+    console.print(table)
 
 
 @click.command()

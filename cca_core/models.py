@@ -70,6 +70,11 @@ class Task(Base):
     run_when: Mapped[str] = mapped_column(Text, default="succeeded", server_default="succeeded")
     recall_k: Mapped[int | None] = mapped_column(Integer)  # memories put before its prompt
     cancel_code: Mapped[str | None] = mapped_column(Text)  # the error a requested cancel ends with
+    # Retries (cca_core.tasks.retries): the task's own rules; when a task parked after a failed
+    # run (waiting_for "retry") runs again; how many runs the policy granted.
+    retries: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retried: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     result: Mapped[str | None] = mapped_column(Text)
     structured_output: Mapped[Any | None] = mapped_column(JSONB)
@@ -119,7 +124,34 @@ class Task(Base):
               postgresql_where=text("schedule_id IS NOT NULL")),
         Index("tasks_workflow_step_idx", workflow_id, step, unique=True,
               postgresql_where=text("workflow_id IS NOT NULL")),
+        Index("tasks_retry_due_idx", retry_at, postgresql_where=text("waiting_for = 'retry'")),
     )
+
+
+class TaskAttempt(Base):
+    """One run of a task: where, how it ended, what it spent; ``retry_at`` when it was
+    retried. A run whose worker died keeps no end (its task went on without it)."""
+
+    __tablename__ = "task_attempts"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cost_usd: Mapped[float] = mapped_column(Numeric(14, 6, asdecimal=False), default=0,
+                                            server_default="0")
+    num_turns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    session_id: Mapped[str | None] = mapped_column(Text)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TaskEvent(Base):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from cca_core.roles import merged_roles
 from cca_core.rules import ModelName, ToolRule
+from cca_core.tasks.retries import Failure, RetryRule, RetryRules, refuse_retrying_final
 
 
 def _split_commas(value: Any) -> Any:
@@ -109,6 +110,8 @@ class RoleSettings(Section):
     # lead their prompts. None = the [memory] table's setting.
     remember: bool | None = None
     recall_k: int | None = Field(None, ge=0, le=20)
+    # Retries of its failed runs, per failure class, over the [retries] table's.
+    retries: RetryRules | None = None
 
     @model_validator(mode="after")
     def _read_prompt_file(self) -> RoleSettings:
@@ -281,6 +284,33 @@ class CodeSettings(Section):
     window_lines: int = Field(60, ge=5, le=1000)  # chunk size for files no grammar splits
 
 
+class RetrySettings(Section):
+    """What follows a failed run, per failure class (cca_core.tasks.retries: the defaults and
+    how a wait is computed); a role's and a task's ``retries`` go over these."""
+
+    jitter: float = Field(0.25, ge=0, le=1)  # up to this share of each wait is taken off at random
+    rate_limited: RetryRule | None = None
+    overloaded: RetryRule | None = None
+    server_error: RetryRule | None = None
+    auth_failed: RetryRule | None = None
+    billing: RetryRule | None = None
+    context_too_long: RetryRule | None = None
+    invalid_request: RetryRule | None = None
+    max_turns: RetryRule | None = None
+    tool_failure: RetryRule | None = None
+    crashed: RetryRule | None = None
+
+    @model_validator(mode="after")
+    def _final_not_retried(self) -> RetrySettings:
+        refuse_retrying_final(self.rules)
+        return self
+
+    @property
+    def rules(self) -> RetryRules:
+        return {failure: rule for failure in Failure
+                if (rule := getattr(self, failure.value)) is not None}
+
+
 class EmbeddedSettings(Section):
     data_dir: str = "~/.local/share/cca"
 
@@ -300,6 +330,7 @@ class Settings(Section):
     embeddings: EmbeddingSettings = EmbeddingSettings()
     memory: MemorySettings = MemorySettings()
     code: CodeSettings = CodeSettings()
+    retries: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")
     def _fleet_queues(self) -> Settings:

@@ -99,6 +99,8 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             if report.resent or report.ended or report.released:
                 log.warning("sweep: re-sent %s, ended %s, released %s workflow steps",
                             report.resent, report.ended, report.released)
+            if report.retried:
+                log.info("sweep: sent %s tasks whose retry came due", report.retried)
             kept = enforce_retention(self.sessions, self.redis, settings.retention)
             if kept.task_events or kept.streams:
                 log.info("retention: deleted %s task events, %s event streams", kept.task_events,

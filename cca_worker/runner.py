@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from cca_core.models import Task
 from cca_core.settings import Settings
 from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
+from cca_core.tasks.retries import Failure, retry_at, rule_for, rules_of
+from cca_core.tasks.status import TaskStatus
 from cca_core.tasks.submission import Producer, enqueue
 from cca_core.tasks.workspace import prepare_workdir
 from cca_core.workflows import store as workflows
@@ -48,6 +51,7 @@ Launcher = Callable[..., AgentProcess]
 """Starts an agent: ``launcher(argv, env=, cwd=, grace_s=)`` (``spawn``; a replay in tests)."""
 
 log = logging.getLogger(__name__)
+FAILURES = frozenset(Failure)
 
 
 @dataclass(frozen=True)
@@ -176,22 +180,44 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
             redactor: Redactor, sink: EventSink | None = None,
             recalled: Sequence[str] = ()) -> str | None:
     """Record the outcome (redacted), and in the same statement the run's last events; then
-    move the task's workflow on (its dependents start now) and remember the run."""
+    move the task's workflow on (its dependents start now) and remember the run. A failed
+    run its retry policy runs again parks the task instead (nothing moves on)."""
     task_id = str(task.id)
-    last_events = sink.take() if sink else []
     redacted = outcome.redacted(redactor)
+    due = _retry_due(ctx.settings, task, attempt, outcome)
+    if due is not None and sink:
+        sink.add({"type": "cca", "subtype": "retry", "error_code": outcome.error_code,
+                  "attempt": attempt, "retry_at": due.isoformat()})
+    last_events = sink.take() if sink else []
     with autocommit(ctx.engine) as connection:
-        finished = store.finish_task(connection, task_id, attempt, redacted, last_events)
-    if finished and task.workflow_id is not None:
-        advance_and_send(ctx.engine, ctx.send, task.workflow_id, ctx.settings.agents)
+        parked = due is not None and store.retry_task(connection, task_id, attempt, redacted, due,
+                                                      last_events)
+        # A retry refused (cancelled meanwhile, or lost) still recorded the events.
+        finished = not parked and store.finish_task(
+            connection, task_id, attempt, redacted, [] if due is not None else last_events)
     if sink:
         sink.publish(last_events)
+    if parked:
+        log.info("task %s: attempt %s failed (%s); it runs again at %s", task_id, attempt,
+                 outcome.error_code, due)
+        return TaskStatus.QUEUED
+    if finished and task.workflow_id is not None:
+        advance_and_send(ctx.engine, ctx.send, task.workflow_id, ctx.settings.agents)
     if not finished:
         log.warning("task %s: attempt %s lost ownership before finishing", task_id, attempt)
         return None
     remember_later(ctx.engine, ctx.settings, task, redacted, recalled, redactor)
     log.info("task %s finished: %s", task_id, outcome.status)
     return outcome.status
+
+
+def _retry_due(settings: Settings, task: Task, attempt: int, outcome: Outcome) -> datetime | None:
+    """When the task runs again after this failed run, by its retry policy; None: never."""
+    if outcome.status != TaskStatus.FAILED or outcome.error_code not in FAILURES:
+        return None
+    rule = rule_for(Failure(outcome.error_code), (
+        settings.retries.rules, settings.agents.role(task.role).retries, rules_of(task.retries)))
+    return retry_at(rule, attempt, datetime.now(UTC), jitter=settings.retries.jitter)
 
 
 def _fresh_home(home: Path) -> Path:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SweepReport:
     resent: int
+    retried: int  # parked tasks whose retry came due, sent again
     ended: int
     released: int  # workflow steps a lost advance had left waiting
 
@@ -27,16 +28,22 @@ class SweepReport:
 def sweep(
     engine: Engine, send: Callable[[Task], None], agents: AgentSettings, *, resend_after_s: int,
 ) -> SweepReport:
-    """End runs that can never finish, then re-send the message of every task that may have
-    lost it, then advance every running workflow (a worker that died between a step's finish
-    and its advance, or a run ended here, leaves it behind). A re-sent message for a task that
-    is in fact fine is harmless: claims are conditional."""
+    """End runs that can never finish, then send the tasks whose retry is due, then re-send
+    the message of every task that may have lost it, then advance every running workflow (a
+    worker that died between a step's finish and its advance, or a run ended here, leaves it
+    behind). A re-sent message for a task that is in fact fine is harmless: claims are
+    conditional."""
     with engine.begin() as connection:
         ended = store.end_abandoned(connection, agents.max_attempts)
+        due = store.release_due_retries(connection)
         candidates = store.resend_candidates(connection, resend_after_s)
         running = workflows.running_workflows(connection)
+    for task in due:
+        log.info("retrying task %s (attempt %s failed: %s)", task.id, task.attempts, task.error_code)
+        send(task)
     for task in candidates:
         log.warning("re-sending task %s (status %s, attempts %s)", task.id, task.status, task.attempts)
         send(task)
     released = sum(advance_and_send(engine, send, workflow_id, agents) for workflow_id in running)
-    return SweepReport(resent=len(candidates), ended=len(ended), released=released)
+    return SweepReport(resent=len(candidates), retried=len(due), ended=len(ended),
+                       released=released)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cca_core.tasks.outcome import Outcome
+from cca_core.tasks.retries import Failure
 from cca_worker.pricing import estimate_cost
 from cca_worker.usage import Tokens, result_tokens
 
@@ -90,7 +91,7 @@ def decide(end: RunEnd) -> Outcome:
                        result=(end.result or {}).get("result"), **common)
     if end.result is None:
         detail = end.stderr_tail.strip()[-1000:] or "no output"
-        return Outcome(status="failed", error_code="agent_crashed",
+        return Outcome(status="failed", error_code=Failure.CRASHED,
                        error_message=f"claude exited with code {end.returncode} and no result: {detail}",
                        **common)
     return _from_result(end.result, common)
@@ -106,12 +107,31 @@ def _from_result(result: Mapping[str, Any], common: dict[str, Any]) -> Outcome:
     if subtype == "error_max_budget_usd":
         return Outcome(status="budget_exceeded", error_code="usd_budget_exceeded",
                        error_message=errors or "USD budget reached", result=text, **common)
+    message = str(text or errors or "the agent reported an error")
+    return Outcome(status="failed", error_code=classify(result), error_message=message, **common)
+
+
+def classify(result: Mapping[str, Any]) -> Failure:
+    """The class of a failed run's ``result`` line. API errors end with subtype ``success``,
+    ``is_error`` and ``api_error_status`` (notes/claude-cli.md §2); the CLI rewrites a 400 for
+    an oversized prompt as "Prompt is too long" and reports a timed-out request with no
+    status."""
+    subtype = result.get("subtype")
     if subtype == "error_max_turns":
-        return Outcome(status="failed", error_code="max_turns",
-                       error_message=errors or "maximum number of turns reached", **common)
+        return Failure.MAX_TURNS
+    text = str(result.get("result") or "").lower()
     status = result.get("api_error_status")
-    if status is not None:
-        return Outcome(status="failed", error_code=f"api_error_{status}",
-                       error_message=str(text or errors or f"API error {status}"), **common)
-    return Outcome(status="failed", error_code=str(subtype or "agent_error"),
-                   error_message=str(text or errors or "the agent reported an error"), **common)
+    if "prompt is too long" in text:
+        return Failure.CONTEXT_TOO_LONG
+    if "credit balance" in text or status == 402:
+        return Failure.BILLING
+    if isinstance(status, int):
+        return _API_STATUS.get(status) or (
+            Failure.SERVER_ERROR if status >= 500 else Failure.INVALID_REQUEST)
+    if subtype == "success" and "timed out" in text:
+        return Failure.SERVER_ERROR
+    return Failure.TOOL_FAILURE
+
+
+_API_STATUS = {429: Failure.RATE_LIMITED, 529: Failure.OVERLOADED, 401: Failure.AUTH_FAILED,
+               403: Failure.AUTH_FAILED, 408: Failure.SERVER_ERROR}

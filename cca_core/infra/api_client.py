@@ -80,6 +80,9 @@ class CcaClient:
         return self.request("GET", f"/api/v1/tasks/{task_id}/events",
                             params={"after": after, "limit": limit})
 
+    def attempts(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/tasks/{task_id}/attempts")
+
     def status(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/status")
 

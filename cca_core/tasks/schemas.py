@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cca_core.names import Priority
 from cca_core.rules import ModelName, ToolRule
 from cca_core.settings import PermissionMode
+from cca_core.tasks.retries import RetryRules
 from cca_core.tasks.status import TaskStatus
 
 Name = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -61,6 +62,12 @@ class TaskSpec(BaseModel):
         default=None, description="The k memories most relevant to the prompt go before it, "
                                   "marked as notes from earlier tasks (default: the role's, "
                                   "else memory.recall_k).")
+    retries: RetryRules | None = Field(
+        default=None, description="What follows a failed run, by failure class (rate_limited, "
+                                  "overloaded, server_error, crashed, tool_failure, …): attempts "
+                                  "(runs in all), backoff_seconds, max_backoff_seconds; over its "
+                                  "role's and the fleet's [retries]. auth_failed and billing "
+                                  "are never retried.")
 
     _one_argument = field_validator("prompt", "json_schema")(_fits_one_argument)
 
@@ -121,7 +128,10 @@ class TaskView(BaseModel):
     depends_on: list[str] = Field(description="The ids of the tasks it waits for.")
     waiting_for: str | None = Field(
         description="What a queued task waits for before it may start: dependencies (the "
-                    "steps it depends on) or children (a coordinated task's plan).")
+                    "steps it depends on), children (a coordinated task's plan) or retry (its "
+                    "last run failed and it runs again at retry_at; error says why).")
+    retry_at: datetime | None = Field(
+        default=None, description="When a task parked after a failed run runs again.")
     children: list[str] | None = Field(
         default=None, description="Its children's ids (first 100; in GET of one task only).")
     result: str | None
@@ -142,6 +152,26 @@ class TaskView(BaseModel):
 class TaskPage(BaseModel):
     tasks: list[TaskView]
     next_cursor: str | None
+
+
+class AttemptView(BaseModel):
+    """One run of a task."""
+
+    attempt: int
+    worker: str | None
+    started_at: datetime
+    finished_at: datetime | None = Field(description="None while it runs, or if its worker died.")
+    status: str | None
+    error: TaskError | None
+    usage: Usage
+    cost_usd: float
+    num_turns: int
+    session_id: str | None
+    retry_at: datetime | None = Field(description="When the task ran again after this run.")
+
+
+class AttemptList(BaseModel):
+    attempts: list[AttemptView]
 
 
 class EventView(BaseModel):
@@ -192,6 +222,7 @@ def task_view(task: Any, children: Sequence[Any] | None = None) -> TaskView:
         step=task.step,
         depends_on=[str(dep) for dep in task.depends_on or ()],
         waiting_for=task.waiting_for,
+        retry_at=task.retry_at if task.waiting_for == "retry" else None,
         children=None if children is None else [str(child) for child in children],
         result=task.result,
         structured_output=task.structured_output,
@@ -212,3 +243,14 @@ def task_view(task: Any, children: Sequence[Any] | None = None) -> TaskView:
 def event_view(event: Any) -> EventView:
     return EventView(id=event.id, attempt=event.attempt, type=event.type, subtype=event.subtype,
                      data=event.data, created_at=event.created_at)
+
+
+def attempt_view(attempt: Any) -> AttemptView:
+    """Present a ``task_attempts`` row."""
+    error = (TaskError(code=attempt.error_code, message=attempt.error_message or "")
+             if attempt.error_code else None)
+    return AttemptView(attempt=attempt.attempt, worker=attempt.worker, started_at=attempt.started_at,
+                       finished_at=attempt.finished_at, status=attempt.status, error=error,
+                       usage=usage_of(attempt), cost_usd=float(attempt.cost_usd or 0),
+                       num_turns=attempt.num_turns or 0, session_id=attempt.session_id,
+                       retry_at=attempt.retry_at)

@@ -3,8 +3,10 @@
 ::
 
     queued ──claim──▶ running ──finish──▶ succeeded | failed | cancelled | timed_out | budget_exceeded
-       │                 └──claim again when its lease expired (a lost worker; attempts + 1)
-       └──cancel or expire──▶ cancelled
+       ▲ │               ├──claim again when its lease expired (a lost worker; attempts + 1)
+       │ │               │
+       │ └──cancel or expire──▶ cancelled
+       └──retry: a failed run its retry policy runs again (parked until retry_at)
 
 Every UPDATE of ``tasks.status`` in :mod:`cca_core.tasks.store` names its change with
 :func:`changing`, which refuses a change the table does not hold, and its WHERE clause comes
@@ -34,7 +36,7 @@ ALL_STATUSES: tuple[TaskStatus, ...] = (TaskStatus.QUEUED, TaskStatus.RUNNING,
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
-    TaskStatus.RUNNING: frozenset({TaskStatus.RUNNING, *TERMINAL_STATUSES}),
+    TaskStatus.RUNNING: frozenset({TaskStatus.RUNNING, TaskStatus.QUEUED, *TERMINAL_STATUSES}),
     **{status: frozenset() for status in TERMINAL_STATUSES},
 }
 

@@ -42,11 +42,12 @@ from sqlalchemy.orm import configure_mappers
 
 from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.infra.pgsafe import escape_nul
-from cca_core.models import Task, TaskEvent
+from cca_core.models import Task, TaskAttempt, TaskEvent
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus, changing
 
 QUEUED, RUNNING = TaskStatus.QUEUED, TaskStatus.RUNNING
+RETRY = "retry"  # what a queued task parked after a failed run waits for
 CANCELLED, FAILED = TaskStatus.CANCELLED, TaskStatus.FAILED
 
 NOW = func.now()
@@ -300,9 +301,9 @@ _CLAIM = (
            (Task.status == changing(QUEUED, RUNNING))
            | ((Task.status == changing(RUNNING, RUNNING)) & (Task.lease_expires_at < NOW)),
            Task.cancel_requested_at.is_(None), Task.waiting_for.is_(None),
-           Task.attempts < bindparam("claim_max_attempts"))
+           Task.attempts - Task.retried < bindparam("claim_max_attempts"))
     .values(status=RUNNING, worker=bindparam("claim_worker"), worker_pid=bindparam("claim_pid"),
-            attempts=Task.attempts + 1, started_at=NOW,
+            attempts=Task.attempts + 1, started_at=NOW, retry_at=None,
             lease_expires_at=NOW + bindparam("claim_lease", type_=Interval),
             **{f"earlier_{name}": getattr(Task, name) for name in _SUMMED})
     .returning(*TASK_COLUMNS)
@@ -326,6 +327,23 @@ _ERROR_CODE = case(
     (and_(bindparam("outcome_status") == CANCELLED, Task.cancel_code.is_not(None)),
      Task.cancel_code),
     else_=bindparam("outcome_error_code"))
+# Each run's row in task_attempts, written as it ends (it rides along with the statement that
+# ends the run): how it ended, what it spent, when it is retried.
+_ATTEMPT_VALUES = {
+    "task_id": bindparam("finish_id"), "attempt": bindparam("finish_attempt"), "finished_at": NOW,
+    **{name: bindparam(f"outcome_{name}") for name in (
+        "status", "error_code", "error_message", *_SUMMED, "num_turns", "session_id")},
+}
+
+
+def _attempt_end(retry_at: Any) -> Any:
+    values = {**_ATTEMPT_VALUES, "retry_at": retry_at}
+    upsert = pg_insert(TaskAttempt).values(values)
+    return upsert.on_conflict_do_update(
+        index_elements=[TaskAttempt.task_id, TaskAttempt.attempt],
+        set_={name: upsert.excluded[name] for name in values if name not in ("task_id", "attempt")})
+
+
 # The terminal status and the run's last events in one statement: atomic on its own, so one
 # round trip instead of BEGIN, two statements and COMMIT.
 _FINISH = (
@@ -337,6 +355,21 @@ _FINISH = (
              "error_code": _ERROR_CODE, "finished_at": NOW, "lease_expires_at": None})
     .returning(Task.id)
     .add_cte(_INSERT_EVENTS.cte("last_events"))
+    .add_cte(_attempt_end(None).cte("attempt_end"))
+)
+# A failed run its retry policy runs again: back to queued, parked until retry_at (the sweep
+# sends it then), what it spent added to the task's usage, its error shown meanwhile.
+_RETRY = (
+    update(Task)
+    .where(Task.id == bindparam("finish_id"), Task.status == changing(RUNNING, QUEUED),
+           Task.attempts == bindparam("finish_attempt"), Task.cancel_requested_at.is_(None))
+    .values({**{name: _plus_earlier(name, bindparam(f"outcome_{name}"))
+                for name in (*_SUMMED, "num_turns", "session_id", "error_code", "error_message")},
+             "status": QUEUED, "waiting_for": RETRY, "retry_at": bindparam("retry_at"),
+             "retried": Task.retried + 1, "lease_expires_at": None})
+    .returning(Task.id)
+    .add_cte(_INSERT_EVENTS.cte("last_events"))
+    .add_cte(_attempt_end(bindparam("retry_at")).cte("attempt_end"))
 )
 
 
@@ -353,7 +386,12 @@ def claim_task(
         "claim_id": parse_task_id(task_id), "claim_max_attempts": max_attempts,
         "claim_worker": worker, "claim_pid": pid, "claim_lease": timedelta(seconds=lease_s),
     }).first()
-    return None if claimed is None else detached(claimed)
+    if claimed is None:
+        return None
+    task = detached(claimed)
+    connection.execute(pg_insert(TaskAttempt).values(task_id=task.id, attempt=task.attempts,
+                                                     worker=worker).on_conflict_do_nothing())
+    return task
 
 
 def renew_lease(
@@ -380,13 +418,42 @@ def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Out
     spent) and, in the same statement, its last ``events``. False if the run no longer
     owned the task (the events are recorded all the same)."""
     changing(RUNNING, outcome.status)  # _FINISH updates running rows only
-    values = {f"outcome_{name}": escape_nul(getattr(outcome, name))
-              for name in Outcome.__dataclass_fields__}
-    finished = connection.execute(_FINISH, {
-        "finish_id": parse_task_id(task_id), "finish_attempt": attempt, **values,
-        **_event_values(task_id, attempt, events),
-    }).first()
-    return finished is not None
+    return connection.execute(_FINISH, _end_values(task_id, attempt, outcome, events)).first() is not None
+
+
+def retry_task(connection: Connection, task_id: str, attempt: int, outcome: Outcome,
+               retry_at: datetime, events: Sequence[dict[str, Any]] = ()) -> bool:
+    """Park a task whose run failed until ``retry_at``, when the sweep sends it again (see
+    :func:`release_due_retries`); the run's usage, error and last ``events`` are recorded as
+    :func:`finish_task` would. False if the run no longer owned the task or a cancel was
+    requested: then it must be finished instead."""
+    values = {**_end_values(task_id, attempt, outcome, events), "retry_at": retry_at}
+    return connection.execute(_RETRY, values).first() is not None
+
+
+def _end_values(task_id: str, attempt: int, outcome: Outcome,
+                events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"finish_id": parse_task_id(task_id), "finish_attempt": attempt,
+            **{f"outcome_{name}": escape_nul(getattr(outcome, name))
+               for name in Outcome.__dataclass_fields__},
+            **_event_values(task_id, attempt, events)}
+
+
+def release_due_retries(connection: Connection) -> list[Task]:
+    """The parked tasks whose retry is due, made sendable (marked sent now)."""
+    return [detached(row) for row in connection.execute(
+        update(Task)
+        .where(Task.status == QUEUED, Task.waiting_for == RETRY, Task.retry_at <= NOW)
+        .values(waiting_for=None, sent_at=NOW)
+        .returning(*TASK_COLUMNS)
+    )]
+
+
+def list_attempts(connection: Connection, task_id: str, owner: str | None = None) -> list[Row[Any]]:
+    """Every run of a task so far, first first."""
+    tid = get_task(connection, task_id, owner).id
+    return list(connection.execute(
+        select(TaskAttempt).where(TaskAttempt.task_id == tid).order_by(TaskAttempt.attempt)))
 
 
 def expire_task(connection: Connection, task_id: str) -> bool:
@@ -469,7 +536,7 @@ def end_abandoned(connection: Connection, max_attempts: int) -> list[uuid.UUID]:
     ).all()
     exhausted = connection.scalars(
         update(Task).where(Task.status == changing(RUNNING, FAILED), lost,
-                           Task.attempts >= max_attempts)
+                           Task.attempts - Task.retried >= max_attempts)
         .values(status=FAILED, finished_at=NOW, lease_expires_at=None, error_code="worker_lost",
                 error_message=f"its worker died on each of {max_attempts} attempts")
         .returning(Task.id)

@@ -22,7 +22,7 @@ from cca_core.tasks.workspace import check_cwd
 
 log = logging.getLogger(__name__)
 # The fields of a body that are columns of its row as they are (``metadata`` is ``meta``).
-TASK_FIELDS = set(TaskCreate.model_fields) - {"metadata", "mode", "memory"}
+TASK_FIELDS = set(TaskCreate.model_fields) - {"metadata", "mode", "memory", "retries"}
 
 
 class Producer(Protocol):
@@ -44,6 +44,8 @@ def task_values(body: TaskSpec, agents: AgentSettings, default_queue: str) -> di
     values = body.model_dump(include=TASK_FIELDS)
     values["meta"] = body.metadata
     values["recall_k"] = body.memory.k if body.memory is not None else None
+    values["retries"] = {failure.value: rule.model_dump(exclude_none=True)
+                         for failure, rule in (body.retries or {}).items()} or None
     values["token_budget"] = body.token_budget or agents.token_budget_of(body.role)
     values["timeout_seconds"] = body.timeout_seconds or agents.timeout_of(body.role)
     values["queue"] = body.queue or default_queue

@@ -361,16 +361,16 @@ def test_cancel_while_running_stops_agent_and_tool_within_5s(fleet, start_worker
     assert blocks(events[use], "tool_use")[0]["input"]["command"] == "sleep 31"
 
 
-# -- 7. a 429 that exhausts the retries ---------------------------------------------------------
+# -- 7. a 429: parked and retried, or failed when its policy allows no retry -----------------
 
 def test_rate_limit_with_no_retries_left_fails_the_task(fleet, start_worker, model_api):
     api = fleet()
     start_worker("w1")
-    task = api.submit({"error": 429})
+    task = api.submit({"error": 429}, retries={"rate_limited": {"attempts": 1}})
     done = api.wait_terminal(task["id"], timeout_s=60)
 
     assert done["status"] == "failed", done
-    assert done["error"]["code"] == "api_error_429"
+    assert done["error"]["code"] == "rate_limited"
     assert "429" in done["error"]["message"]
     assert done["result"] is None
     assert done["usage"] == dict.fromkeys(USAGE_FIELDS, 0)
@@ -384,6 +384,41 @@ def test_rate_limit_with_no_retries_left_fails_the_task(fleet, start_worker, mod
     assert result["data"]["is_error"] is True and result["data"]["api_error_status"] == 429
     assert "api_retry" not in [e["subtype"] for e in events]
     assert [rec["reply"] for rec in main_requests(model_api)] == ["error"]  # CLAUDE_CODE_MAX_RETRIES=0
+
+
+def test_a_rate_limited_run_parks_its_task_and_the_retry_finishes_it(fleet, start_worker, model_api):
+    api = fleet()
+    start_worker("w1")
+    task = api.submit({"error": 429, "times": 1, "then": {"text": "second time lucky"}},
+                      retries={"rate_limited": {"backoff_seconds": 2}})
+    parked = wait_for(lambda: (found := api.get(task["id"]))["waiting_for"] == "retry" and found,
+                      timeout_s=60, message="the task to park after its 429")
+    assert (parked["status"], parked["error"]["code"]) == ("queued", "rate_limited")
+    assert parked["retry_at"] is not None
+    done = api.wait_terminal(task["id"], timeout_s=60)
+
+    assert (done["status"], done["result"], done["error"]) == ("succeeded", "second time lucky", None)
+    assert (done["attempts"], done["waiting_for"], done["retry_at"]) == (2, None, None)
+    first, second = api.client.get(f"/api/v1/tasks/{task['id']}/attempts").get_json()["attempts"]
+    assert (first["status"], first["error"]["code"], first["worker"]) == ("failed", "rate_limited", "w1@test")
+    assert first["retry_at"] == parked["retry_at"]
+    assert (second["status"], second["error"], second["retry_at"]) == ("succeeded", None, None)
+    assert second["started_at"] >= first["retry_at"]
+    retry_notes = [e["data"] for e in api.events(task["id"]) if e["subtype"] == "retry"]
+    assert [(n["error_code"], n["attempt"]) for n in retry_notes] == [("rate_limited", 1)]
+    assert [rec["reply"] for rec in main_requests(model_api)] == ["error", "text"]
+
+
+def test_an_auth_failure_is_final_and_never_retried(fleet, start_worker, model_api):
+    api = fleet()
+    start_worker("w1")
+    task = api.submit({"error": 401, "times": 1, "then": {"text": "never reached"}})
+    done = api.wait_terminal(task["id"], timeout_s=60)
+    assert (done["status"], done["error"]["code"], done["attempts"]) == ("failed", "auth_failed", 1)
+    refused = api.client.post("/api/v1/tasks", json={"prompt": "p",
+                                                     "retries": {"auth_failed": {"attempts": 2}}})
+    assert refused.status_code == 422 and refused.get_json()["error"]["field"].startswith("retries")
+    assert [rec["reply"] for rec in main_requests(model_api)] == ["error"]
 
 
 # -- 8. a worker SIGKILLed mid-task -------------------------------------------------------------

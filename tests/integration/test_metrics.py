@@ -34,7 +34,8 @@ def test_metrics_move_when_tasks_run(make_settings, start_worker):
     for _ in range(2):
         client.post("/api/v1/tasks", json={"prompt": f"[[script:{script}]]"})
     client.post("/api/v1/tasks", json={"prompt": "[[script:" + json.dumps(
-        {"steps": [{"error": 429}]}) + "]]", "model": "claude-sonnet-5"})
+        {"steps": [{"error": 429}]}) + "]]", "model": "claude-sonnet-5",
+                                       "retries": {"rate_limited": {"attempts": 1}}})
     queued = scrape(client)
     assert queued[("cca_tasks", (("status", "queued"),))] == 3
     assert queued[("cca_queue_depth", (("queue", "cca"),))] == 3
@@ -46,7 +47,7 @@ def test_metrics_move_when_tasks_run(make_settings, start_worker):
     after = scrape(client)
     assert after[("cca_tasks", (("status", "succeeded"),))] == 2
     assert after[("cca_tasks", (("status", "failed"),))] == 1
-    assert after[("cca_tasks_ended_total", (("reason", "api_error_429"), ("status", "failed")))] == 1
+    assert after[("cca_tasks_ended_total", (("reason", "rate_limited"), ("status", "failed")))] == 1
     assert after[("cca_tokens_total", (("kind", "input"), ("model", "default")))] >= 800
     assert after[("cca_cost_usd_total", (("model", "default"),))] > 0
     assert after[("cca_task_duration_seconds_count", ())] == 3

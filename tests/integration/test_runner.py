@@ -3,8 +3,11 @@ replayed agent in place of the process (the launcher) on a fake clock."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import redis
+from sqlalchemy import text
 
 from cca_core.infra.db import make_engine, make_session_factory, transaction
 from cca_core.tasks import store
@@ -82,9 +85,90 @@ def test_a_cancel_recorded_in_the_row_stops_the_replay(context):
 
 
 def test_a_delivery_of_a_finished_task_starts_nothing(context):
-    task_id = submit(context)
+    task_id = submit(context, retries={"rate_limited": {"attempts": 1}})
     clock = FakeClock()
     run_task(context, task_id, launcher=Launcher("rate_limited", clock, exit_code=1), clock=clock)
     again = Launcher("tool_success", clock)
     assert run_task(context, task_id, launcher=again, clock=clock) is None
-    assert again.calls == [] and row(context, task_id).error_code == "api_error_429"
+    assert again.calls == [] and row(context, task_id).error_code == "rate_limited"
+
+
+def attempts(context: WorkerContext, task_id: str):
+    with transaction(make_session_factory(context.engine)) as session:
+        return store.list_attempts(session.connection(), task_id)
+
+
+def test_a_rate_limited_run_parks_its_task_until_its_retry_is_due(context):
+    task_id = submit(context)
+    clock = FakeClock()
+    before = datetime.now(UTC)
+    run = Launcher("rate_limited", clock, exit_code=1)
+    assert run_task(context, task_id, launcher=run, clock=clock) == "queued"
+    parked = row(context, task_id)
+    assert (parked.status, parked.waiting_for, parked.error_code) == ("queued", "retry", "rate_limited")
+    # The default rule waits 60 s before the first retry, less up to a quarter of it.
+    assert before + timedelta(seconds=45) <= parked.retry_at <= datetime.now(UTC) + timedelta(seconds=60)
+    [first] = attempts(context, task_id)
+    assert (first.attempt, first.worker, first.status, first.error_code) == (
+        1, "w1", "failed", "rate_limited")
+    assert first.retry_at == parked.retry_at and first.finished_at is not None
+
+    early = Launcher("tool_success", clock)
+    assert run_task(context, task_id, launcher=early, clock=clock) is None and early.calls == []
+    with transaction(make_session_factory(context.engine)) as session:
+        assert store.release_due_retries(session.connection()) == []
+        session.execute(text("UPDATE tasks SET retry_at = now() WHERE id = :id"), {"id": task_id})
+        [due] = store.release_due_retries(session.connection())
+    assert str(due.id) == task_id and due.waiting_for is None
+
+    assert run_task(context, task_id, launcher=Launcher("tool_success", clock), clock=clock) == "succeeded"
+    done = row(context, task_id)
+    assert (done.status, done.attempts, done.retried, done.error_code) == ("succeeded", 2, 1, None)
+    assert [(a.attempt, a.status, a.retry_at is None) for a in attempts(context, task_id)] == [
+        (1, "failed", False), (2, "succeeded", True)]
+
+
+def test_a_task_out_of_attempts_for_its_failure_class_fails(context):
+    task_id = submit(context, retries={"rate_limited": {"attempts": 2, "backoff_seconds": 0}})
+    clock = FakeClock()
+    for expected in ("queued", "failed"):
+        with transaction(make_session_factory(context.engine)) as session:
+            store.release_due_retries(session.connection())
+        assert run_task(context, task_id, launcher=Launcher("rate_limited", clock, exit_code=1),
+                        clock=clock) == expected
+    assert [a.error_code for a in attempts(context, task_id)] == ["rate_limited", "rate_limited"]
+    assert row(context, task_id).retry_at is None
+
+
+def test_a_role_sets_a_class_rule_and_the_task_overrides_it(make_settings, redis_url):
+    settings = make_settings(agents={"confinement": "none", "roles": {"qa": {
+        "retries": {"crashed": {"attempts": 1}, "rate_limited": {"attempts": 1}}}}})
+    engine = make_engine(settings.postgres.url, pool_size=2)
+    context = WorkerContext(settings=settings, hostname="w1", slot=0, engine=engine,
+                            redis=redis.Redis.from_url(redis_url))
+    clock = FakeClock()
+    by_role = submit(context, role="qa")
+    assert run_task(context, by_role, launcher=Launcher("rate_limited", clock, exit_code=1),
+                    clock=clock) == "failed"
+    by_task = submit(context, role="qa", retries={"rate_limited": {"attempts": 3}})
+    assert run_task(context, by_task, launcher=Launcher("rate_limited", clock, exit_code=1),
+                    clock=clock) == "queued"
+    engine.dispose()
+
+
+def test_a_cancel_requested_during_a_failing_run_ends_it_instead_of_parking(context):
+    task_id = submit(context)
+    clock = FakeClock()
+
+    class CancelOnStart(Launcher):
+        def __call__(self, argv, **kwargs):
+            with transaction(make_session_factory(context.engine)) as session:
+                session.execute(text("UPDATE tasks SET cancel_requested_at = now() WHERE id = :id"),
+                                {"id": task_id})
+            return super().__call__(argv, **kwargs)
+
+    assert run_task(context, task_id, launcher=CancelOnStart("rate_limited", clock, exit_code=1),
+                    clock=clock) in ("failed", "cancelled")
+    ended = row(context, task_id)
+    assert ended.status in ("failed", "cancelled") and ended.waiting_for is None
+    assert [a.retry_at for a in attempts(context, task_id)] == [None]

@@ -92,14 +92,14 @@ def test_a_cancel_heard_at_a_heartbeat_stops_the_run():
 def test_an_api_error_fails_with_its_status():
     done = run("rate_limited", exit_code=1)
     assert not done.agent.stopped
-    assert (done.outcome.status, done.outcome.error_code) == ("failed", "api_error_429")
+    assert (done.outcome.status, done.outcome.error_code) == ("failed", "rate_limited")
 
 
 def test_a_crash_without_a_result_fails_with_the_stderr_tail():
     done = run("tool_success", lines=transcript("tool_success")[:4], exit_code=1,
                stderr="Error: the agent died")
     assert done.end.result is None and done.end.returncode == 1
-    assert (done.outcome.status, done.outcome.error_code) == ("failed", "agent_crashed")
+    assert (done.outcome.status, done.outcome.error_code) == ("failed", "crashed")
     assert "the agent died" in (done.outcome.error_message or "")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cca_worker import stream
 from cca_worker.usage import Tokens
 from cca_worker.verdict import Limits, RunEnd, StopReason, decide
@@ -37,8 +39,38 @@ def test_success_records_result_usage_and_cost():
 def test_api_error_exits_one_with_subtype_success_but_fails():
     outcome = decide(end(result_of("rate_limited"), returncode=1))
     assert outcome.status == "failed"
-    assert outcome.error_code == "api_error_429"
+    assert outcome.error_code == "rate_limited"
     assert "429" in (outcome.error_message or "")
+
+
+def api_failure(status, text: str) -> dict:
+    """A result line as the CLI writes it when the model API failed for good."""
+    return {"type": "result", "subtype": "success", "is_error": True, "api_error_status": status,
+            "result": text, "num_turns": 1, "total_cost_usd": 0}
+
+
+@pytest.mark.parametrize(("status", "text", "failure"), [
+    (429, "API Error: Request rejected (429) · rate_limit_error", "rate_limited"),
+    (529, "API Error: Repeated 529 Overloaded errors", "overloaded"),
+    (500, "API Error: 500 internal", "server_error"),
+    (503, "API Error: 503", "server_error"),
+    (None, "Request timed out", "server_error"),
+    (401, "Failed to authenticate. API Error: 401 invalid x-api-key", "auth_failed"),
+    (403, "API Error: 403 permission_error", "auth_failed"),
+    (400, "API Error: 400 Your credit balance is too low to access the Anthropic API", "billing"),
+    (400, "Prompt is too long · 210000 tokens > 200000 maximum", "context_too_long"),
+    (400, "API Error: 400 invalid_request_error: tools.0: bad schema", "invalid_request"),
+])
+def test_a_failed_model_api_call_is_classified_by_status_and_message(status, text, failure):
+    outcome = decide(end(api_failure(status, text), returncode=1))
+    assert (outcome.status, outcome.error_code, outcome.error_message) == ("failed", failure, text)
+
+
+def test_an_error_inside_the_agent_loop_is_a_tool_failure():
+    result = {"type": "result", "subtype": "error_during_execution", "is_error": True,
+              "errors": ["TypeError: x is undefined"], "num_turns": 2}
+    outcome = decide(end(result, returncode=1))
+    assert (outcome.error_code, outcome.error_message) == ("tool_failure", "TypeError: x is undefined")
 
 
 def test_max_turns_fails_with_its_own_code():
@@ -81,5 +113,5 @@ def test_timeout_and_stall_are_both_timed_out_with_distinct_codes():
 
 def test_a_crash_without_result_fails_with_stderr():
     outcome = decide(end(None, returncode=1, stderr="Error: Settings file not found: x"))
-    assert outcome.error_code == "agent_crashed"
+    assert outcome.error_code == "crashed"
     assert "Settings file not found" in (outcome.error_message or "")
