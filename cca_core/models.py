@@ -70,7 +70,7 @@ class Task(Base):
     run_when: Mapped[str] = mapped_column(Text, default="succeeded", server_default="succeeded")
     recall_k: Mapped[int | None] = mapped_column(Integer)  # memories put before its prompt
     cancel_code: Mapped[str | None] = mapped_column(Text)  # the error a requested cancel ends with
-    # Retries (cca_core.tasks.retries): the task's own rules; when a task parked after a failed
+    # Retries (cca_core.retries): the task's own rules; when a task parked after a failed
     # run (waiting_for "retry") runs again; how many runs the policy granted.
     retries: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from cca_core.retries import Failure, RetryRule, RetryRules, refuse_retrying_final
 from cca_core.roles import merged_roles
 from cca_core.rules import ModelName, ToolRule
-from cca_core.tasks.retries import Failure, RetryRule, RetryRules, refuse_retrying_final
 
 
 def _split_commas(value: Any) -> Any:
@@ -285,7 +285,7 @@ class CodeSettings(Section):
 
 
 class RetrySettings(Section):
-    """What follows a failed run, per failure class (cca_core.tasks.retries: the defaults and
+    """What follows a failed run, per failure class (cca_core.retries: the defaults and
     how a wait is computed); a role's and a task's ``retries`` go over these."""
 
     jitter: float = Field(0.25, ge=0, le=1)  # up to this share of each wait is taken off at random

@@ -25,10 +25,10 @@ from cca_core.errors import Invalid
 from cca_core.infra.db import autocommit
 from cca_core.infra.redact import Redactor, secret_env_values, settings_secrets
 from cca_core.models import Task
+from cca_core.retries import Failure, retry_at, rule_for, rules_of
 from cca_core.settings import Settings
 from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
-from cca_core.tasks.retries import Failure, retry_at, rule_for, rules_of
 from cca_core.tasks.status import TaskStatus
 from cca_core.tasks.submission import Producer, enqueue
 from cca_core.tasks.workspace import prepare_workdir

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cca_core.retries import Failure
 from cca_core.tasks.outcome import Outcome
-from cca_core.tasks.retries import Failure
 from cca_worker.pricing import estimate_cost
 from cca_worker.usage import Tokens, result_tokens
 

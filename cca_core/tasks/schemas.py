@@ -11,9 +11,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cca_core.names import Priority
+from cca_core.retries import RetryRules
 from cca_core.rules import ModelName, ToolRule
 from cca_core.settings import PermissionMode
-from cca_core.tasks.retries import RetryRules
 from cca_core.tasks.status import TaskStatus
 
 Name = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")

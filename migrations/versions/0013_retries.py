@@ -1,6 +1,6 @@
 """failed runs are retried by class, and every attempt is recorded
 
-``tasks.retries``: the task's own retry rules (cca_core.tasks.retries); ``retry_at``: when a
+``tasks.retries``: the task's own retry rules (cca_core.retries); ``retry_at``: when a
 task parked after a failure (``waiting_for = 'retry'``) runs again; ``retried``: how many runs
 its retry policy granted, so a poison task that kills workers is still stopped after
 ``agents.max_attempts`` lost runs. ``task_attempts``: one row per run.

@@ -139,9 +139,12 @@ def test_the_example_file_is_valid_and_documents_every_key(home, monkeypatch):
     from cca_core.settings import Settings
 
     example = Path(__file__).resolve().parents[3] / "cca.toml.example"
-    monkeypatch.setenv("CCA_CONFIG", str(example))
+    config = home / "cca.toml"  # the name it is copied to (dynaconf reads .toml files only)
+    config.write_text(example.read_text())
+    monkeypatch.setenv("CCA_CONFIG", str(config))
     settings = load_settings()
     assert settings.daemon.bind_address == "127.0.0.1:9200"
+    assert settings.retries.rules and settings.memory.summary_chars == 1500  # the file was read
     text = example.read_text()
     for section, model in Settings.model_fields.items():
         assert f"[{section}]" in text, section
