@@ -22,10 +22,12 @@ from cca_core.access.quotas import check_quotas
 from cca_core.errors import Conflict, Forbidden, Invalid, NotFound
 from cca_core.infra.db import autocommit, transaction
 from cca_core.models import Task
+from cca_core.sessions.store import has_session
 from cca_core.tasks import store
 from cca_core.tasks.schemas import (
     AttemptList,
     EventPage,
+    TaskContinue,
     TaskCreate,
     TaskPage,
     TaskView,
@@ -33,7 +35,7 @@ from cca_core.tasks.schemas import (
     event_view,
     task_view,
 )
-from cca_core.tasks.status import ALL_STATUSES
+from cca_core.tasks.status import ALL_STATUSES, TERMINAL_STATUSES
 from cca_core.tasks.submission import enqueue
 from cca_core.workflows import store as workflows
 from cca_core.workflows import tree
@@ -151,6 +153,45 @@ def check_token_scope(connection: Connection, task_id: str) -> None:
     root = current().task_id
     if root is not None and not store.in_subtree(connection, task_id, root):
         raise NotFound(f"task {task_id} not found")
+
+
+# What a follow-up takes from the task it continues.
+CONTINUED_FIELDS = ("role", "model", "priority", "permission_mode", "allowed_tools", "denied_tools",
+                    "cwd", "queue", "retries", "token_budget", "timeout_seconds", "max_turns",
+                    "max_budget_usd")
+
+
+@bp.post("/<task_id>/continue")
+@operation("Continue a finished task: a new task that forks its session with a follow-up prompt",
+           TaskView, status=202, body=TaskContinue, errors=(400, 403, 404, 409, 415, 422))
+def continue_task(task_id: str) -> tuple[dict[str, Any], int]:
+    res = resources()
+    principal = require_role("admin", "submitter")
+    if principal.task_id is not None:
+        raise Forbidden("a task token cannot continue tasks; it may submit children of its own")
+    follow_up = operations.body(TaskContinue)
+    with transaction(res.sessions) as session:
+        connection = session.connection()
+        source = store.get_task(connection, task_id, principal.scope())
+        if source.status not in TERMINAL_STATUSES:
+            raise Conflict(f"task {task_id} is {source.status}: only an ended task can be continued",
+                           code="not_finished")
+        if source.workflow_id is not None and source.step is None:
+            raise Conflict(f"task {task_id} coordinated a tree; continue one of its tasks",
+                           code="coordinated")
+        if not has_session(connection, source.id):
+            raise Conflict(f"task {task_id} has no stored session to continue (its agent never "
+                           "started one)", code="no_session")
+    inherited = {name: getattr(source, name) for name in CONTINUED_FIELDS}
+    asked = follow_up.model_dump(exclude_unset=True, exclude_none=True)
+    body = TaskCreate.model_validate({**inherited, **asked, "metadata": follow_up.metadata})
+    values = {**submitted_values(body, res, principal), "owner": principal.tenant,
+              "created_by": principal.name, "continues": source.id}
+    with autocommit(res.engine) as connection:
+        check_quotas(connection, principal.name, principal.quotas)
+        task, _ = store.create_task(connection, values)
+    enqueue(res.celery, task)
+    return task_view(task).model_dump(mode="json"), 202
 
 
 @bp.get("/<task_id>")

@@ -1,4 +1,5 @@
-"""Commands over the task API: submit, tasks list|show|cancel|events|attempts, status, workers."""
+"""Commands over the task API: submit, tasks list|show|cancel|continue|events|attempts, status,
+workers."""
 
 from __future__ import annotations
 
@@ -79,7 +80,12 @@ def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_
     body = {"prompt": prompt, **{name: value for name, value in fields.items() if value is not None}}
     if recall_k is not None:
         body["memory"] = {"k": recall_k}
-    task = client.submit(body, idempotency_key=idempotency_key)
+    report(client, client.submit(body, idempotency_key=idempotency_key), wait, as_json)
+
+
+def report(client: CcaClient, task: dict[str, Any], wait: bool, as_json: bool) -> None:
+    """Print a submitted task (its id, or with ``wait`` how it ended: exit 1 unless it
+    succeeded)."""
     if wait:
         task = wait_for(client, task["id"], quiet=as_json)
     if as_json:
@@ -158,6 +164,25 @@ def events(state: CliState, task_id: str, after: int) -> None:
         if page["next_after"] is None:
             return
         after = page["next_after"]
+
+
+@tasks.command("continue")
+@click.argument("task_id")
+@click.argument("prompt")
+@click.option("--wait", is_flag=True, help="Wait for the result, showing progress.")
+@click.option("--budget", "token_budget", type=click.IntRange(min=1), help="Token budget.")
+@click.option("--timeout", "timeout_seconds", type=click.IntRange(min=1), help="Seconds.")
+@click.option("--max-turns", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON.")
+@pass_state
+@handle_errors
+def continue_task(state: CliState, task_id: str, prompt: str, wait: bool, as_json: bool,
+                  **limits: Any) -> None:
+    """Continue a finished task with PROMPT: a new task that forks its session, on any worker
+    (the original stays as it ended)."""
+    client = state.client()
+    follow_up = {"prompt": prompt, **{name: value for name, value in limits.items() if value is not None}}
+    report(client, client.continue_task(task_id, follow_up), wait, as_json)
 
 
 @tasks.command()

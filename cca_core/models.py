@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     Text,
     UniqueConstraint,
@@ -75,6 +76,9 @@ class Task(Base):
     retries: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     retried: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A follow-up: the finished task whose session this one forks (cca_core.sessions).
+    continues: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="SET NULL"))
 
     result: Mapped[str | None] = mapped_column(Text)
     structured_output: Mapped[Any | None] = mapped_column(JSONB)
@@ -152,6 +156,22 @@ class TaskAttempt(Base):
     num_turns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     session_id: Mapped[str | None] = mapped_column(Text)
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TaskSession(Base):
+    """The latest checkpoint of a task's claude session: its transcript (gzipped JSONL) and,
+    for a task in its own workspace, that workspace (a gzipped tar) or why it was not kept."""
+
+    __tablename__ = "task_sessions"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    transcript: Mapped[bytes] = mapped_column(LargeBinary)
+    workspace: Mapped[bytes | None] = mapped_column(LargeBinary)
+    workspace_note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class TaskEvent(Base):

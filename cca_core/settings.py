@@ -271,6 +271,16 @@ class MemorySettings(Section):
     ef_search: int = Field(100, ge=10, le=1000)  # HNSW candidates per search (recall vs speed)
 
 
+class SessionSettings(Section):
+    """Sessions that survive (cca_core.sessions): a retried or interrupted run resumes its
+    claude session on any worker, and a finished task can be continued."""
+
+    resume: bool = True  # a retried run resumes its session (false: it starts over)
+    # The per-task workspace is stored with the transcript when its gzipped tar fits this;
+    # a bigger one is not kept, and a run that would need it starts over (and says so).
+    max_workspace_bytes: int = Field(20_000_000, ge=0)
+
+
 class CodeSettings(Section):
     """The code index (cca_core.code)."""
 
@@ -331,6 +341,7 @@ class Settings(Section):
     memory: MemorySettings = MemorySettings()
     code: CodeSettings = CodeSettings()
     retries: RetrySettings = RetrySettings()
+    sessions: SessionSettings = SessionSettings()
 
     @model_validator(mode="after")
     def _fleet_queues(self) -> Settings:

@@ -42,6 +42,10 @@ class AgentSpec:
     prompt: str
     session_id: str
     permission_flags: tuple[str, ...]
+    # A stored session to resume (``session_id`` then names it), or with ``fork`` to fork
+    # into ``session_id``.
+    resume: str | None = None
+    fork: bool = False
     model: str | None = None
     max_turns: int | None = None
     max_budget_usd: float | None = None
@@ -62,7 +66,7 @@ def build_argv(claude_path: str, spec: AgentSpec, mcp_config_path: str | None = 
     is the file holding ``spec.mcp_config`` (its task token must not show in ``ps``)."""
     argv = [
         claude_path, "-p", option("output-format", "stream-json"), "--verbose",
-        "--include-partial-messages", option("session-id", spec.session_id),
+        "--include-partial-messages", *_session_options(spec),
         option("setting-sources", "user,project" if spec.project_settings else "user"),
         "--strict-mcp-config",
     ]
@@ -80,6 +84,16 @@ def build_argv(claude_path: str, spec: AgentSpec, mcp_config_path: str | None = 
         argv.append(option("mcp-config", mcp_config_path))
     argv += list(spec.permission_flags)
     return [*argv, "--", spec.prompt]
+
+
+def _session_options(spec: AgentSpec) -> list[str]:
+    """A new session's id; ``--resume`` keeps the resumed session's id, and a fork takes a new
+    one (measured on CLI 2.1.197: ``--session-id`` is accepted with ``--fork-session``)."""
+    if spec.resume is None:
+        return [option("session-id", spec.session_id)]
+    if spec.fork:
+        return [option("resume", spec.resume), "--fork-session", option("session-id", spec.session_id)]
+    return [option("resume", spec.resume)]
 
 
 def bridge_config(python: str, api_url: str, task_id: str, token: str | None) -> dict[str, Any]:

@@ -35,9 +35,9 @@ from cca_core.tasks.workspace import prepare_workdir
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import Send, advance_and_send
 from cca_core.workflows.inputs import with_dependency_results
-from cca_worker import budget
+from cca_worker import budget, sessions
 from cca_worker.agent import AgentProcess, spawn
-from cca_worker.argv import build_argv, build_env
+from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.memory import recall, remember_later
@@ -108,8 +108,9 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
                 prompt, workflows.dependency_results(connection, task))
     recalled = recall(ctx.engine, ctx.settings, task, prompt)
     prompt = recalled.prompt
+    session = sessions.plan(ctx.engine, ctx.settings, task, attempt, new_id=str(uuid.uuid4()))
     try:
-        spec, note = resolve_spec(task, agents, session_id=str(uuid.uuid4()), python=sys.executable,
+        spec, note = resolve_spec(task, agents, session_id=session.session_id, python=sys.executable,
                                   bridge_token=token)
         spec = replace(spec, prompt=prompt)
         workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
@@ -123,8 +124,10 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         if message:
             sink.add({"type": "cca", "subtype": "note", "message": message})
     home = _fresh_home(ctx.slot_home)
+    config_dir = home / ".claude"
+    spec = _with_session(spec, session, task, config_dir, workdir, sink)
     env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
-                    config_dir=str(home / ".claude"))
+                    config_dir=str(config_dir))
     argv = build_argv(agents.claude_path, spec, _write_mcp_config(home, spec.mcp_config))
     try:
         if ctx.bwrap:
@@ -135,11 +138,15 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
         return _finish(ctx, task, attempt, outcome, redactor, sink)
+    checkpoints = sessions.Checkpointer(
+        ctx.engine, task, attempt, spec.session_id, config_dir, workdir,
+        own_workspace=task.cwd is None, max_workspace_bytes=ctx.settings.sessions.max_workspace_bytes)
     limits = Limits(timeout_s=task.timeout_seconds, stall_s=agents.stall_timeout_seconds,
                     token_budget=task.token_budget,
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
     try:
-        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task, attempt), clock)
+        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task, attempt, checkpoints),
+                        clock)
     except Exception as exc:
         # Postgres or Redis failed under the supervisor: never leave the agent unwatched.
         proc.stop()
@@ -148,6 +155,7 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         outcome = Outcome(status="failed", error_code="supervision_failed",
                           error_message=f"the worker could not supervise the agent: {exc}"[:1000])
         return _finish(ctx, task, attempt, outcome, redactor)
+    _last_checkpoint(checkpoints, task_id)
     outcome = decide(end)
     budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
                   ctx.settings.worker.budget_window_seconds)
@@ -161,10 +169,40 @@ def _redactor(ctx: WorkerContext, token: str | None) -> Redactor:
                      *secret_env_values(ctx.environ), *secret_env_values(ctx.settings.agents.env)])
 
 
-def _heartbeat(ctx: WorkerContext, task: Task, attempt: int, tokens: Tokens, turns: int,
-               models: frozenset[str]) -> bool:
-    """Renew the lease, record progress so far; True if the run must stop. A step of a
-    workflow whose budget its steps have now spent stops every running step (this one too)."""
+def _with_session(spec: AgentSpec, session: sessions.SessionPlan, task: Task, config_dir: Path,
+                  workdir: Path, sink: EventSink) -> AgentSpec:
+    """The spec with its session: a stored one restored into the fresh slot and resumed (its
+    prompt then says the run goes on) or forked; when it cannot be restored, a new session
+    that starts over, and a note that says why."""
+    if session.source is None:
+        return spec
+    cannot = sessions.restore(session.source, config_dir, workdir, own_workspace=task.cwd is None)
+    if cannot is not None:
+        sink.add({"type": "cca", "subtype": "note",
+                  "message": f"cannot resume the session: {cannot}; starting over"})
+        return replace(spec, session_id=str(uuid.uuid4())) if not session.fork else spec
+    sink.add({"type": "cca", "subtype": "session", "action": "fork" if session.fork else "resume",
+              "session_id": session.source.session_id, "from_attempt": session.source.attempt})
+    if session.fork:
+        return replace(spec, resume=session.source.session_id, fork=True)
+    reason = task.error_code or "its worker was lost"
+    return replace(spec, resume=session.session_id, prompt=sessions.RESUME_PROMPT.format(reason=reason))
+
+
+def _last_checkpoint(checkpoints: sessions.Checkpointer, task_id: str) -> None:
+    """Store the session as the run left it (so it can be continued); best effort."""
+    try:
+        checkpoints.save()
+    except Exception:
+        log.exception("task %s: could not store its session", task_id)
+
+
+def _heartbeat(ctx: WorkerContext, task: Task, attempt: int, checkpoints: sessions.Checkpointer,
+               tokens: Tokens, turns: int, models: frozenset[str]) -> bool:
+    """Store the session if it moved on, renew the lease, record progress so far; True if the
+    run must stop. A step of a workflow whose budget its steps have now spent stops every
+    running step (this one too)."""
+    checkpoints.save()
     progress = {**asdict(tokens), "num_turns": turns, "cost_usd": estimate_cost(tokens, models)}
     with autocommit(ctx.engine) as connection:
         lease = store.renew_lease(connection, str(task.id), attempt,

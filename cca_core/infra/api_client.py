@@ -73,6 +73,9 @@ class CcaClient:
         query = {name: value for name, value in params.items() if value is not None}
         return self.request("GET", "/api/v1/tasks", params=query)
 
+    def continue_task(self, task_id: str, follow_up: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/api/v1/tasks/{task_id}/continue", json=follow_up)
+
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self.request("POST", f"/api/v1/tasks/{task_id}/cancel")
 

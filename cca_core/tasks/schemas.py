@@ -86,6 +86,23 @@ class TaskCreate(TaskSpec):
                     "coordinator role).")
 
 
+class TaskContinue(BaseModel):
+    """The body of ``POST /api/v1/tasks/{id}/continue``: a follow-up that forks the finished
+    task's session; role, model, permissions, cwd, queue and retries come from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=100_000, description="What to do next.")
+    priority: Priority | None = None
+    token_budget: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 86400)
+    max_turns: int | None = Field(default=None, ge=1, le=10_000)
+    max_budget_usd: float | None = Field(default=None, gt=0, le=100_000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _one_argument = field_validator("prompt")(_fits_one_argument)
+
+
 class Usage(BaseModel):
     """Tokens the task's agents used, summed over its attempts (a task re-run after its worker
     died counts both runs); live while it runs."""
@@ -132,6 +149,8 @@ class TaskView(BaseModel):
                     "last run failed and it runs again at retry_at; error says why).")
     retry_at: datetime | None = Field(
         default=None, description="When a task parked after a failed run runs again.")
+    continues: str | None = Field(
+        default=None, description="The finished task whose session this follow-up forks.")
     children: list[str] | None = Field(
         default=None, description="Its children's ids (first 100; in GET of one task only).")
     result: str | None
@@ -223,6 +242,7 @@ def task_view(task: Any, children: Sequence[Any] | None = None) -> TaskView:
         depends_on=[str(dep) for dep in task.depends_on or ()],
         waiting_for=task.waiting_for,
         retry_at=task.retry_at if task.waiting_for == "retry" else None,
+        continues=str(task.continues) if task.continues else None,
         children=None if children is None else [str(child) for child in children],
         result=task.result,
         structured_output=task.structured_output,

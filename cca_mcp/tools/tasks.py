@@ -1,4 +1,5 @@
-"""Tools over fleet tasks: submit, wait, cancel, list, what an agent did; tasks as resources."""
+"""Tools over fleet tasks: submit, wait, continue, cancel, list, what an agent did; tasks as
+resources."""
 
 from __future__ import annotations
 
@@ -55,6 +56,16 @@ def register(server: MCPServer, api: BridgeApi) -> None:
         task with its result or error, or its current state if the time runs out.
         """
         return await api.follow(task_id, timeout_seconds, ctx)
+
+    @server.tool()
+    async def cca_continue(task_id: str, prompt: str, ctx: Context, wait_seconds: float = 0) -> TaskInfo:
+        """Continue a finished fleet task with a follow-up prompt ("also fix X", "now add
+        tests"): a new task that resumes a fork of its conversation, with its files, on any
+        worker. The original task stays as it ended. wait_seconds as in cca_task."""
+        task = await api.call(client.continue_task, task_id, {"prompt": prompt})
+        if wait_seconds > 0:
+            return await api.follow(task["id"], wait_seconds, ctx)
+        return TaskInfo.from_api(task, note=f"continues {task_id}; collect the result with cca_wait")
 
     @server.tool()
     async def cca_cancel(task_id: str) -> TaskInfo:

@@ -21,7 +21,7 @@ from cca_mcp.errors import explain
 from cca_mcp.server import make_server
 
 pytestmark = pytest.mark.integration
-TOOLS = {"cca_task", "cca_wait", "cca_status", "cca_cancel", "cca_tasks", "cca_events",
+TOOLS = {"cca_task", "cca_wait", "cca_continue", "cca_status", "cca_cancel", "cca_tasks", "cca_events",
          "cca_agents", "cca_activity", "cca_schedule_create", "cca_schedules", "cca_schedule_delete",
          "cca_roles", "cca_workflow", "cca_workflow_status", "cca_memory_search",
          "cca_memory_store", "cca_index_codebase", "cca_index_status", "cca_search_code"}
