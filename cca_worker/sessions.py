@@ -92,9 +92,10 @@ class Checkpointer:
         """Store the session if its transcript changed since the last save. True if stored."""
         path = project_dir(self._config_dir, self._workdir) / f"{self._session_id}.jsonl"
         try:
-            transcript = path.read_bytes()
+            written = path.read_bytes()
         except FileNotFoundError:
             return False
+        transcript = written[:written.rfind(b"\n") + 1]  # whole lines: claude may be mid-append
         if len(transcript) == self._stored_size:
             return False
         workspace, note = (_pack(self._workdir, self._max_workspace_bytes) if self._own_workspace

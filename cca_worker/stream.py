@@ -36,6 +36,15 @@ def unconnected_mcp_servers(event: Event) -> list[str]:
             if isinstance(server, dict) and server.get("status") != "connected"]
 
 
+def has_tool_result(event: Event) -> bool:
+    """A ``user`` line carrying a tool's result back to the model."""
+    if event.get("type") != "user":
+        return False
+    content = (event.get("message") or {}).get("content")
+    return isinstance(content, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
+
+
 def is_api_retry(event: Event) -> bool:
     return event.get("type") == "system" and event.get("subtype") == "api_retry"
 

@@ -33,8 +33,9 @@ def supervise(
     """Run the read loop until the process ends; return what was seen. Events still
     buffered in ``sink`` at the end are the caller's to write, with the outcome.
 
-    ``heartbeat(tokens, turns, models)`` is called every ``heartbeat_s`` (it renews the lease
-    and records progress) and answers whether to stop: the task was cancelled or lost.
+    ``heartbeat(tokens, turns, models)`` is called every ``heartbeat_s`` and right after each
+    tool result (it stores the session, renews the lease and records progress) and answers
+    whether to stop: the task was cancelled or lost.
     ``clock`` (seconds, monotonic) times the limits.
     """
     meter, denials = UsageMeter(), DenialTracker()
@@ -60,6 +61,8 @@ def supervise(
                                   f"MCP servers not connected at start: {', '.join(missing)}"})
                 elif stream.is_result(event):
                     result = event
+                elif stream.has_tool_result(event):
+                    last_beat = float("-inf")  # beat now: it stores the session with this result
                 if stream.should_persist(event):
                     sink.add(event)
         if stop_reason is None:
