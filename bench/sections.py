@@ -32,7 +32,7 @@ STEPS: list[tuple[Any, str, str, bool]] = [
     (runner, "spawn", "spawn (request to the shim)", False),
     (runner, "supervise", "supervise (shim + stand-in run, read loop)", False),
     (EventSink, "flush", "  of which: events written during the run", False),
-    (runner.budget, "record", "budget.record (Redis)", False),
+    (runner.spending, "for_run", "spending.for_run (Postgres: the key's quota)", False),
     (runner, "decide", "decide", False),
     (runner, "_finish", "finish: last events + outcome (Postgres), XADD", False),
     (EventSink, "publish", "  of which: events XADD (Redis)", False),

@@ -49,3 +49,8 @@ def retention_counter_key(kind: str) -> str:
 
 def budget_key(hostname: str, bucket: int) -> str:
     return f"cca:budget:{hostname}:{bucket}"
+
+
+def key_spend_key(key_name: str, day: str) -> str:
+    """The tokens an API key's tasks spent on ``day`` (YYYYMMDD, UTC), charged as runs stream."""
+    return f"cca:spend:{key_name}:{day}"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 import redis
 
 from cca_core.names import budget_key
 
-log = logging.getLogger(__name__)
 BUCKETS_PER_WINDOW = 60
 
 
@@ -17,19 +15,16 @@ def bucket_seconds(window_s: int) -> int:
     return max(1, window_s // BUCKETS_PER_WINDOW)
 
 
-def record(client: redis.Redis, hostname: str, tokens: int, window_s: int) -> None:
-    """Add a run's tokens to the current bucket. Best effort: Redis errors are logged."""
+def add(client: redis.Redis, hostname: str, tokens: int, window_s: int) -> None:
+    """Add tokens to the current bucket. Raises RedisError."""
     if tokens <= 0:
         return
     size = bucket_seconds(window_s)
     key = budget_key(hostname, int(time.time()) // size)
-    try:
-        pipe = client.pipeline(transaction=False)
-        pipe.incrby(key, tokens)
-        pipe.expire(key, window_s + size)
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("could not record %s tokens for %s: %s", tokens, hostname, exc)
+    pipe = client.pipeline(transaction=False)
+    pipe.incrby(key, tokens)
+    pipe.expire(key, window_s + size)
+    pipe.execute()
 
 
 def used_in_window(client: redis.Redis, hostname: str, window_s: int) -> int:

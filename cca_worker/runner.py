@@ -35,7 +35,7 @@ from cca_core.tasks.workspace import prepare_workdir
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import Send, advance_and_send
 from cca_core.workflows.inputs import with_dependency_results
-from cca_worker import budget, sessions
+from cca_worker import sessions, spending
 from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
@@ -45,7 +45,7 @@ from cca_worker.pricing import estimate_cost
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
 from cca_worker.usage import Tokens
-from cca_worker.verdict import Limits, decide
+from cca_worker.verdict import Limits, StopReason, decide
 
 Launcher = Callable[..., AgentProcess]
 """Starts an agent: ``launcher(argv, env=, cwd=, grace_s=)`` (``spawn``; a replay in tests)."""
@@ -138,6 +138,7 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
         return _finish(ctx, task, attempt, outcome, redactor, sink)
+    spent = spending.for_run(ctx.redis, ctx.engine, ctx.settings, ctx.hostname, task)
     checkpoints = sessions.Checkpointer(
         ctx.engine, task, attempt, spec.session_id, config_dir, workdir,
         own_workspace=task.cwd is None, max_workspace_bytes=ctx.settings.sessions.max_workspace_bytes)
@@ -146,7 +147,7 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
     try:
         end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task, attempt, checkpoints),
-                        clock)
+                        clock, charge=spent.charge)
     except Exception as exc:
         # Postgres or Redis failed under the supervisor: never leave the agent unwatched.
         proc.stop()
@@ -157,8 +158,8 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         return _finish(ctx, task, attempt, outcome, redactor)
     _last_checkpoint(checkpoints, task_id)
     outcome = decide(end)
-    budget.record(ctx.redis, ctx.hostname, end.tokens.budget_tokens,
-                  ctx.settings.worker.budget_window_seconds)
+    spent.charge(Tokens(outcome.input_tokens, outcome.output_tokens, outcome.cache_read_input_tokens,
+                        outcome.cache_creation_input_tokens).budget_tokens)  # the final count
     return _finish(ctx, task, attempt, outcome, redactor, sink, recalled.memory_ids)
 
 
@@ -250,7 +251,10 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
 
 
 def _retry_due(settings: Settings, task: Task, attempt: int, outcome: Outcome) -> datetime | None:
-    """When the task runs again after this failed run, by its retry policy; None: never."""
+    """When the task runs again after this failed run, by its retry policy; None: never. A
+    run stopped because its worker's window is spent runs again at once, on another worker."""
+    if outcome.error_code == StopReason.WORKER_BUDGET.code:
+        return datetime.now(UTC)
     if outcome.status != TaskStatus.FAILED or outcome.error_code not in FAILURES:
         return None
     rule = rule_for(Failure(outcome.error_code), (

@@ -29,6 +29,7 @@ class Sink(Protocol):
 def supervise(
     proc: AgentProcess, limits: Limits, sink: Sink,
     heartbeat: Callable[[Tokens, int, frozenset[str]], bool], clock: Clock = time.monotonic,
+    charge: Callable[[int], StopReason | None] | None = None,
 ) -> RunEnd:
     """Run the read loop until the process ends; return what was seen. Events still
     buffered in ``sink`` at the end are the caller's to write, with the outcome.
@@ -36,7 +37,8 @@ def supervise(
     ``heartbeat(tokens, turns, models)`` is called every ``heartbeat_s`` and right after each
     tool result (it stores the session, renews the lease and records progress) and answers
     whether to stop: the task was cancelled or lost.
-    ``clock`` (seconds, monotonic) times the limits.
+    ``clock`` (seconds, monotonic) times the limits. ``charge(budget_tokens)`` is called
+    whenever the run's usage grows (each model message) and names a shared budget it crossed.
     """
     meter, denials = UsageMeter(), DenialTracker()
     result: dict | None = None
@@ -67,6 +69,8 @@ def supervise(
                     sink.add(event)
         if stop_reason is None:
             stop_reason = _limit_hit(now - started, now - last_output, meter, limits)
+            if stop_reason is None and charge is not None and line is not None:
+                stop_reason = charge(meter.totals.budget_tokens)
             if stop_reason is None and now - last_beat >= limits.heartbeat_s:
                 last_beat = now
                 if heartbeat(meter.totals, meter.message_count, frozenset(meter.models)):

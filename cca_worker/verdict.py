@@ -36,6 +36,9 @@ class StopReason(enum.Enum):
     TIMED_OUT = ("timed_out", "timeout")
     STALLED = ("timed_out", "stalled")
     BUDGET_EXCEEDED = ("budget_exceeded", "token_budget_exceeded")
+    QUOTA_EXCEEDED = ("budget_exceeded", "quota_exceeded")  # its key's tokens per day
+    # The worker's rolling window is spent: the task is parked for another worker.
+    WORKER_BUDGET = ("budget_exceeded", "worker_budget_exceeded")
 
     @property
     def status(self) -> str:
@@ -53,6 +56,10 @@ class StopReason(enum.Enum):
             return f"wall-clock timeout of {limits.timeout_s:g}s reached"
         if self is StopReason.STALLED:
             return f"no output for {limits.stall_s:g}s: the agent stalled"
+        if self is StopReason.QUOTA_EXCEEDED:
+            return "its API key's tokens_per_day quota was crossed while it ran"
+        if self is StopReason.WORKER_BUDGET:
+            return "its worker's token budget window was spent; it runs again on another worker"
         return f"token budget of {limits.token_budget} crossed ({used_tokens} tokens used)"
 
 

@@ -3,12 +3,14 @@ replayed agent in place of the process (the launcher) on a fake clock."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from sqlalchemy import text
 
+from cca_core.access.keys import Quotas, create_key
 from cca_core.infra.db import make_engine, make_session_factory, transaction
 from cca_core.tasks import store
 from cca_worker.runner import WorkerContext, run_task
@@ -172,3 +174,36 @@ def test_a_cancel_requested_during_a_failing_run_ends_it_instead_of_parking(cont
     ended = row(context, task_id)
     assert ended.status in ("failed", "cancelled") and ended.waiting_for is None
     assert [a.retry_at for a in attempts(context, task_id)] == [None]
+
+
+# -- budgets charged while the run streams -------------------------------------------------------
+
+def test_a_keys_daily_quota_stops_its_run_within_one_message(context, redis_client):
+    with transaction(make_session_factory(context.engine)) as session:
+        create_key(session, "nightly", "submitter", quotas=Quotas(tokens_per_day=1500))
+    task_id = submit(context, created_by="nightly", timeout_seconds=30)
+    clock = FakeClock()
+    # Its first message costs 1000 + 40 + 50 tokens, the second 1200 + 70: the second crosses.
+    assert run_task(context, task_id, launcher=Launcher("tool_success", clock, hang_after=22),
+                    clock=clock) == "budget_exceeded"
+    ended = row(context, task_id)
+    assert (ended.error_code, ended.status) == ("quota_exceeded", "budget_exceeded")
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    assert int(redis_client.get(f"cca:spend:nightly:{day}")) == 1090 + 1201
+    assert ended.input_tokens + ended.output_tokens + ended.cache_creation_input_tokens <= 1090 + 1270
+
+
+def test_a_worker_over_its_window_parks_its_run_for_another_worker(make_settings, redis_url):
+    settings = make_settings(agents={"confinement": "none"},
+                             worker={"token_budget_per_window": 1000, "budget_window_seconds": 600})
+    engine = make_engine(settings.postgres.url, pool_size=2)
+    context = WorkerContext(settings=settings, hostname=f"w-{uuid.uuid4().hex[:6]}", slot=0,
+                            engine=engine, redis=redis.Redis.from_url(redis_url))
+    task_id = submit(context, timeout_seconds=30)
+    clock = FakeClock()
+    assert run_task(context, task_id, launcher=Launcher("tool_success", clock, hang_after=22),
+                    clock=clock) == "queued"
+    parked = row(context, task_id)
+    assert (parked.waiting_for, parked.error_code) == ("retry", "worker_budget_exceeded")
+    assert parked.retry_at <= datetime.now(UTC)
+    engine.dispose()
