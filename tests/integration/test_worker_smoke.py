@@ -50,7 +50,12 @@ def test_a_worker_over_its_rolling_token_budget_leaves_tasks_for_others(make_set
                                             "budget_window_seconds": 600})
     expensive = {"text": "spent", "usage": {"input_tokens": 5000, "output_tokens": 10}}
     first = client.post("/api/v1/tasks", json={"prompt": script(expensive)}).get_json()
-    assert finished(client, first["id"])["worker"] == frugal.name
+    # Its message crosses the window as it streams: the run stops and its task is parked for
+    # another worker, and the worker stops taking tasks.
+    parked = wait_for(lambda: (task := client.get(f"/api/v1/tasks/{first['id']}").get_json())[
+        "waiting_for"] == "retry" and task, timeout_s=60, message="the task to be parked")
+    assert (parked["status"], parked["error"]["code"]) == ("queued", "worker_budget_exceeded")
+    assert parked["worker"] == frugal.name
     wait_for(lambda: json.loads(redis_client.get(worker_key(frugal.name)))["paused_for_budget"],
              timeout_s=10, message="the worker to pause for its budget")
     second = client.post("/api/v1/tasks", json={"prompt": script({"text": "second"})}).get_json()
@@ -60,3 +65,5 @@ def test_a_worker_over_its_rolling_token_budget_leaves_tasks_for_others(make_set
     other = start_worker("other")
     done = finished(client, second["id"])
     assert (done["status"], done["worker"]) == ("succeeded", other.name)
+    resumed = finished(client, first["id"])
+    assert (resumed["status"], resumed["worker"], resumed["attempts"]) == ("succeeded", other.name, 2)
