@@ -87,7 +87,8 @@ def measure(bench: Bench, counts: Counts) -> Section:
         f"(g) {tasks} tasks of one key on {slots} slots, each streaming {MESSAGES} messages of "
         f"{PER_MESSAGE} tokens ({PAUSE_S * 1000:g} ms apart), against tokens_per_day = {QUOTA}: "
         f"they spent {spent} tokens, {overshoot} over the quota ({overshoot / PER_MESSAGE:.1f} "
-        f"messages across {slots} running agents). Baseline: counted at each run's end, the "
+        f"messages across {slots} running agents; a task that starts once the key is over "
+        f"does not run). Baseline: counted at each run's end, the "
         f"first {slots} runs go on in full, {at_end} tokens over."])
 
 

@@ -123,6 +123,11 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     for message in (note, recalled.note):
         if message:
             sink.add({"type": "cca", "subtype": "note", "message": message})
+    spent = spending.for_run(ctx.redis, ctx.engine, ctx.settings, ctx.hostname, task)
+    if spent.key_spent():
+        outcome = Outcome(status="budget_exceeded", error_code="quota_exceeded",
+                          error_message="not started: its API key's tokens_per_day quota is spent")
+        return _finish(ctx, task, attempt, outcome, redactor, sink)
     home = _fresh_home(ctx.slot_home)
     config_dir = home / ".claude"
     spec = _with_session(spec, session, task, config_dir, workdir, sink)
@@ -138,7 +143,6 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
         return _finish(ctx, task, attempt, outcome, redactor, sink)
-    spent = spending.for_run(ctx.redis, ctx.engine, ctx.settings, ctx.hostname, task)
     checkpoints = sessions.Checkpointer(
         ctx.engine, task, attempt, spec.session_id, config_dir, workdir,
         own_workspace=task.cwd is None, max_workspace_bytes=ctx.settings.sessions.max_workspace_bytes)

@@ -63,6 +63,17 @@ class Spending:
             log.warning("could not charge %s tokens: %s", delta, exc)
         return None
 
+    def key_spent(self) -> bool:
+        """Whether the key's day is already over its quota (a task queued before then must
+        not start)."""
+        if not self.key_name or self.key_limit is None:
+            return False
+        try:
+            return int(self.client.get(self._key_day()) or 0) >= self.key_limit
+        except redis.RedisError as exc:
+            log.warning("could not read the day counter of key %s: %s", self.key_name, exc)
+            return False
+
     def _key_day(self) -> str:
         return key_spend_key(self.key_name or "", datetime.now(UTC).strftime("%Y%m%d"))
 

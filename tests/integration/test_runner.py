@@ -207,3 +207,13 @@ def test_a_worker_over_its_window_parks_its_run_for_another_worker(make_settings
     assert (parked.waiting_for, parked.error_code) == ("retry", "worker_budget_exceeded")
     assert parked.retry_at <= datetime.now(UTC)
     engine.dispose()
+
+
+def test_a_task_whose_key_is_already_over_its_quota_does_not_start(context, redis_client):
+    with transaction(make_session_factory(context.engine)) as session:
+        create_key(session, "spent", "submitter", quotas=Quotas(tokens_per_day=100))
+    redis_client.set(f"cca:spend:spent:{datetime.now(UTC).strftime('%Y%m%d')}", 150)
+    task_id = submit(context, created_by="spent")
+    launcher = Launcher("tool_success", FakeClock())
+    assert run_task(context, task_id, launcher=launcher, clock=FakeClock()) == "budget_exceeded"
+    assert launcher.calls == [] and row(context, task_id).error_code == "quota_exceeded"
