@@ -88,6 +88,18 @@ def test_submit_wait_prints_result_turns_tokens_and_cost(fleet_env, api_url, sta
     assert types[0] == "system" and types[-1] == "result"
     status = cca("--api-url", api_url, "status", "--json", env=fleet_env)
     assert json.loads(status.stdout)["workers"]["online"] == 1
+    attempts = cca("--api-url", api_url, "tasks", "attempts", task["id"], "--json", env=fleet_env)
+    [run] = json.loads(attempts.stdout)["attempts"]
+    assert (run["attempt"], run["status"], run["worker"]) == (1, "succeeded", "w1@test")
+    follow_up = cca("--api-url", api_url, "tasks", "continue", task["id"], "and now the docs",
+                    "--wait", env=fleet_env)
+    assert follow_up.returncode == 0, follow_up.stderr
+    assert "succeeded" in follow_up.stdout
+    latest = json.loads(cca("--api-url", api_url, "tasks", "list", "--json", env=fleet_env).stdout)
+    assert latest["tasks"][0]["continues"] == task["id"]
+    unknown = cca("--api-url", api_url, "tasks", "continue", "00000000-0000-4000-8000-000000000000",
+                  "x", env=fleet_env)
+    assert unknown.returncode == 1 and "not found" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
 def test_cli_errors_from_the_api_name_the_field(fleet_env, api_url):
