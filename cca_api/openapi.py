@@ -24,6 +24,10 @@ ERROR_SCHEMA = {
 }
 ALWAYS = (429,)  # rate limits answer any operation
 AUTH_ERRORS = (401,)  # and an operation that needs a key, without one
+# What the HTTP server answers before the app sees the request, in its own HTML page.
+SERVER_LIMITS = {"414": {"description": "the request line is longer than the server reads "
+                                        "(gunicorn's limit_request_line, 4094 bytes)",
+                         "content": {"text/html": {"schema": {"type": "string"}}}}}
 _PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -97,7 +101,8 @@ def _operation(found: Operation, rule: Rule) -> dict[str, Any]:
         "responses": {**{str(status): _answer(answer) for status, answer in found.answers.items()},
                       **{str(status): {"description": "error", "content": {"application/json": {
                           "schema": {"$ref": REF.format(model="Error")}}}}
-                         for status in sorted(errors)}},
+                         for status in sorted(errors)},
+                      **SERVER_LIMITS},
     }
     if parameters:
         out["parameters"] = parameters

@@ -169,6 +169,7 @@ def continue_task(task_id: str) -> tuple[dict[str, Any], int]:
     principal = require_role("admin", "submitter")
     if principal.task_id is not None:
         raise Forbidden("a task token cannot continue tasks; it may submit children of its own")
+    store.parse_task_id(task_id)  # a malformed id is not found, whatever the body
     follow_up = operations.body(TaskContinue)
     with transaction(res.sessions) as session:
         connection = session.connection()
