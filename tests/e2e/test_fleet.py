@@ -390,7 +390,9 @@ def test_rate_limit_with_no_retries_left_fails_the_task(fleet, start_worker, mod
 def test_a_rate_limited_run_parks_its_task_and_the_retry_finishes_it(fleet, start_worker, model_api):
     api = fleet()
     start_worker("w1")
-    task = api.submit({"error": 429, "times": 1, "then": {"text": "second time lucky"}},
+    # The retry resumes the session: the CLI closes the interrupted turn with an assistant
+    # "No response requested.", so the resumed request asks for step 1.
+    task = api.submit({"error": 429}, {"text": "second time lucky"},
                       retries={"rate_limited": {"backoff_seconds": 2}})
     parked = wait_for(lambda: (found := api.get(task["id"]))["waiting_for"] == "retry" and found,
                       timeout_s=60, message="the task to park after its 429")
@@ -408,6 +410,8 @@ def test_a_rate_limited_run_parks_its_task_and_the_retry_finishes_it(fleet, star
     retry_notes = [e["data"] for e in api.events(task["id"]) if e["subtype"] == "retry"]
     assert [(n["error_code"], n["attempt"]) for n in retry_notes] == [("rate_limited", 1)]
     assert [rec["reply"] for rec in main_requests(model_api)] == ["error", "text"]
+    resumed = json.dumps(main_requests(model_api)[-1]["body"]["messages"])
+    assert "[[script:" in resumed and "stopped before it finished (rate_limited)" in resumed
 
 
 def test_an_auth_failure_is_final_and_never_retried(fleet, start_worker, model_api):
