@@ -202,6 +202,7 @@ class RetentionSettings(Section):
 
     task_events_days: int = Field(30, ge=0)  # 0 keeps task events forever
     stream_seconds: int = Field(86400, ge=0)  # 0 keeps idle Redis event streams (they expire)
+    sessions_days: int = Field(30, ge=0)  # stored sessions (transcripts, workspaces); 0: forever
     batch_size: int = Field(5000, ge=10, le=100000)
 
 

@@ -102,9 +102,9 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             if report.retried:
                 log.info("sweep: sent %s tasks whose retry came due", report.retried)
             kept = enforce_retention(self.sessions, self.redis, settings.retention)
-            if kept.task_events or kept.streams:
-                log.info("retention: deleted %s task events, %s event streams", kept.task_events,
-                         kept.streams)
+            if kept.task_events or kept.sessions or kept.streams:
+                log.info("retention: deleted %s task events, %s stored sessions, %s event streams",
+                         kept.task_events, kept.sessions, kept.streams)
 
         def _send(self, task: Task) -> None:
             enqueue(self.consumer.app, task)

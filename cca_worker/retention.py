@@ -1,5 +1,6 @@
-"""Retention: delete task events older than ``retention.task_events_days`` from Postgres and
-Redis event streams idle longer than ``retention.stream_seconds``.
+"""Retention: delete task events older than ``retention.task_events_days`` and stored sessions
+not updated for ``retention.sessions_days`` from Postgres, and Redis event streams idle longer
+than ``retention.stream_seconds``.
 
 Run by the sweep, which one worker of the fleet holds at a time (``cca_worker.housekeeping``). Each run
 does bounded work (at most ``MAX_BATCHES`` deletes of ``batch_size`` rows, one SCAN step of
@@ -10,14 +11,17 @@ as ``cca_retention_deleted_total{kind}``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import redis
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.infra.db import transaction
 from cca_core.names import EVENTS_STREAM_PATTERN, RETENTION_SCAN_KEY, retention_counter_key
+from cca_core.sessions import store as stored_sessions
 from cca_core.settings import RetentionSettings
 from cca_core.tasks import store
 
@@ -27,6 +31,7 @@ MAX_BATCHES = 10
 @dataclass(frozen=True)
 class RetentionReport:
     task_events: int
+    sessions: int
     streams: int
 
 
@@ -34,27 +39,34 @@ def enforce_retention(
     sessions: sessionmaker[Session], client: redis.Redis, policy: RetentionSettings,
 ) -> RetentionReport:
     """Delete what is past retention (one bounded step); count it in Redis."""
-    report = RetentionReport(task_events=_delete_events(sessions, policy),
-                             streams=_delete_streams(client, policy))
+    report = RetentionReport(
+        task_events=_in_batches(sessions, policy.task_events_days, policy.batch_size,
+                                store.delete_events_before),
+        sessions=_in_batches(sessions, policy.sessions_days, policy.batch_size,
+                             stored_sessions.delete_before),
+        streams=_delete_streams(client, policy))
     pipe = client.pipeline(transaction=False)
-    for kind, count in (("task_events", report.task_events), ("streams", report.streams)):
+    for kind, count in (("task_events", report.task_events), ("sessions", report.sessions),
+                        ("streams", report.streams)):
         if count:
             pipe.incrby(retention_counter_key(kind), count)
     pipe.execute()
     return report
 
 
-def _delete_events(sessions: sessionmaker[Session], policy: RetentionSettings) -> int:
-    if not policy.task_events_days:
+def _in_batches(sessions: sessionmaker[Session], days: int, batch: int,
+                delete_before: Callable[[Connection, datetime, int], int]) -> int:
+    """Delete what ``delete_before`` finds older than ``days`` (0: keep all), a batch at a time."""
+    if not days:
         return 0
-    cutoff = datetime.now(UTC) - timedelta(days=policy.task_events_days)
+    cutoff = datetime.now(UTC) - timedelta(days=days)
     deleted = 0
     for _ in range(MAX_BATCHES):
         # One transaction per batch: row locks are held briefly, and what is done stays done.
         with transaction(sessions) as session:
-            count = store.delete_events_before(session.connection(), cutoff, policy.batch_size)
+            count = delete_before(session.connection(), cutoff, batch)
         deleted += count
-        if count < policy.batch_size:
+        if count < batch:
             break
     return deleted
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from cca_core.models import TaskSession
@@ -44,6 +45,13 @@ def load(connection: Connection, task_id: uuid.UUID) -> Checkpoint | None:
                TaskSession.workspace, TaskSession.workspace_note)
         .where(TaskSession.task_id == task_id)).one_or_none()
     return None if row is None else Checkpoint(*row)
+
+
+def delete_before(connection: Connection, cutoff: datetime, batch: int) -> int:
+    """Delete up to ``batch`` stored sessions last updated before ``cutoff``; return how many."""
+    stale = select(TaskSession.task_id).where(TaskSession.updated_at < cutoff).limit(batch)
+    result = connection.execute(delete(TaskSession).where(TaskSession.task_id.in_(stale)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def has_session(connection: Connection, task_id: uuid.UUID) -> bool:

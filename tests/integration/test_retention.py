@@ -1,14 +1,18 @@
-"""Retention: a real worker's sweep deletes old task events and idle event streams in batches,
-keeps the rest, and /metrics counts what it deleted."""
+"""Retention: a real worker's sweep deletes old task events, stored sessions and idle event
+streams in batches, keeps the rest, and /metrics counts what it deleted."""
 
 from __future__ import annotations
+
+import gzip
 
 import pytest
 from sqlalchemy import func, select, text
 
 from cca_api import create_app
 from cca_core.infra.db import autocommit, make_engine
-from cca_core.models import TaskEvent
+from cca_core.models import TaskEvent, TaskSession
+from cca_core.sessions import store as sessions
+from cca_core.sessions.store import Checkpoint
 from cca_core.tasks import store
 from tests.integration.test_metrics import scrape
 from tests.support.waiting import wait_for
@@ -27,10 +31,16 @@ def test_the_sweep_deletes_old_events_and_idle_streams_and_counts_them(
         store.append_events(connection, task["id"], 1, [{"type": "old", "n": n} for n in range(OLD)])
         connection.execute(text("UPDATE task_events SET created_at = now() - interval '40 days'"))
         store.append_events(connection, task["id"], 1, [{"type": "recent"}] * RECENT)
+        kept = client.post("/api/v1/tasks", json={"prompt": "q"}).get_json()
+        for task_id in (task["id"], kept["id"]):
+            sessions.save(connection, task_id, Checkpoint("s", 1, gzip.compress(b"{}\n"), None, None))
+        connection.execute(text("UPDATE task_sessions SET updated_at = now() - interval '40 days' "
+                                "WHERE task_id = :id"), {"id": task["id"]})
     redis_client.xadd("cca:events:idle-task", {"event": "{}"}, id="1000-0")  # added in 1970
     redis_client.xadd("cca:events:live-task", {"event": "{}"})
 
-    start_worker("w1", retention={"task_events_days": 30, "stream_seconds": 3600, "batch_size": 10})
+    start_worker("w1", retention={"task_events_days": 30, "sessions_days": 30, "stream_seconds": 3600,
+                                  "batch_size": 10})
 
     def events_left() -> list[str]:
         with autocommit(engine) as connection:
@@ -43,6 +53,10 @@ def test_the_sweep_deletes_old_events_and_idle_streams_and_counts_them(
     samples = scrape(client)
     assert samples[("cca_retention_deleted_total", (("kind", "task_events"),))] == OLD
     assert samples[("cca_retention_deleted_total", (("kind", "streams"),))] == 1
+    assert samples[("cca_retention_deleted_total", (("kind", "sessions"),))] == 1
+    with autocommit(engine) as connection:
+        left = connection.scalars(select(TaskSession.task_id)).all()
+    assert [str(task_id) for task_id in left] == [kept["id"]]
     with autocommit(engine) as connection:
         assert connection.scalar(select(func.count()).select_from(TaskEvent)) == RECENT
     engine.dispose()
