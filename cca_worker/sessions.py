@@ -27,6 +27,7 @@ from cca_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
+TOOL_RESULT = b'"tool_result"'  # how a tool's result shows in a transcript line
 RESUME_PROMPT = (
     "Your previous run of this task stopped before it finished ({reason}). Its conversation is "
     "restored above: continue the task from where it stopped, and do not repeat steps whose "
@@ -79,7 +80,9 @@ def project_dir(config_dir: Path, workdir: Path) -> Path:
 
 class Checkpointer:
     """Stores a run's session whenever its transcript has grown (so a tool whose result is in
-    a stored transcript never runs again), with the task's own workspace when it fits."""
+    a stored transcript never runs again), with the task's own workspace when it fits. Only
+    tools change the workspace: it is packed again only when the transcript gained a tool
+    result since the last pack."""
 
     def __init__(self, engine: Engine, task: Task, attempt: int, session_id: str, config_dir: Path,
                  workdir: Path, own_workspace: bool, max_workspace_bytes: int) -> None:
@@ -87,6 +90,7 @@ class Checkpointer:
         self._session_id, self._config_dir, self._workdir = session_id, config_dir, workdir
         self._own_workspace, self._max_workspace_bytes = own_workspace, max_workspace_bytes
         self._stored_size = -1
+        self._workspace: tuple[bytes | None, str | None] = (None, None)
 
     def save(self) -> bool:
         """Store the session if its transcript changed since the last save. True if stored."""
@@ -98,10 +102,11 @@ class Checkpointer:
         transcript = written[:written.rfind(b"\n") + 1]  # whole lines: claude may be mid-append
         if len(transcript) == self._stored_size:
             return False
-        workspace, note = (_pack(self._workdir, self._max_workspace_bytes) if self._own_workspace
-                           else (None, None))
+        if self._own_workspace and (self._stored_size < 0 or TOOL_RESULT in
+                                    transcript[self._stored_size:]):
+            self._workspace = _pack(self._workdir, self._max_workspace_bytes)
         checkpoint = Checkpoint(self._session_id, self._attempt, gzip.compress(transcript, 6),
-                                workspace, note)
+                                *self._workspace)
         with autocommit(self._engine) as connection:
             store.save(connection, self._task_id, checkpoint)
         self._stored_size = len(transcript)

@@ -18,13 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def app(make_settings):
-    return create_app(make_settings())
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
+def client(make_settings):
+    return create_app(make_settings()).test_client()
 
 
 @pytest.fixture
@@ -82,4 +77,4 @@ def test_a_bad_follow_up_is_refused_naming_the_field(client, engine):
         response = client.post(f"/api/v1/tasks/{source['id']}/continue", json=body)
         assert response.status_code == 422 and response.get_json()["error"]["field"] == field, body
     bad_id = client.post("/api/v1/tasks/not-a-uuid/continue", json={"prompt": "x"})
-    assert bad_id.status_code in (404, 422)
+    assert bad_id.status_code == 404 and bad_id.get_json()["error"]["code"] == "not_found"
