@@ -128,7 +128,8 @@ class Task(Base):
               postgresql_where=text("schedule_id IS NOT NULL")),
         Index("tasks_workflow_step_idx", workflow_id, step, unique=True,
               postgresql_where=text("workflow_id IS NOT NULL")),
-        Index("tasks_retry_due_idx", retry_at, postgresql_where=text("waiting_for = 'retry'")),
+        Index("tasks_parked_idx", retry_at,
+              postgresql_where=text("waiting_for IN ('retry', 'credential', 'usage_window')")),
     )
 
 

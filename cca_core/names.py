@@ -54,3 +54,23 @@ def budget_key(hostname: str, bucket: int) -> str:
 def key_spend_key(key_name: str, day: str) -> str:
     """The tokens an API key's tasks spent on ``day`` (YYYYMMDD, UTC), charged as runs stream."""
     return f"cca:spend:{key_name}:{day}"
+
+
+def credential_leases_key(name: str) -> str:
+    """The runs holding credential ``name``: a sorted set of holders scored by lease expiry (ms)."""
+    return f"cca:credential:{name}:leases"
+
+
+def credential_parked_key(name: str) -> str:
+    """Set while credential ``name`` is rate-limited: its reset (Unix seconds), expiring then."""
+    return f"cca:credential:{name}:parked"
+
+
+def credential_limits_key(name: str) -> str:
+    """The rate-limit headers of credential ``name``'s last response."""
+    return f"cca:credential:{name}:limits"
+
+
+def credential_usage_key(name: str, day: str) -> str:
+    """Requests and tokens through credential ``name`` on ``day`` (YYYYMMDD, UTC)."""
+    return f"cca:credential:{name}:usage:{day}"

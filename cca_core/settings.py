@@ -6,6 +6,7 @@ Lists accept comma-separated strings (the form environment variables give).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -138,6 +139,10 @@ class AgentSettings(Section):
     stop_grace_seconds: float = Field(3.0, ge=0.1, le=60)
     max_attempts: int = Field(3, ge=1)
     lease_seconds: int = Field(60, ge=2)
+    # A usage window of a credential that resets within this many seconds is waited out by
+    # the running agent (the CLI honours a retry-after of up to 60 s); a later reset parks
+    # the task until a credential has room again (cca_worker.proxy).
+    window_wait_seconds: int = Field(30, ge=0, le=60)
     bridge_url: str = ""
     max_depth: int = Field(3, ge=0, le=20)
     max_children_per_task: int = Field(10, ge=0)
@@ -322,6 +327,34 @@ class RetrySettings(Section):
                 if (rule := getattr(self, failure.value)) is not None}
 
 
+# Where a credential's requests go when it names no base_url.
+ANTHROPIC_API = "https://api.anthropic.com"
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+class CredentialSettings(Section):
+    """A model API credential the workers lend to agents through their proxy
+    (cca_worker.proxy): agents get a per-task token, never this secret."""
+
+    api_key: str = ""  # sent as x-api-key
+    auth_token: str = ""  # or a gateway's token, sent as a bearer token
+    base_url: str = ANTHROPIC_API
+    max_agents: int = Field(0, ge=0)  # agents using it at once, fleet-wide; 0: no cap
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> CredentialSettings:
+        if bool(self.api_key) == bool(self.auth_token):
+            raise ValueError("needs exactly one of api_key and auth_token")
+        return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class EmbeddedSettings(Section):
     data_dir: str = "~/.local/share/cca"
 
@@ -343,6 +376,15 @@ class Settings(Section):
     code: CodeSettings = CodeSettings()
     retries: RetrySettings = RetrySettings()
     sessions: SessionSettings = SessionSettings()
+    credentials: dict[str, CredentialSettings] = {}
+
+    @field_validator("credentials")
+    @classmethod
+    def _credential_names(cls, value: dict[str, CredentialSettings]) -> dict[str, CredentialSettings]:
+        for name in value:
+            if not _CREDENTIAL_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: a credential's name holds 1 to 40 letters, digits, _ and -")
+        return value
 
     @model_validator(mode="after")
     def _fleet_queues(self) -> Settings:

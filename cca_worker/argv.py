@@ -12,6 +12,7 @@ unless the role allows them, and ``--strict-mcp-config`` the project's ``.mcp.js
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,9 @@ AGENT_DEFAULTS = {
     "MCP_CONNECTION_NONBLOCKING": "0",
     "MCP_CONNECT_TIMEOUT_MS": "30000",
 }
+# A model credential's variable (ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, CLAUDE_CODE_OAUTH_TOKEN;
+# not CLAUDE_CODE_MAX_OUTPUT_TOKENS).
+_CREDENTIAL_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 # Never handed to an agent, whatever the configuration says.
 _FORBIDDEN_PREFIXES = ("CCA_", "CCA__")
 
@@ -107,15 +111,27 @@ def bridge_config(python: str, api_url: str, task_id: str, token: str | None) ->
 
 
 def build_env(
-    parent_env: Mapping[str, str], extra: Mapping[str, str], *, home: str, config_dir: str
+    parent_env: Mapping[str, str], extra: Mapping[str, str], *, home: str, config_dir: str,
+    model_api: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Start from nothing: PATH and ANTHROPIC_*/CLAUDE_CODE_* from the worker, then
     ``[agents.env]``, then the per-slot HOME and CLAUDE_CONFIG_DIR (never the worker's HOME:
-    it holds cca's data directory by default). cca's own variables never pass."""
+    it holds cca's data directory by default). cca's own variables never pass. ``model_api``
+    (the worker's proxy and the run's token) replaces every model credential and base URL."""
     env = {
         name: value
         for name, value in parent_env.items()
         if name in PASS_THROUGH_NAMES or name.startswith(PASS_THROUGH_PREFIXES)
     }
-    env = {**AGENT_DEFAULTS, **env, **extra, "HOME": home, "CLAUDE_CONFIG_DIR": config_dir}
+    env = {**AGENT_DEFAULTS, **env, **extra}
+    if model_api is not None:
+        env = {name: value for name, value in env.items() if not _model_credential(name)}
+        env.update(model_api)
+    env.update({"HOME": home, "CLAUDE_CONFIG_DIR": config_dir})
     return {name: value for name, value in env.items() if not name.startswith(_FORBIDDEN_PREFIXES)}
+
+
+def _model_credential(name: str) -> bool:
+    """A variable that says which model API to use and with what credential."""
+    return name == "ANTHROPIC_BASE_URL" or (name.startswith(PASS_THROUGH_PREFIXES)
+                                            and _CREDENTIAL_NAME.search(name) is not None)

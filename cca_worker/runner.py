@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import redis
 from sqlalchemy import Engine
 
 from cca_core.access.task_tokens import mint
+from cca_core.credentials.pool import Busy
 from cca_core.errors import Invalid
 from cca_core.infra.db import autocommit
 from cca_core.infra.redact import Redactor, secret_env_values, settings_secrets
@@ -29,7 +30,7 @@ from cca_core.retries import Failure, retry_at, rule_for, rules_of
 from cca_core.settings import Settings
 from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
-from cca_core.tasks.status import TaskStatus
+from cca_core.tasks.status import CREDENTIAL, RETRY, USAGE_WINDOW, TaskStatus
 from cca_core.tasks.submission import Producer, enqueue
 from cca_core.tasks.workspace import prepare_workdir
 from cca_core.workflows import store as workflows
@@ -42,6 +43,7 @@ from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.memory import recall, remember_later
 from cca_worker.pricing import estimate_cost
+from cca_worker.proxy import ModelProxy, Route
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
 from cca_worker.usage import Tokens
@@ -64,6 +66,9 @@ class WorkerContext:
     engine: Engine
     redis: redis.Redis
     bwrap: str | None = None  # the bubblewrap program agents run under (agents.confinement)
+    # The process's model API proxy, lending the fleet's credentials; without one (no
+    # credential configured or in the environment) agents reach the model API on their own.
+    proxy: ModelProxy | None = None
     # What sends the messages of the workflow steps a finish releases (the worker's Celery
     # app); without one the sweep sends them.
     producer: Producer | None = None
@@ -84,8 +89,47 @@ class WorkerContext:
 def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
              clock: Clock = time.monotonic) -> str | None:
     """Run the task if this delivery can claim it. Returns the terminal status, or None when
-    the task was not ours to run (finished, cancelled, owned by a live run). ``launcher``
-    starts the agent and ``clock`` times its limits: the seams of the run loop's tests."""
+    the task was not ours to run (finished, cancelled, owned by a live run, or parked until
+    a credential has room). ``launcher`` starts the agent and ``clock`` times its limits:
+    the seams of the run loop's tests."""
+    if ctx.proxy is None:
+        return _run(ctx, task_id, None, launcher, clock)
+    route = ctx.proxy.take(task_id)
+    if isinstance(route, Busy):
+        _wait_for_credential(ctx, ctx.proxy, task_id, route)
+        return None
+    try:
+        return _run(ctx, task_id, route, launcher, clock)
+    finally:
+        if ctx.proxy.give_back(route):
+            _send_credential_waits(ctx, 1)
+
+
+def _wait_for_credential(ctx: WorkerContext, proxy: ModelProxy, task_id: str, busy: Busy) -> None:
+    """Park a task no credential has room for (unclaimed: it spends no attempt): until the
+    first reset when every credential is in a usage window, else until a lease could lapse
+    (one given back sends it sooner). A credential given back meanwhile is not missed."""
+    lapse = datetime.now(UTC) + timedelta(seconds=ctx.settings.agents.lease_seconds)
+    waiting_for, until = (USAGE_WINDOW, busy.reset) if busy.reset is not None else (CREDENTIAL, lapse)
+    with autocommit(ctx.engine) as connection:
+        parked = store.wait_for_credential(connection, task_id, waiting_for, until)
+    if parked:
+        log.info("task %s: no credential has room; waiting for %s until %s", task_id, waiting_for, until)
+        if proxy.pool.has_room():
+            _send_credential_waits(ctx, 1)
+
+
+def _send_credential_waits(ctx: WorkerContext, count: int) -> None:
+    """Send the ``count`` tasks parked longest for a credential (one has room now)."""
+    with autocommit(ctx.engine) as connection:
+        waiting = store.release_credential_waits(connection, count)
+    for task in waiting:
+        if ctx.send is not None:
+            ctx.send(task)
+
+
+def _run(ctx: WorkerContext, task_id: str, route: Route | None, launcher: Launcher,
+         clock: Clock) -> str | None:
     agents = ctx.settings.agents
     with autocommit(ctx.engine) as connection:
         task = store.claim_task(connection, task_id, worker=ctx.hostname, pid=os.getpid(),
@@ -96,7 +140,7 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     attempt = task.attempts
     secret = ctx.settings.daemon.task_token_secret
     token = mint(secret, task_id) if secret else None
-    redactor = _redactor(ctx, token)
+    redactor = _redactor(ctx, token, route)
     prompt = task.prompt
     if task.workflow_id is not None:
         with autocommit(ctx.engine) as connection:
@@ -131,8 +175,10 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     home = _fresh_home(ctx.slot_home)
     config_dir = home / ".claude"
     spec = _with_session(spec, session, task, config_dir, workdir, sink)
+    model_api = ({"ANTHROPIC_BASE_URL": ctx.proxy.url, "ANTHROPIC_API_KEY": route.token}
+                 if ctx.proxy is not None and route is not None else None)
     env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
-                    config_dir=str(config_dir))
+                    config_dir=str(config_dir), model_api=model_api)
     argv = build_argv(agents.claude_path, spec, _write_mcp_config(home, spec.mcp_config))
     try:
         if ctx.bwrap:
@@ -150,7 +196,7 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
                     token_budget=task.token_budget,
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
     try:
-        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task, attempt, checkpoints),
+        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task, attempt, checkpoints, route),
                         clock, charge=spent.charge)
     except Exception as exc:
         # Postgres or Redis failed under the supervisor: never leave the agent unwatched.
@@ -164,13 +210,15 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     outcome = decide(end)
     spent.charge(Tokens(outcome.input_tokens, outcome.output_tokens, outcome.cache_read_input_tokens,
                         outcome.cache_creation_input_tokens).budget_tokens)  # the final count
-    return _finish(ctx, task, attempt, outcome, redactor, sink, recalled.memory_ids)
+    window = route.window if route is not None else None
+    return _finish(ctx, task, attempt, outcome, redactor, sink, recalled.memory_ids, window)
 
 
-def _redactor(ctx: WorkerContext, token: str | None) -> Redactor:
+def _redactor(ctx: WorkerContext, token: str | None, route: Route | None) -> Redactor:
     """What to remove from a run's events and outcome: the fleet's configured secrets, the
-    task token the agent's bridge holds and the credentials in the agent's environment."""
-    return Redactor([*settings_secrets(ctx.settings), token or "",
+    task token the agent's bridge holds, its model API token and the credentials in the
+    agent's environment."""
+    return Redactor([*settings_secrets(ctx.settings), token or "", route.token if route else "",
                      *secret_env_values(ctx.environ), *secret_env_values(ctx.settings.agents.env)])
 
 
@@ -203,11 +251,13 @@ def _last_checkpoint(checkpoints: sessions.Checkpointer, task_id: str) -> None:
 
 
 def _heartbeat(ctx: WorkerContext, task: Task, attempt: int, checkpoints: sessions.Checkpointer,
-               tokens: Tokens, turns: int, models: frozenset[str]) -> bool:
-    """Store the session if it moved on, renew the lease, record progress so far; True if the
-    run must stop. A step of a workflow whose budget its steps have now spent stops every
-    running step (this one too)."""
+               route: Route | None, tokens: Tokens, turns: int, models: frozenset[str]) -> bool:
+    """Store the session if it moved on, renew the lease (and the credential's), record
+    progress so far; True if the run must stop. A step of a workflow whose budget its steps
+    have now spent stops every running step (this one too)."""
     checkpoints.save()
+    if ctx.proxy is not None and route is not None:
+        ctx.proxy.renew(route)
     progress = {**asdict(tokens), "num_turns": turns, "cost_usd": estimate_cost(tokens, models)}
     with autocommit(ctx.engine) as connection:
         lease = store.renew_lease(connection, str(task.id), attempt,
@@ -221,20 +271,21 @@ def _heartbeat(ctx: WorkerContext, task: Task, attempt: int, checkpoints: sessio
 
 def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome,
             redactor: Redactor, sink: EventSink | None = None,
-            recalled: Sequence[str] = ()) -> str | None:
+            recalled: Sequence[str] = (), window: datetime | None = None) -> str | None:
     """Record the outcome (redacted), and in the same statement the run's last events; then
     move the task's workflow on (its dependents start now) and remember the run. A failed
-    run its retry policy runs again parks the task instead (nothing moves on)."""
+    run its retry policy runs again parks the task instead (nothing moves on), and so does
+    one a usage window turned away (``window``: its reset), whatever its policy."""
     task_id = str(task.id)
     redacted = outcome.redacted(redactor)
-    due = _retry_due(ctx.settings, task, attempt, outcome)
+    waiting_for, due = _retry_due(ctx, task, attempt, outcome, window)
     if due is not None and sink:
         sink.add({"type": "cca", "subtype": "retry", "error_code": outcome.error_code,
-                  "attempt": attempt, "retry_at": due.isoformat()})
+                  "attempt": attempt, "waiting_for": waiting_for, "retry_at": due.isoformat()})
     last_events = sink.take() if sink else []
     with autocommit(ctx.engine) as connection:
         parked = due is not None and store.retry_task(connection, task_id, attempt, redacted, due,
-                                                      last_events)
+                                                      last_events, waiting_for=waiting_for)
         # A retry refused (cancelled meanwhile, or lost) still recorded the events.
         finished = not parked and store.finish_task(
             connection, task_id, attempt, redacted, [] if due is not None else last_events)
@@ -254,16 +305,24 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
     return outcome.status
 
 
-def _retry_due(settings: Settings, task: Task, attempt: int, outcome: Outcome) -> datetime | None:
-    """When the task runs again after this failed run, by its retry policy; None: never. A
-    run stopped because its worker's window is spent runs again at once, on another worker."""
+def _retry_due(ctx: WorkerContext, task: Task, attempt: int, outcome: Outcome,
+               window: datetime | None) -> tuple[str, datetime | None]:
+    """What the task waits for after this run and until when it runs again; None: never. A
+    run stopped because its worker's window is spent runs again at once, on another worker;
+    one a usage window turned away when a credential is free again (now, if another is);
+    any other failed run by its retry policy."""
+    settings = ctx.settings
     if outcome.error_code == StopReason.WORKER_BUDGET.code:
-        return datetime.now(UTC)
-    if outcome.status != TaskStatus.FAILED or outcome.error_code not in FAILURES:
-        return None
+        return RETRY, datetime.now(UTC)
+    if outcome.status != TaskStatus.FAILED:
+        return RETRY, None
+    if window is not None and ctx.proxy is not None:
+        return USAGE_WINDOW, ctx.proxy.pool.next_free()
+    if outcome.error_code not in FAILURES:
+        return RETRY, None
     rule = rule_for(Failure(outcome.error_code), (
         settings.retries.rules, settings.agents.role(task.role).retries, rules_of(task.retries)))
-    return retry_at(rule, attempt, datetime.now(UTC), jitter=settings.retries.jitter)
+    return RETRY, retry_at(rule, attempt, datetime.now(UTC), jitter=settings.retries.jitter)
 
 
 def _fresh_home(home: Path) -> Path:

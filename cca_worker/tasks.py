@@ -15,12 +15,15 @@ import redis
 from billiard import current_process  # type: ignore[import-untyped]
 from celery import shared_task
 
+from cca_core.credentials import fleet_credentials
+from cca_core.credentials.pool import CredentialPool
 from cca_core.infra.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
 from cca_core.infra.db import make_engine
 from cca_core.names import INDEX_CODE_TASK, REEMBED_TASK, RUN_AGENT_TASK
 from cca_core.settings import Settings
 from cca_core.tasks.submission import Producer
 from cca_worker.jobs import run_index_job, run_reembed_job
+from cca_worker.proxy import ModelProxy
 from cca_worker.runner import WorkerContext, run_task
 
 
@@ -61,6 +64,15 @@ def reembed(self: Any, job_id: str) -> str | None:
     return run_reembed_job(ctx.engine, ctx.settings, job_id)
 
 
+def _model_proxy(settings: Settings, client: redis.Redis) -> ModelProxy | None:
+    """This pool process's proxy to the model API, lending the fleet's credentials."""
+    credentials = fleet_credentials(settings, os.environ)
+    if not credentials:
+        return None
+    pool = CredentialPool(client, credentials, settings.agents.lease_seconds)
+    return ModelProxy(pool, window_wait_s=settings.agents.window_wait_seconds)
+
+
 def _context(hostname: str, producer: Producer) -> WorkerContext:
     """Per-process resources, made after the fork on first use."""
     if _setup is None:
@@ -70,10 +82,11 @@ def _context(hostname: str, producer: Producer) -> WorkerContext:
         settings = _setup.settings
         engine = make_engine(settings.postgres.url, pool_size=WORKER_SLOT_POOL_SIZE,
                              max_overflow=WORKER_SLOT_OVERFLOW)
+        client = redis.Redis.from_url(settings.redis.url, socket_timeout=10)
         _contexts.clear()
         _contexts[pid] = WorkerContext(
             settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
-            engine=engine, redis=redis.Redis.from_url(settings.redis.url, socket_timeout=10),
-            bwrap=_setup.bwrap, producer=producer,
+            engine=engine, redis=client, bwrap=_setup.bwrap, producer=producer,
+            proxy=_model_proxy(settings, client),
         )
     return _contexts[pid]

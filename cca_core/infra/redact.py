@@ -125,9 +125,13 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
 
 def settings_secrets(settings: Settings) -> list[str]:
     """The secret values a process's configuration holds: API keys, the task-token secret,
-    the passwords in the server URLs and Flower's ``user:password`` pairs."""
+    the model credentials, the passwords in the server URLs and Flower's ``user:password``
+    pairs."""
     passwords = [url_password(url) for url in (settings.redis.url, settings.postgres.url)]
     pairs = settings.flower.basic_auth
+    credentials = [credential.api_key or credential.auth_token
+                   for credential in settings.credentials.values()]
     return [*settings.daemon.api_keys, settings.daemon.task_token_secret, settings.embeddings.api_key,
+            *credentials,
             *(password for password in passwords if password), *pairs,
             *(pair.partition(":")[2] for pair in pairs)]

@@ -14,7 +14,7 @@ from cca_core.names import Priority
 from cca_core.retries import RetryRules
 from cca_core.rules import ModelName, ToolRule
 from cca_core.settings import PermissionMode
-from cca_core.tasks.status import TaskStatus
+from cca_core.tasks.status import PARKED, TaskStatus
 
 Name = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
 MAX_RULES = 200
@@ -145,10 +145,14 @@ class TaskView(BaseModel):
     depends_on: list[str] = Field(description="The ids of the tasks it waits for.")
     waiting_for: str | None = Field(
         description="What a queued task waits for before it may start: dependencies (the "
-                    "steps it depends on), children (a coordinated task's plan) or retry (its "
-                    "last run failed and it runs again at retry_at; error says why).")
+                    "steps it depends on), children (a coordinated task's plan), retry (its "
+                    "last run failed and it runs again at retry_at; error says why), "
+                    "credential (every model credential is at its max_agents; it starts when "
+                    "one is given back) or usage_window (every credential is rate-limited; "
+                    "retry_at is when the first resets).")
     retry_at: datetime | None = Field(
-        default=None, description="When a task parked after a failed run runs again.")
+        default=None, description="When a parked task (retry, credential, usage_window) is "
+                                  "sent again at the latest.")
     continues: str | None = Field(
         default=None, description="The finished task whose session this follow-up forks.")
     children: list[str] | None = Field(
@@ -241,7 +245,7 @@ def task_view(task: Any, children: Sequence[Any] | None = None) -> TaskView:
         step=task.step,
         depends_on=[str(dep) for dep in task.depends_on or ()],
         waiting_for=task.waiting_for,
-        retry_at=task.retry_at if task.waiting_for == "retry" else None,
+        retry_at=task.retry_at if task.waiting_for in PARKED else None,
         continues=str(task.continues) if task.continues else None,
         children=None if children is None else [str(child) for child in children],
         result=task.result,

@@ -50,3 +50,9 @@ def changing(source: TaskStatus, target: TaskStatus | str) -> TaskStatus:
     if TaskStatus(target) not in TRANSITIONS[source]:
         raise IllegalTransition(f"a task may not go from {source} to {target}")
     return source
+
+
+# What a parked queued task waits for until its retry_at (the sweep sends it then): its failed
+# run's retry, a credential with room (one given back sends it sooner), a usage window's reset.
+RETRY, CREDENTIAL, USAGE_WINDOW = "retry", "credential", "usage_window"
+PARKED = (RETRY, CREDENTIAL, USAGE_WINDOW)

@@ -44,10 +44,17 @@ from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.infra.pgsafe import escape_nul
 from cca_core.models import Task, TaskAttempt, TaskEvent
 from cca_core.tasks.outcome import Outcome
-from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus, changing
+from cca_core.tasks.status import (
+    CREDENTIAL,
+    PARKED,
+    RETRY,
+    TERMINAL_STATUSES,
+    USAGE_WINDOW,
+    TaskStatus,
+    changing,
+)
 
 QUEUED, RUNNING = TaskStatus.QUEUED, TaskStatus.RUNNING
-RETRY = "retry"  # what a queued task parked after a failed run waits for
 CANCELLED, FAILED = TaskStatus.CANCELLED, TaskStatus.FAILED
 
 NOW = func.now()
@@ -365,7 +372,7 @@ _RETRY = (
            Task.attempts == bindparam("finish_attempt"), Task.cancel_requested_at.is_(None))
     .values({**{name: _plus_earlier(name, bindparam(f"outcome_{name}"))
                 for name in (*_SUMMED, "num_turns", "session_id", "error_code", "error_message")},
-             "status": QUEUED, "waiting_for": RETRY, "retry_at": bindparam("retry_at"),
+             "status": QUEUED, "waiting_for": bindparam("waiting_for"), "retry_at": bindparam("retry_at"),
              "retried": Task.retried + 1, "lease_expires_at": None})
     .returning(Task.id)
     .add_cte(_INSERT_EVENTS.cte("last_events"))
@@ -422,12 +429,14 @@ def finish_task(connection: Connection, task_id: str, attempt: int, outcome: Out
 
 
 def retry_task(connection: Connection, task_id: str, attempt: int, outcome: Outcome,
-               retry_at: datetime, events: Sequence[dict[str, Any]] = ()) -> bool:
+               retry_at: datetime, events: Sequence[dict[str, Any]] = (), *,
+               waiting_for: str = RETRY) -> bool:
     """Park a task whose run failed until ``retry_at``, when the sweep sends it again (see
     :func:`release_due_retries`); the run's usage, error and last ``events`` are recorded as
     :func:`finish_task` would. False if the run no longer owned the task or a cancel was
     requested: then it must be finished instead."""
-    values = {**_end_values(task_id, attempt, outcome, events), "retry_at": retry_at}
+    values = {**_end_values(task_id, attempt, outcome, events), "retry_at": retry_at,
+              "waiting_for": waiting_for}
     return connection.execute(_RETRY, values).first() is not None
 
 
@@ -440,12 +449,37 @@ def _end_values(task_id: str, attempt: int, outcome: Outcome,
 
 
 def release_due_retries(connection: Connection) -> list[Task]:
-    """The parked tasks whose retry is due, made sendable (marked sent now)."""
+    """The parked tasks whose time is due, made sendable (marked sent now)."""
     return [detached(row) for row in connection.execute(
         update(Task)
-        .where(Task.status == QUEUED, Task.waiting_for == RETRY, Task.retry_at <= NOW)
+        .where(Task.status == QUEUED, Task.waiting_for.in_(PARKED), Task.retry_at <= NOW)
         .values(waiting_for=None, sent_at=NOW)
         .returning(*TASK_COLUMNS)
+    )]
+
+
+def wait_for_credential(connection: Connection, task_id: str, waiting_for: str,
+                        until: datetime) -> bool:
+    """Park a queued task no credential can take now (it was not claimed: no attempt is
+    spent) until ``until``. False if it is not a plain queued task (any more)."""
+    return connection.execute(
+        update(Task)
+        .where(Task.id == parse_task_id(task_id), Task.status == QUEUED, Task.waiting_for.is_(None),
+               Task.cancel_requested_at.is_(None))
+        .values(waiting_for=waiting_for, retry_at=until)
+        .returning(Task.id)
+    ).first() is not None
+
+
+def release_credential_waits(connection: Connection, limit: int) -> list[Task]:
+    """Up to ``limit`` tasks parked for a credential or a usage window, earliest due first,
+    made sendable now: a credential was given back."""
+    waiting = (select(Task.id)
+               .where(Task.status == QUEUED, Task.waiting_for.in_((CREDENTIAL, USAGE_WINDOW)))
+               .order_by(Task.retry_at).limit(limit).with_for_update(skip_locked=True))
+    return [detached(row) for row in connection.execute(
+        update(Task).where(Task.id.in_(waiting.scalar_subquery()))
+        .values(waiting_for=None, sent_at=NOW).returning(*TASK_COLUMNS)
     )]
 
 

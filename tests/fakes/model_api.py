@@ -21,6 +21,13 @@ ones get the step ``then``; the count lives in the server, keyed by script text 
     {"error": 529, "times": 2, "then": {"text": "ok"}}
     {"stall": 60}                            # headers + message_start, silence, then hang up
 
+An account's limits, per API key (``ModelAPI(keys={"key": KeyLimits(...)})``; any other key
+is then a 401): ``max_concurrent`` requests in flight at once (more get a 429 and count in
+``refused_concurrency``), and a usage ``window``: the key's request after its first
+``after_requests`` closes it for ``seconds`` (requests meanwhile get a 429 with
+``retry-after`` and ``anthropic-ratelimit-requests-*`` headers; ``refused_window`` counts them,
+``window_resets`` holds when it opens again).
+
 Run as a script (``--port 0 [--log FILE]``; prints ``listening on http://127.0.0.1:PORT``)
 or import :class:`ModelAPI`.
 """
@@ -35,6 +42,8 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -145,14 +154,33 @@ def error_body(status: int) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": f"scripted {kind}"}}
 
 
+@dataclass(frozen=True)
+class Window:
+    after_requests: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    max_concurrent: int | None = None
+    window: Window | None = None
+
+
 class ModelAPI:
     """The fake API server: ``url = api.start()``, ``api.stop()``, or ``with ModelAPI() as api``.
 
     ``requests`` holds every request body received, ``records`` the matching log records.
     """
 
-    def __init__(self, log_path: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, log_path: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                 keys: dict[str, KeyLimits] | None = None) -> None:
         self.log_path, self.host, self.port = log_path, host, port
+        self.keys = keys
+        self.refused_concurrency: dict[str, int] = {}
+        self.refused_window: dict[str, int] = {}
+        self.window_resets: dict[str, float] = {}
+        self._in_flight: dict[str, int] = {}
+        self._key_requests: dict[str, int] = {}
         self.requests: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
         self.url = ""  # set by start()
@@ -197,6 +225,40 @@ class ModelAPI:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def admit(self, key: str) -> tuple[int, str, dict[str, str]] | None:
+        """Let a request of ``key`` in (None; then :meth:`leave` when it is answered) or
+        refuse it: ``(status, message, headers)``."""
+        if self.keys is None:
+            return None
+        limits = self.keys.get(key)
+        if limits is None:
+            return 401, "invalid x-api-key", {}
+        now = time.time()
+        with self._lock:
+            seen = self._key_requests[key] = self._key_requests.get(key, 0) + 1
+            window = limits.window
+            if window is not None and seen == window.after_requests + 1:
+                self.window_resets[key] = now + window.seconds
+            reset = self.window_resets.get(key, 0.0)
+            if reset > now:
+                self.refused_window[key] = self.refused_window.get(key, 0) + 1
+                when = datetime.fromtimestamp(reset, UTC).isoformat().replace("+00:00", "Z")
+                return 429, "usage window exhausted", {
+                    "retry-after": str(max(1, round(reset - now))),
+                    "anthropic-ratelimit-requests-limit": str(window.after_requests if window else 0),
+                    "anthropic-ratelimit-requests-remaining": "0",
+                    "anthropic-ratelimit-requests-reset": when}
+            if limits.max_concurrent is not None and self._in_flight.get(key, 0) >= limits.max_concurrent:
+                self.refused_concurrency[key] = self.refused_concurrency.get(key, 0) + 1
+                return 429, "Number of concurrent connections has exceeded your rate limit", {}
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        return None
+
+    def leave(self, key: str) -> None:
+        if self.keys is not None:
+            with self._lock:
+                self._in_flight[key] -= 1
+
     def next_id(self) -> int:
         """A number unique within this server (for msg/toolu/req ids)."""
         with self._lock:
@@ -229,12 +291,14 @@ class ModelAPI:
         return True, index, step
 
     def record(
-        self, path: str, body: dict[str, Any], main: bool, index: int | None, step: dict[str, Any]
+        self, path: str, body: dict[str, Any], main: bool, index: int | None, step: dict[str, Any],
+        key: str = "",
     ) -> None:
         """Keep the request in memory and append its JSON line to the log file."""
         reply = next((k for k in ("error", "stall", "tool_use") if k in step), "text")
         rec = {
             "time": time.time(),
+            "key": key,
             "path": path,
             "model": body.get("model"),
             "stream": bool(body.get("stream")),
@@ -382,12 +446,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"input_tokens": DEFAULT_USAGE["input_tokens"]})
         if path != "/v1/messages":
             return self.send_json(404, error_body(404))
-        main, index, step = self.api.choose(body)
-        self.api.record(self.path, body, main, index, step)
+        key = self.headers.get("x-api-key") or ""
+        refused = self.api.admit(key)
+        if refused is not None:
+            status, message, headers = refused
+            err = error_body(status)
+            err["error"]["message"] = message
+            return self.send_json(status, err, headers)
         try:
+            main, index, step = self.api.choose(body)
+            self.api.record(self.path, body, main, index, step, key)
             self.answer(step, body)
         except OSError:  # the client went away
             self.close_connection = True
+        finally:
+            self.api.leave(key)
 
     def answer(self, step: dict[str, Any], body: dict[str, Any]) -> None:
         """Send the reply for ``step``: an HTTP error, a stall, a JSON message or an SSE stream."""
