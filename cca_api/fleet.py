@@ -1,4 +1,4 @@
-"""Health and fleet endpoints: /health, status, workers, Redis and Postgres status."""
+"""Health and fleet endpoints: /health, status, workers, credentials, Redis and Postgres status."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
+from cca_api.auth import require_role
 from cca_api.operations import ANY_OBJECT, Answer, operation
 from cca_api.resources import Resources
 from cca_core import __version__
+from cca_core.credentials.pool import credential_status
 from cca_core.fleet.metrics import FleetCollector
-from cca_core.fleet.state import count_online, queue_depths, workers_with_slots
+from cca_core.fleet.state import count_online, online_workers, queue_depths, workers_with_slots
 from cca_core.infra.db import transaction
 from cca_core.infra.migrate import current_revision
 from cca_core.infra.redact import redact
@@ -92,6 +94,19 @@ def workers() -> dict[str, Any]:
     res = resources()
     with transaction(res.sessions) as session:
         return {"workers": workers_with_slots(res.redis, session)}
+
+
+@bp.get("/api/v1/credentials")
+@operation("Model API credentials the workers lend (admin): agents holding each, its usage "
+           "window, its last rate-limit headers, today's requests and tokens", ANY_OBJECT)
+def credentials() -> dict[str, Any]:
+    require_role("admin")
+    res = resources()
+    announced: dict[str, Any] = {}
+    for worker in online_workers(res.redis):
+        for name, about in (worker.get("credentials") or {}).items():
+            announced.setdefault(name, about)
+    return {"credentials": credential_status(res.redis, announced)}
 
 
 @bp.get("/api/v1/redis/status")

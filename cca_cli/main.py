@@ -35,8 +35,8 @@ def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
     ctx.obj = CliState(api_url, api_key)
 
 
-for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, ops.config, ops.db,
-                ops.worker, ops.api, up.up, keys.keys, schedules.schedules, beat.beat,
+for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, tasks.credentials,
+                ops.config, ops.db, ops.worker, ops.api, up.up, keys.keys, schedules.schedules, beat.beat,
                 doctor.doctor, flower.flower, roles.roles, workflows.workflows, memory.memory,
                 code.code):
     cli.add_command(command)

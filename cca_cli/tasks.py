@@ -236,3 +236,21 @@ def workers(state: CliState, as_json: bool) -> None:
         table.add_row(worker["hostname"], str(worker["slots_busy"]), str(worker["slots_total"]),
                       ",".join(worker["queues"]), "yes" if worker["paused_for_budget"] else "")
     console.print(table)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def credentials(state: CliState, as_json: bool) -> None:
+    """Model API credentials the workers lend (admin): agents, windows, today's use."""
+    data = state.client().credentials()
+    if as_json:
+        return print_json(data)
+    table = Table("name", "agents", "max", "parked until", "requests today", "tokens today")
+    for row in data["credentials"]:
+        today = row["today"]
+        tokens = sum(count for name, count in today.items() if name.endswith("tokens"))
+        table.add_row(row["name"], str(row["agents"]), str(row["max_agents"] or "-"),
+                      (row["parked_until"] or "")[:19], str(today.get("requests", 0)), str(tokens))
+    console.print(table)

@@ -18,6 +18,8 @@ import redis
 from celery import bootsteps
 
 from cca_core import __version__
+from cca_core.credentials import fleet_credentials
+from cca_core.credentials.pool import describe
 from cca_core.fleet.state import announce, withdraw
 from cca_core.infra.db import make_engine, make_session_factory
 from cca_core.models import Task
@@ -46,6 +48,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             self.queues = sorted(q.name for q in c.task_consumer.queues)
             self.paused = False
             self.started_at = time.time()
+            self.credentials = describe(fleet_credentials(settings, os.environ))
             self.last_sweep = 0.0
             self.timer = c.timer.call_repeatedly(TICK_S, self.tick, priority=10)
             self.tick()
@@ -68,7 +71,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             info = {"hostname": self.consumer.hostname, "pid": os.getpid(), "version": __version__,
                     "slots_total": settings.daemon.max_agents, "queues": self.queues,
                     "paused_for_budget": self.paused, "started_at": self.started_at,
-                    "seen_at": time.time()}
+                    "seen_at": time.time(), "credentials": self.credentials}
             ttl = max(5, int(settings.worker.heartbeat_seconds * 5))
             announce(self.redis, info, ttl)
 

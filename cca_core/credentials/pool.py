@@ -143,29 +143,36 @@ class CredentialPool:
         pipe.expire(usage, USAGE_TTL_S)
         pipe.execute()
 
-    def status(self) -> list[dict[str, Any]]:
-        """Each credential as the fleet sees it now (no secret)."""
-        now_ms = int(time.time() * 1000)
-        day = datetime.now(UTC).strftime("%Y%m%d")
-        pipe = self.client.pipeline(transaction=False)
-        for name in self.credentials:
-            pipe.zcount(credential_leases_key(name), now_ms, "+inf")
-            pipe.get(credential_parked_key(name))
-            pipe.hgetall(credential_limits_key(name))
-            pipe.hgetall(credential_usage_key(name, day))
-        replies = pipe.execute()
-        rows: list[dict[str, Any]] = []
-        for index, (name, credential) in enumerate(self.credentials.items()):
-            agents, parked, limits, usage = replies[4 * index: 4 * index + 4]
-            rows.append({
-                "name": name, "base_url": credential.base_url,
-                "max_agents": credential.max_agents or None, "agents": int(agents),
-                "parked_until": (datetime.fromtimestamp(float(parked), UTC).isoformat()
-                                 if parked else None),
-                "rate_limits": {_text(k): _text(v) for k, v in limits.items()},
-                "today": {_text(k): int(v) for k, v in usage.items()},
-            })
-        return rows
+
+def describe(credentials: Mapping[str, CredentialSettings]) -> dict[str, dict[str, Any]]:
+    """What a worker announces of its credentials: no secret."""
+    return {name: {"base_url": credential.base_url, "max_agents": credential.max_agents or None}
+            for name, credential in credentials.items()}
+
+
+def credential_status(client: redis.Redis,
+                      described: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each credential as the fleet sees it now: agents holding it, its window, the rate-limit
+    headers of its last response, what went through it today."""
+    now_ms = int(time.time() * 1000)
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    pipe = client.pipeline(transaction=False)
+    for name in described:
+        pipe.zcount(credential_leases_key(name), now_ms, "+inf")
+        pipe.get(credential_parked_key(name))
+        pipe.hgetall(credential_limits_key(name))
+        pipe.hgetall(credential_usage_key(name, day))
+    replies = pipe.execute()
+    rows: list[dict[str, Any]] = []
+    for index, (name, about) in enumerate(described.items()):
+        agents, parked, limits, usage = replies[4 * index: 4 * index + 4]
+        rows.append({
+            "name": name, **about, "agents": int(agents),
+            "parked_until": datetime.fromtimestamp(float(parked), UTC).isoformat() if parked else None,
+            "rate_limits": {_text(k): _text(v) for k, v in limits.items()},
+            "today": {_text(k): int(v) for k, v in usage.items()},
+        })
+    return rows
 
 
 def _text(value: bytes | str) -> str:

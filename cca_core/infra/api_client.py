@@ -92,6 +92,9 @@ class CcaClient:
     def workers(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/workers")
 
+    def credentials(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/credentials")
+
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/health")
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from cca_core.credentials.pool import Busy, CredentialPool, Lease
+from cca_core.credentials.pool import Busy, CredentialPool, Lease, credential_status, describe
 from cca_core.settings import CredentialSettings
 from cca_worker.proxy import GIVE_UP_RETRY_AFTER_S, ModelProxy, Route
 from tests.fakes.model_api import KeyLimits, ModelAPI, Window
@@ -54,8 +54,8 @@ def test_a_lease_its_run_stopped_renewing_lapses(redis_client):
 
 
 def test_parked_credentials_lend_nothing_until_their_reset(redis_client):
-    pool = CredentialPool(redis_client, {"a": credential("http://x", "ka"), "b": credential("http://x", "kb")},
-                          lease_s=30)
+    pool = CredentialPool(redis_client, {"a": credential("http://x", "ka"),
+                                         "b": credential("http://x", "kb")}, lease_s=30)
     soon, later = (datetime.now(UTC) + timedelta(seconds=s) for s in (1.5, 60))
     pool.park("a", later)
     assert pool.acquire("r1") == Lease("b", "r1")  # the other one still lends
@@ -83,6 +83,10 @@ def proxy_for(redis_client, api: ModelAPI, window_wait_s: int = 30) -> ModelProx
     return ModelProxy(pool, window_wait_s=window_wait_s)
 
 
+def status(proxy: ModelProxy) -> list[dict]:
+    return credential_status(proxy.pool.client, describe(proxy.pool.credentials))
+
+
 def test_the_proxy_swaps_the_run_token_for_the_credential_and_counts_streamed_tokens(
         redis_client, limited_api):
     proxy = proxy_for(redis_client, limited_api)
@@ -95,7 +99,7 @@ def test_the_proxy_swaps_the_run_token_for_the_credential_and_counts_streamed_to
     assert reply.headers["content-type"].startswith("text/event-stream")
     assert [record["key"] for record in limited_api.records] == [f"real-{route.lease.credential}"]
     assert route.requests == 1 and route.tokens == usage
-    row = next(row for row in proxy.pool.status() if row["name"] == route.lease.credential)
+    row = next(row for row in status(proxy) if row["name"] == route.lease.credential)
     assert row["agents"] == 1 and row["today"] == {"requests": 1, **usage}
     plain = message(route, proxy, script({"text": "again", "usage": usage}), stream=False)
     assert plain.json()["content"][0]["text"] == "again" and route.tokens["output_tokens"] == 70
@@ -128,7 +132,7 @@ def test_a_usage_window_parks_the_credential_and_later_requests_are_answered_her
     assert again.status_code == 429 and again.json()["error"]["type"] == "rate_limit_error"
     assert limited_api.refused_window == {"real-a": 1}  # answered here: the API saw nothing
     assert isinstance(proxy.take("task-3"), Route)  # b still lends
-    limits = next(row for row in proxy.pool.status() if row["name"] == "a")["rate_limits"]
+    limits = next(row for row in status(proxy) if row["name"] == "a")["rate_limits"]
     assert limits["anthropic-ratelimit-requests-remaining"] == "0"
 
 

@@ -152,6 +152,8 @@ def test_an_agent_sees_no_process_of_the_worker_and_no_secret_in_any_environment
     seen = seen_by_agent(model_api, prompt)
     assert "No such file" in seen[0], seen
     assert "ANTHROPIC_BASE_URL" in seen[1]  # the agent's own environment is there
+    # its model key is its run's token for the worker's proxy, never the worker's credential
+    assert "sk-cca-run-" in seen[1] and not [result for result in seen if "test-model-key" in result]
     processes = re.search(r"\d+", seen[2])
     assert processes and int(processes[0]) < 10, seen[2]  # a PID namespace of its own
     for secret in [ADMIN_KEY, *fleet["secrets"].values()]:

@@ -100,6 +100,11 @@ def test_an_unset_variable_names_the_key(home):
     ('[agents.permissions]\nmode = "yolo"\n', "agents.permissions.mode"),
     ('[daemon]\nbind_address = "9200"\n', "daemon.bind_address"),
     ('[redis]\ncontext_ttl_seconds = 0\n', "redis.context_ttl_seconds"),
+    ('[credentials.a]\nmax_agents = 2\n', "credentials.a"),
+    ('[credentials.a]\napi_key = "k"\nauth_token = "t"\n', "credentials.a"),
+    ('[credentials.a]\napi_key = "k"\nbase_url = "api.example.com"\n', "credentials.a.base_url"),
+    ('[credentials.a]\napi_key = "k"\nmax_agents = -1\n', "credentials.a.max_agents"),
+    ('[credentials."a b"]\napi_key = "k"\n', "credentials"),
 ])
 def test_bad_values_name_the_key(home, text, key):
     (home / "cca.toml").write_text(text)
@@ -119,6 +124,16 @@ def test_agent_env_keeps_the_case_of_variable_names(home, monkeypatch):
     (home / "cca.toml").write_text('[agents.env]\nCLAUDE_CODE_MAX_RETRIES = 2\n')
     monkeypatch.setenv("CCA__AGENTS__ENV__API_TIMEOUT_MS", "5000")
     assert load_settings().agents.env == {"CLAUDE_CODE_MAX_RETRIES": "2", "API_TIMEOUT_MS": "5000"}
+
+
+def test_a_credential_from_the_environment_is_masked_when_shown(home, monkeypatch):
+    monkeypatch.setenv("CCA__CREDENTIALS__TEAM__API_KEY", "sk-ant-team-secret")
+    monkeypatch.setenv("CCA__CREDENTIALS__TEAM__MAX_AGENTS", "3")
+    settings = load_settings()
+    assert (settings.credentials["team"].api_key, settings.credentials["team"].max_agents) == \
+        ("sk-ant-team-secret", 3)
+    shown = json.dumps(masked(settings))
+    assert "sk-ant-team-secret" not in shown and '"max_agents": 3' in shown
 
 
 def test_overrides_win(home):

@@ -88,6 +88,19 @@ def test_agent_env_starts_empty_and_never_carries_cca_secrets():
         assert name not in env
 
 
+def test_a_run_with_a_proxy_route_holds_no_model_credential_but_its_token():
+    parent = {"PATH": "/usr/bin", "ANTHROPIC_API_KEY": "sk-model", "ANTHROPIC_AUTH_TOKEN": "gw-token",
+              "ANTHROPIC_BASE_URL": "http://gw", "CLAUDE_CODE_OAUTH_TOKEN": "oauth",
+              "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "4000", "ANTHROPIC_MODEL": "claude-x"}
+    route = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:4100", "ANTHROPIC_API_KEY": "sk-cca-run-abc"}
+    env = build_env(parent, {"ANTHROPIC_API_KEY": "sk-from-config"}, home="/h", config_dir="/h/.claude",
+                    model_api=route)
+    assert {name: env[name] for name in route} == route
+    assert "ANTHROPIC_AUTH_TOKEN" not in env and "CLAUDE_CODE_OAUTH_TOKEN" not in env
+    # what only tunes the CLI passes on
+    assert env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "4000" and env["ANTHROPIC_MODEL"] == "claude-x"
+
+
 def test_write_rules_are_translated_to_the_edit_form_the_cli_obeys():
     assert translate_rule("Write(src/**)") == "Edit(src/**)"
     assert translate_rule("Bash(git *)") == "Bash(git *)"
