@@ -13,11 +13,12 @@ BODY = {"prompt": "benchmark task"}  # what every benchmark task asks for
 
 
 def cca_config(*, redis_url: str, postgres_url: str, root: Path, claude_path: Path,
-               max_agents: int, agent_env: dict[str, str] | None = None) -> dict[str, Any]:
+               max_agents: int, agent_env: dict[str, str] | None = None,
+               sections: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """cca's defaults, except the servers, the directories, the stand-in for ``claude`` (with
-    ``agent_env`` added to its environment) and rate limits high enough never to refuse the
-    benchmark (they are still checked)."""
-    return {
+    ``agent_env`` added to its environment), rate limits high enough never to refuse the
+    benchmark (they are still checked) and the keys of ``sections`` added to their tables."""
+    data: dict[str, dict[str, Any]] = {
         "redis": {"url": redis_url},
         "postgres": {"url": postgres_url},
         "daemon": {"max_agents": max_agents, "log_level": "info"},
@@ -26,6 +27,9 @@ def cca_config(*, redis_url: str, postgres_url: str, root: Path, claude_path: Pa
                    "env": agent_env or {}},
         "security": {"rate_limit_per_minute": UNLIMITED, "ip_rate_limit_per_minute": UNLIMITED},
     }
+    for section, values in (sections or {}).items():
+        data[section] = {**data.get(section, {}), **values}
+    return data
 
 
 def child_env(**extra: str) -> dict[str, str]:

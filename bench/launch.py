@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from celery import Celery
@@ -45,12 +46,13 @@ def api_server(bench: Bench, processes: int = 2) -> Iterator[str]:
 
 @contextmanager
 def cca_worker(bench: Bench, name: str, max_agents: int, standin: Path | None = None,
-               agent_env: dict[str, str] | None = None) -> Iterator[Child]:
+               agent_env: dict[str, str] | None = None,
+               sections: dict[str, dict[str, Any]] | None = None) -> Iterator[Child]:
     """Run ``cca worker`` with ``max_agents`` slots (and ``standin`` as claude, by default the
-    instant one, with ``agent_env`` in its environment); yield it once it announced itself
-    in Redis."""
+    instant one, with ``agent_env`` in its environment, and ``sections`` in its config); yield
+    it once it announced itself in Redis."""
     config = bench.write_config(name, max_agents=max_agents, standin=standin,
-                                agent_env=agent_env)
+                                agent_env=agent_env, sections=sections)
     node = f"{name}@bench"
     argv = [sys.executable, "-m", "cca_cli.main", "worker", "--name", node]
     child = bench.children.start(name, argv, child_env(CCA_CONFIG=str(config)), bench.root)

@@ -51,18 +51,20 @@ class Bench:
         return (os.getpid(), self.postgres_pid)
 
     def config_data(self, max_agents: int, standin: Path | None = None,
-                    agent_env: dict[str, str] | None = None) -> dict[str, Any]:
+                    agent_env: dict[str, str] | None = None,
+                    sections: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         return cca_config(redis_url=self.redis_url, postgres_url=self.postgres_url,
                           root=self.root, claude_path=standin or self.standin,
-                          max_agents=max_agents, agent_env=agent_env)
+                          max_agents=max_agents, agent_env=agent_env, sections=sections)
 
     def settings(self, max_agents: int = 2) -> Settings:
         return validate(self.config_data(max_agents))
 
     def write_config(self, name: str, max_agents: int, standin: Path | None = None,
-                     agent_env: dict[str, str] | None = None) -> Path:
+                     agent_env: dict[str, str] | None = None,
+                     sections: dict[str, dict[str, Any]] | None = None) -> Path:
         return write_toml(self.root / f"{name}.toml",
-                          self.config_data(max_agents, standin, agent_env))
+                          self.config_data(max_agents, standin, agent_env, sections))
 
     @property
     def cca_workspace(self) -> Path:

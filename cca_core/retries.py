@@ -4,8 +4,9 @@ and when the task runs again (pure).
 A class's rule comes from cca's defaults, then the ``[retries]`` table, then the task's role,
 then the task itself, field by field. ``attempts`` counts runs in all (1: never retried). The
 wait before retry n is ``backoff_seconds * 2**(n-1)``, at most ``max_backoff_seconds``, minus
-up to ``jitter`` of it at random (so parked tasks do not all come back at once), and never
-before a rate limit's known reset.
+up to ``jitter`` of it at random (so parked tasks do not all come back at once). A run a
+usage window turned away is not retried by its policy: its task waits for a credential
+whose window has reset (cca_worker.proxy, cca_worker.runner).
 """
 
 from __future__ import annotations
@@ -110,11 +111,10 @@ def rule_for(failure: Failure, layers: Iterable[Mapping[Failure, RetryRule] | No
 
 
 def retry_at(rule: Rule, attempt: int, now: datetime, *, jitter: float,
-             reset_at: datetime | None = None, rng: random.Random | None = None) -> datetime | None:
+             rng: random.Random | None = None) -> datetime | None:
     """When a task whose run ``attempt`` (1 for the first) failed runs again; None: never."""
     if attempt >= rule.attempts:
         return None
     wait = min(rule.max_backoff_s, rule.backoff_s * 2 ** (attempt - 1))
     wait *= 1 - jitter * (rng or random).random()
-    due = now + timedelta(seconds=wait)
-    return max(due, reset_at) if reset_at is not None else due
+    return now + timedelta(seconds=wait)

@@ -1,5 +1,5 @@
-"""A consumer bootstep: announce the worker, enforce its rolling token budget, run the sweep
-(recovery and retention).
+"""A consumer bootstep: announce the worker, enforce its rolling token budget, send the tasks
+a credential's usage window held back once it resets, run the sweep (recovery and retention).
 
 Runs on the consumer's timer in the worker's main process. The token budget gate stops
 consuming every queue while the window is over budget (``cancel_task_queue``) and resumes
@@ -19,12 +19,13 @@ from celery import bootsteps
 
 from cca_core import __version__
 from cca_core.credentials import fleet_credentials
-from cca_core.credentials.pool import describe
+from cca_core.credentials.pool import CredentialPool, describe
 from cca_core.fleet.state import announce, withdraw
-from cca_core.infra.db import make_engine, make_session_factory
+from cca_core.infra.db import autocommit, make_engine, make_session_factory
 from cca_core.models import Task
 from cca_core.names import SWEEP_LOCK_KEY
 from cca_core.settings import Settings
+from cca_core.tasks import store
 from cca_core.tasks.submission import enqueue
 from cca_worker import budget
 from cca_worker.retention import enforce_retention
@@ -48,7 +49,11 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             self.queues = sorted(q.name for q in c.task_consumer.queues)
             self.paused = False
             self.started_at = time.time()
-            self.credentials = describe(fleet_credentials(settings, os.environ))
+            credentials = fleet_credentials(settings, os.environ)
+            self.credentials = describe(credentials)
+            self.pool = (CredentialPool(self.redis, credentials, settings.agents.lease_seconds)
+                         if credentials else None)
+            self.parked: set[str] = set()
             self.last_sweep = 0.0
             self.timer = c.timer.call_repeatedly(TICK_S, self.tick, priority=10)
             self.tick()
@@ -61,6 +66,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             try:
                 self._gate_budget()
                 self._announce()
+                self._send_after_resets()
                 if time.monotonic() - self.last_sweep >= settings.worker.sweep_interval_seconds:
                     self.last_sweep = time.monotonic()
                     self._sweep()
@@ -74,6 +80,25 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                     "seen_at": time.time(), "credentials": self.credentials}
             ttl = max(5, int(settings.worker.heartbeat_seconds * 5))
             announce(self.redis, info, ttl)
+
+        def _send_after_resets(self) -> None:
+            """When a credential's usage window resets, send the tasks that waited for it at
+            once (as many as it may lend, or this worker has slots): the sweep would only
+            send them at its next turn."""
+            if self.pool is None:
+                return
+            parked, self.parked = self.parked, self.pool.parked()
+            freed = parked - self.parked
+            if not freed:
+                return
+            room = sum(self.pool.credentials[name].max_agents or settings.daemon.max_agents
+                       for name in freed)
+            with autocommit(self.engine) as connection:
+                waiting = store.release_credential_waits(connection, room)
+            log.info("usage window of %s reset: sending %s waiting tasks", ", ".join(sorted(freed)),
+                     len(waiting))
+            for task in waiting:
+                self._send(task)
 
         def _gate_budget(self) -> None:
             limit = settings.worker.token_budget_per_window

@@ -106,6 +106,13 @@ class CredentialPool:
         if until_ms > time.time() * 1000:
             self.client.set(credential_parked_key(name), str(until.timestamp()), pxat=until_ms)
 
+    def parked(self) -> set[str]:
+        """The credentials in a usage window now."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in self.credentials:
+            pipe.exists(credential_parked_key(name))
+        return {name for name, parked in zip(self.credentials, pipe.execute(), strict=True) if parked}
+
     def parked_until(self, name: str) -> datetime | None:
         value = self.client.get(credential_parked_key(name))
         return datetime.fromtimestamp(float(value), UTC) if value else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,11 +39,6 @@ def test_waits_double_up_to_the_cap_less_the_jitter():
     jittered = {(retry_at(rule, 1, NOW, jitter=0.5, rng=random.Random(seed)) - NOW).total_seconds()
                 for seed in range(50)}
     assert min(jittered) >= 5 and max(jittered) <= 10 and len(jittered) > 40
-
-
-def test_a_known_reset_is_never_run_before():
-    reset = NOW + timedelta(minutes=30)
-    assert retry_at(Rule(3, 1, 1), 1, NOW, jitter=0, reset_at=reset) == reset
 
 
 def test_the_example_config_documents_the_defaults(monkeypatch, tmp_path):
