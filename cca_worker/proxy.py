@@ -2,7 +2,8 @@
 API through it with a per-task token and never hold a real credential.
 
 For every request it swaps the run's token for the run's credential, streams the request
-and the answer through unchanged (compression off, so it can read them), counts the tokens
+and the answer through unchanged (asking for no compression, so it can read them; an answer
+compressed all the same passes as it is, uncounted), counts the tokens
 of each answer as they stream and keeps the credential's rate-limit headers. A 429 with a
 reset parks the credential (:class:`~cca_core.credentials.pool.CredentialPool`); while it
 is parked, its agents are answered here with a 429 and the time left, and the model API sees
@@ -39,7 +40,6 @@ GIVE_UP_RETRY_AFTER_S = 3600
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                          "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
 _NOT_FORWARDED = _HOP_BY_HOP | {"x-api-key", "authorization", "accept-encoding"}
-_NOT_RETURNED = _HOP_BY_HOP | {"content-encoding"}
 
 
 @dataclass
@@ -178,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
             retry_after = proxy.turned_away(route, reset)
         self.send_response(response.status_code)
         for name, value in response.headers.multi_items():
-            if name.lower() not in _NOT_RETURNED and not (retry_after and name.lower() == "retry-after"):
+            if name.lower() not in _HOP_BY_HOP and not (retry_after and name.lower() == "retry-after"):
                 self.send_header(name, value)
         if retry_after:
             self.send_header("retry-after", str(retry_after))
