@@ -16,14 +16,15 @@ from sqlalchemy import Connection
 from cca_api import operations
 from cca_api.auth import Principal, current, require_role
 from cca_api.narrowing import inherit_from_parent, permitted_values
-from cca_api.operations import Answer, operation
+from cca_api.operations import ANY_OBJECT, Answer, operation
 from cca_api.resources import Resources
 from cca_core.access.quotas import check_quotas
 from cca_core.errors import Conflict, Forbidden, Invalid, NotFound
 from cca_core.infra.db import autocommit, transaction
 from cca_core.models import Task
+from cca_core.names import branch_of
 from cca_core.sessions.store import has_session
-from cca_core.tasks import store
+from cca_core.tasks import changes, store
 from cca_core.tasks.schemas import (
     AttemptList,
     EventPage,
@@ -157,8 +158,8 @@ def check_token_scope(connection: Connection, task_id: str) -> None:
 
 # What a follow-up takes from the task it continues.
 CONTINUED_FIELDS = ("role", "model", "priority", "permission_mode", "allowed_tools", "denied_tools",
-                    "cwd", "queue", "retries", "token_budget", "timeout_seconds", "max_turns",
-                    "max_budget_usd")
+                    "cwd", "repo", "push", "queue", "retries", "token_budget", "timeout_seconds",
+                    "max_turns", "max_budget_usd")
 
 
 @bp.post("/<task_id>/continue")
@@ -184,6 +185,8 @@ def continue_task(task_id: str) -> tuple[dict[str, Any], int]:
             raise Conflict(f"task {task_id} has no stored session to continue (its agent never "
                            "started one)", code="no_session")
     inherited = {name: getattr(source, name) for name in CONTINUED_FIELDS}
+    if source.repo is not None:  # the follow-up's branch starts where the source's ended
+        inherited["base"] = branch_of(str(source.id))
     asked = follow_up.model_dump(exclude_unset=True, exclude_none=True)
     body = TaskCreate.model_validate({**inherited, **asked, "metadata": follow_up.metadata})
     values = {**submitted_values(body, res, principal), "owner": principal.tenant,
@@ -193,6 +196,17 @@ def continue_task(task_id: str) -> tuple[dict[str, Any], int]:
         task, _ = store.create_task(connection, values)
     enqueue(res.celery, task)
     return task_view(task).model_dump(mode="json"), 202
+
+
+@bp.get("/<task_id>/diff")
+@operation("What a repository task's branch holds over its base: commits, diff stat, the diff "
+           "(cut at 1 MB) and the push", ANY_OBJECT, errors=(404,))
+def diff(task_id: str) -> dict[str, Any]:
+    with transaction(resources().sessions) as session:
+        connection = session.connection()
+        check_token_scope(connection, task_id)
+        found = changes.load(connection, task_id, current().scope())
+    return {"task_id": task_id, **found, "updated_at": found["updated_at"].isoformat()}
 
 
 @bp.get("/<task_id>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cca_cli.context import CliState, handle_errors, pass_state, print_json
-from cca_core.infra.api_client import CcaClient
+from cca_core.infra.api_client import ApiError, CcaClient
 from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus
 
 console = Console()
@@ -64,7 +65,15 @@ def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--budget", "token_budget", type=click.IntRange(min=1), help="Token budget.")
 @click.option("--timeout", "timeout_seconds", type=click.IntRange(min=1), help="Seconds.")
 @click.option("--max-turns", type=click.IntRange(min=1))
-@click.option("--cwd")
+@click.option("--cwd", type=click.Path(file_okay=False, resolve_path=True),
+              help="Run in this directory as it is (it must be inside the fleet's allowed roots).")
+@click.option("--repo", type=click.Path(file_okay=False, resolve_path=True),
+              help="Work on this git repository, in a clone on branch cca/<task id> (default: "
+                   "the repository the command runs in, if any).")
+@click.option("--base", help="With a repository: the branch, tag or commit to start from.")
+@click.option("--push", is_flag=True, default=None,
+              help="With a repository: push the task's branch to its remote when it succeeds.")
+@click.option("--no-repo", is_flag=True, help="Do not work on the repository the command runs in.")
 @click.option("--idempotency-key")
 @click.option("--mode", type=click.Choice(["single", "coordinate"]),
               help="coordinate: a coordinator splits it among specialists, run in parallel.")
@@ -74,13 +83,39 @@ def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
 @pass_state
 @handle_errors
 def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_key: str | None,
-           recall_k: int | None, **fields: Any) -> None:
-    """Submit an agent task (PROMPT) to the fleet."""
+           recall_k: int | None, no_repo: bool, **fields: Any) -> None:
+    """Submit an agent task (PROMPT) to the fleet. Run inside a git repository, the task works
+    on that repository (in a clone of its own, on branch cca/<task id>) unless --no-repo or
+    --cwd says otherwise."""
     client = state.client()
     body = {"prompt": prompt, **{name: value for name, value in fields.items() if value is not None}}
+    implied = None
+    if not no_repo and body.get("repo") is None and body.get("cwd") is None:
+        implied = repository_of(Path.cwd())
+        body["repo"] = str(implied) if implied else None
+    body = {name: value for name, value in body.items() if value is not None}
     if recall_k is not None:
         body["memory"] = {"k": recall_k}
-    report(client, client.submit(body, idempotency_key=idempotency_key), wait, as_json)
+    try:
+        task = client.submit(body, idempotency_key=idempotency_key)
+    except ApiError as exc:
+        if implied is not None and exc.field == "repo":
+            raise click.ClickException(f"{exc.message} (this command runs in the repository "
+                                       f"{implied}; pass --no-repo to work without it, or let "
+                                       "the fleet allow it: cca up --allow DIR)") from None
+        raise
+    if implied is not None and not as_json:
+        click.echo(f"working on {implied} on branch {task['branch']} (cca tasks diff {task['id']})",
+                   err=True)
+    report(client, task, wait, as_json)
+
+
+def repository_of(directory: Path) -> Path | None:
+    """The top directory of the git repository ``directory`` is in, if any."""
+    for candidate in (directory, *directory.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
 
 
 def report(client: CcaClient, task: dict[str, Any], wait: bool, as_json: bool) -> None:
@@ -254,3 +289,25 @@ def credentials(state: CliState, as_json: bool) -> None:
         table.add_row(row["name"], str(row["agents"]), str(row["max_agents"] or "-"),
                       (row["parked_until"] or "")[:19], str(today.get("requests", 0)), str(tokens))
     console.print(table)
+
+
+@tasks.command("diff")
+@click.argument("task_id")
+@click.option("--stat", "stat_only", is_flag=True, help="Commits and counts only.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def diff(state: CliState, task_id: str, stat_only: bool, as_json: bool) -> None:
+    """What a repository task's branch holds over its base: its commits and diff."""
+    found = state.client().diff(task_id)
+    if as_json:
+        return print_json(found)
+    pushed = {None: "", True: ", pushed", False: f", not pushed: {found['push_error']}"}[found["pushed"]]
+    click.echo(f"{found['branch']} ({found['base'][:12]}..{found['head'][:12]}): {found['files']} files, "
+               f"+{found['insertions']} -{found['deletions']}{pushed}")
+    for commit in found["commits"]:
+        click.echo(f"  {commit['sha'][:12]} {commit['subject']}")
+    if not stat_only:
+        click.echo(found["diff"], nl=False)
+        if found["truncated"]:
+            click.echo("[the diff is cut at 1 MB: see the branch in the repository]")

@@ -26,16 +26,23 @@ POLL_S = 0.5
               help="Where embedded data lives (default embedded.data_dir).")
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True)
 @click.option("--flower", "with_flower", is_flag=True, help="Also run Flower (flower.port).")
+@click.option("--allow", "allowed", multiple=True,
+              type=click.Path(exists=True, file_okay=False, resolve_path=True, path_type=Path),
+              help="A directory tasks may work in (cwd, repo); repeatable. Default: the "
+                   "directory cca up starts from.")
 @pass_state
 @handle_errors
-def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) -> None:
+def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool,
+       allowed: tuple[Path, ...]) -> None:
     """Run the API, workers and (embedded) servers until Ctrl-C or SIGTERM; a process of the
     fleet that dies is restarted (with a backoff while it keeps dying)."""
     settings = state.settings
     data_dir = (data_dir or settings.data_dir).expanduser().resolve()
+    roots = allowed_roots(settings.agents.allowed_roots, allowed, Path.cwd().resolve(), data_dir)
     fleet = ChildProcesses()
     servers: list[EmbeddedRedis | EmbeddedPostgres] = []
-    env = {**os.environ, "CCA__EMBEDDED__DATA_DIR": str(data_dir)}
+    env = {**os.environ, "CCA__EMBEDDED__DATA_DIR": str(data_dir),
+           "CCA__AGENTS__ALLOWED_ROOTS": ",".join(roots)}
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -71,8 +78,8 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) 
         if with_flower:
             fleet.spawn("flower", ["flower"], env)
         click.echo(f"cca is up: API http://{settings.daemon.bind_address}, {workers} worker(s) and a beat, "
-                   f"data in {data_dir}, local admin key in {data_dir / 'api-key'}. "
-                   "Ctrl-C stops everything.")
+                   f"data in {data_dir}, local admin key in {data_dir / 'api-key'}, tasks may work "
+                   f"in {', '.join(roots) or 'their own directories only'}. Ctrl-C stops everything.")
         while True:
             fleet.restart_exited(lambda message: click.echo(message, err=True))
             time.sleep(POLL_S)
@@ -82,3 +89,24 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool) 
         fleet.stop()
         for embedded in reversed(servers):
             embedded.stop()
+
+
+def allowed_roots(configured: list[str], asked: tuple[Path, ...], start: Path, data_dir: Path) -> list[str]:
+    """Where tasks may work: the configured roots, then ``--allow`` (refused when it holds the
+    data directory: a task there would see the fleet's keys), else the directory cca up
+    starts from unless it holds the data directory."""
+    for root in asked:
+        if _holds(root, data_dir):
+            raise click.BadParameter(f"{root} holds cca's data directory {data_dir}: a task "
+                                     "working there would see the fleet's keys", param_hint="--allow")
+    extra = [str(root) for root in asked]
+    if not asked and not _holds(start, data_dir):
+        extra = [str(start)]
+    elif not asked:
+        click.echo(f"cca: not letting tasks work in {start}: it holds the data directory "
+                   f"{data_dir} (start cca up elsewhere, or pass --allow DIR)", err=True)
+    return list(dict.fromkeys([*configured, *extra]))
+
+
+def _holds(root: Path, data_dir: Path) -> bool:
+    return root == data_dir or root in data_dir.parents

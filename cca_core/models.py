@@ -49,6 +49,11 @@ class Task(Base):
     allowed_tools: Mapped[list[str] | None] = mapped_column(JSONB)
     denied_tools: Mapped[list[str] | None] = mapped_column(JSONB)
     cwd: Mapped[str | None] = mapped_column(Text)
+    # A repository task: it runs in a clone of ``repo`` on branch cca/<id> from ``base``
+    # (cca_worker.repos); ``push`` pushes that branch to the repository's remote when it ends.
+    repo: Mapped[str | None] = mapped_column(Text)
+    base: Mapped[str | None] = mapped_column(Text)
+    push: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     json_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(Text)
@@ -157,6 +162,27 @@ class TaskAttempt(Base):
     num_turns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     session_id: Mapped[str | None] = mapped_column(Text)
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TaskChanges(Base):
+    """What a repository task's branch holds over its base, recorded when a run ends."""
+
+    __tablename__ = "task_changes"
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    branch: Mapped[str] = mapped_column(Text)
+    base: Mapped[str] = mapped_column(Text)
+    head: Mapped[str] = mapped_column(Text)
+    commits: Mapped[list[dict[str, str]]] = mapped_column(JSONB)
+    files: Mapped[int] = mapped_column(Integer)
+    insertions: Mapped[int] = mapped_column(Integer)
+    deletions: Mapped[int] = mapped_column(Integer)
+    diff: Mapped[str] = mapped_column(Text)
+    truncated: Mapped[bool] = mapped_column(Boolean)
+    pushed: Mapped[bool | None] = mapped_column(Boolean)  # None: not asked to push
+    push_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class TaskSession(Base):

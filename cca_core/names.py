@@ -74,3 +74,11 @@ def credential_limits_key(name: str) -> str:
 def credential_usage_key(name: str, day: str) -> str:
     """Requests and tokens through credential ``name`` on ``day`` (YYYYMMDD, UTC)."""
     return f"cca:credential:{name}:usage:{day}"
+
+
+TASK_BRANCH_PREFIX = "cca/"
+
+
+def branch_of(task_id: str) -> str:
+    """The branch a repository task works on, in its repository."""
+    return f"{TASK_BRANCH_PREFIX}{task_id}"

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cca_core.errors import Invalid
+from cca_core.names import TASK_BRANCH_PREFIX, branch_of
+from cca_core.tasks.changes import Changes
 
-BRANCH_PREFIX = "cca/"
 SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.file.allow=always")
 GIT_TIMEOUT_S = 120
 MAX_DIFF_BYTES = 1_000_000
@@ -42,39 +43,27 @@ class Clone:
     path: Path
     branch: str
     base: str  # the commit the task's branch started from
-    start: str  # the commit this run's clone started from (the branch's last checkpoint)
+    start: str  # the commit this run's clone started from
+    resumed: bool  # started from an earlier run's checkpoint or branch, not from the base
 
 
-@dataclass(frozen=True)
-class Changes:
-    """What a task's branch holds over its base."""
-
-    base: str
-    head: str
-    commits: list[dict[str, str]]
-    files: int
-    insertions: int
-    deletions: int
-    diff: str
-    truncated: bool
-
-
-def branch_of(task_id: str) -> str:
-    return f"{BRANCH_PREFIX}{task_id}"
+def checkpoint_ref(task_id: str) -> str:
+    """Where a run's state goes after each tool result (the branch gets it when it ends)."""
+    return f"refs/cca/checkpoints/{task_id}"
 
 
 def open_clone(repo: Path, base: str | None, task_id: str, into: Path) -> Clone:
-    """Clone ``repo`` into ``into`` on the task's branch: from the branch's last checkpoint if
-    an earlier run left one, else from ``base`` (the repository's HEAD when None). Raises
-    Invalid naming ``repo`` or ``base``."""
+    """Clone ``repo`` into ``into`` on the task's branch: from the last checkpoint an earlier
+    run left (mid-run, else at its end), else from ``base`` (the repository's HEAD when None).
+    Raises Invalid naming ``repo`` or ``base``, or GitFailed."""
     top = _repository(repo)
     branch = branch_of(task_id)
     try:
         base_commit = _git(top, "rev-parse", "--verify", "--end-of-options", f"{base or 'HEAD'}^{{commit}}")
     except GitFailed:
         raise Invalid(f"base {base or 'HEAD'} is not a commit of {top}", field="base") from None
-    checkpoint = _ref(top, f"refs/heads/{branch}")
-    start = checkpoint or base_commit
+    earlier = _ref(top, checkpoint_ref(task_id)) or _ref(top, f"refs/heads/{branch}")
+    start = earlier or base_commit
     if into.exists():
         shutil.rmtree(into)
     into.parent.mkdir(parents=True, exist_ok=True)
@@ -84,13 +73,16 @@ def open_clone(repo: Path, base: str | None, task_id: str, into: Path) -> Clone:
     _git(into, "config", "user.email", AGENT_IDENTITY[1])
     _git(into, "checkout", "--quiet", "-B", branch, start)
     objects = Path(_git(top, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "objects"
-    return Clone(top, objects, into, branch, _merge_base(top, base_commit, start), start)
+    return Clone(top, objects, into, branch, _merge_base(top, base_commit, start), start,
+                 earlier is not None)
 
 
-def checkpoint(clone: Clone, message: str) -> str:
-    """Bring the clone's state to the task's branch in the repository: the agent's commits,
-    then what it left uncommitted as one more commit. Returns the branch's head."""
-    incoming = f"refs/cca-incoming/{clone.branch.removeprefix(BRANCH_PREFIX)}"
+def checkpoint(clone: Clone, message: str, *, final: bool) -> str:
+    """Bring the clone's state to the repository: the agent's commits, then what it left
+    uncommitted as one more commit, on the task's branch when the run ends (``final``), else
+    on its checkpoint ref. Returns that commit."""
+    task_id = clone.branch.removeprefix(TASK_BRANCH_PREFIX)
+    incoming = f"refs/cca/incoming/{task_id}"
     _git(clone.repo, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", str(clone.path),
          f"+HEAD:{incoming}")
     committed = _git(clone.repo, "rev-parse", "--verify", incoming)
@@ -107,8 +99,10 @@ def checkpoint(clone: Clone, message: str) -> str:
         identity = {"GIT_AUTHOR_NAME": AGENT_IDENTITY[0], "GIT_AUTHOR_EMAIL": AGENT_IDENTITY[1],
                     "GIT_COMMITTER_NAME": AGENT_IDENTITY[0], "GIT_COMMITTER_EMAIL": AGENT_IDENTITY[1]}
         head = _git(clone.repo, "commit-tree", tree, "-p", committed, "-m", message, env=identity)
-    _git(clone.repo, "update-ref", f"refs/heads/{clone.branch}", head)
+    _git(clone.repo, "update-ref", f"refs/heads/{clone.branch}" if final else checkpoint_ref(task_id), head)
     _git(clone.repo, "update-ref", "-d", incoming)
+    if final:
+        _git(clone.repo, "update-ref", "-d", checkpoint_ref(task_id))
     return head
 
 
@@ -128,7 +122,8 @@ def changes(clone: Clone, head: str) -> Changes:
     truncated = len(diff.encode()) > MAX_DIFF_BYTES
     if truncated:
         diff = diff.encode()[:MAX_DIFF_BYTES].decode(errors="ignore")
-    return Changes(clone.base, head, commits, files, insertions, deletions, diff, truncated)
+    return Changes(clone.branch, clone.base, head, commits, files, insertions, deletions, diff,
+                   truncated)
 
 
 def push(clone: Clone) -> str | None:

@@ -32,18 +32,18 @@ from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import CREDENTIAL, RETRY, USAGE_WINDOW, TaskStatus
 from cca_core.tasks.submission import Producer, enqueue
-from cca_core.tasks.workspace import prepare_workdir
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import Send, advance_and_send
 from cca_core.workflows.inputs import with_dependency_results
-from cca_worker import sessions, spending
+from cca_worker import sessions, spending, workdirs
 from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
-from cca_worker.memory import recall, remember_later
+from cca_worker.memory import Recalled, recall, remember_later
 from cca_worker.pricing import estimate_cost
 from cca_worker.proxy import ModelProxy, Route
+from cca_worker.repos import GitFailed
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
 from cca_worker.usage import Tokens
@@ -157,14 +157,45 @@ def _run(ctx: WorkerContext, task_id: str, route: Route | None, launcher: Launch
         spec, note = resolve_spec(task, agents, session_id=session.session_id, python=sys.executable,
                                   bridge_token=token)
         spec = replace(spec, prompt=prompt)
-        workdir = prepare_workdir(task_id, task.cwd, ctx.settings.workspace_root, agents.allowed_roots)
+        place = workdirs.open_workdir(task, ctx.settings, attempt)
     except Invalid as exc:
         outcome = Outcome(status="failed", error_code=exc.code, error_message=exc.message)
         return _finish(ctx, task, attempt, outcome, redactor)
+    except GitFailed as exc:
+        outcome = Outcome(status="failed", error_code="repo_failed",
+                          error_message=f"cannot clone its repository: {exc}"[:1000])
+        return _finish(ctx, task, attempt, outcome, redactor)
+    try:
+        return _run_in(ctx, _Claimed(task, attempt, spec, session, route, redactor, recalled, note),
+                       place, launcher, clock)
+    finally:
+        workdirs.close(place)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A claimed run, ready to start."""
+
+    task: Task
+    attempt: int
+    spec: AgentSpec
+    session: sessions.SessionPlan
+    route: Route | None
+    redactor: Redactor
+    recalled: Recalled
+    note: str | None
+
+
+def _run_in(ctx: WorkerContext, run: _Claimed, place: workdirs.Workdir, launcher: Launcher,
+            clock: Clock) -> str | None:
+    """Run the claimed task's agent in ``place``, and record how it ended."""
+    task, attempt, spec, route, redactor, recalled = (run.task, run.attempt, run.spec, run.route,
+                                                      run.redactor, run.recalled)
+    task_id, agents, workdir = str(task.id), ctx.settings.agents, place.path
     sink = EventSink(ctx.engine, ctx.redis, task_id, attempt,
                      ttl_s=ctx.settings.redis.context_ttl_seconds,
                      max_events=ctx.settings.redis.stream_max_events, redactor=redactor)
-    for message in (note, recalled.note):
+    for message in (run.note, recalled.note):
         if message:
             sink.add({"type": "cca", "subtype": "note", "message": message})
     spent = spending.for_run(ctx.redis, ctx.engine, ctx.settings, ctx.hostname, task)
@@ -174,7 +205,7 @@ def _run(ctx: WorkerContext, task_id: str, route: Route | None, launcher: Launch
         return _finish(ctx, task, attempt, outcome, redactor, sink)
     home = _fresh_home(ctx.slot_home)
     config_dir = home / ".claude"
-    spec = _with_session(spec, session, task, config_dir, workdir, sink)
+    spec = _with_session(spec, run.session, task, config_dir, place, sink)
     model_api = ({"ANTHROPIC_BASE_URL": ctx.proxy.url, "ANTHROPIC_API_KEY": route.token}
                  if ctx.proxy is not None and route is not None else None)
     env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
@@ -182,16 +213,15 @@ def _run(ctx: WorkerContext, task_id: str, route: Route | None, launcher: Launch
     argv = build_argv(agents.claude_path, spec, _write_mcp_config(home, spec.mcp_config))
     try:
         if ctx.bwrap:
-            view = View(workdir, home, _tools(agents.claude_path, env.get("PATH", "")))
+            view = View(workdir, home, (*_tools(agents.claude_path, env.get("PATH", "")), *place.readonly))
             argv = confine(ctx.bwrap, argv, view, path=env.get("PATH", ""))
         proc = launcher(argv, env=env, cwd=str(workdir), grace_s=agents.stop_grace_seconds)
     except OSError as exc:
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")
         return _finish(ctx, task, attempt, outcome, redactor, sink)
-    checkpoints = sessions.Checkpointer(
-        ctx.engine, task, attempt, spec.session_id, config_dir, workdir,
-        own_workspace=task.cwd is None, max_workspace_bytes=ctx.settings.sessions.max_workspace_bytes)
+    checkpoints = sessions.Checkpointer(ctx.engine, task, attempt, spec.session_id, config_dir,
+                                        workdir, place.pack)
     limits = Limits(timeout_s=task.timeout_seconds, stall_s=agents.stall_timeout_seconds,
                     token_budget=task.token_budget,
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
@@ -210,6 +240,11 @@ def _run(ctx: WorkerContext, task_id: str, route: Route | None, launcher: Launch
     outcome = decide(end)
     spent.charge(Tokens(outcome.input_tokens, outcome.output_tokens, outcome.cache_read_input_tokens,
                         outcome.cache_creation_input_tokens).budget_tokens)  # the final count
+    found = workdirs.record_changes(place, ctx.engine, task, push=task.push and outcome.status == "succeeded")
+    if found is not None:
+        sink.add({"type": "cca", "subtype": "changes", "branch": found.branch, "head": found.head,
+                  "commits": len(found.commits), "files": found.files, "pushed": found.pushed,
+                  "push_error": found.push_error})
     window = route.window if route is not None else None
     return _finish(ctx, task, attempt, outcome, redactor, sink, recalled.memory_ids, window)
 
@@ -223,13 +258,14 @@ def _redactor(ctx: WorkerContext, token: str | None, route: Route | None) -> Red
 
 
 def _with_session(spec: AgentSpec, session: sessions.SessionPlan, task: Task, config_dir: Path,
-                  workdir: Path, sink: EventSink) -> AgentSpec:
+                  place: workdirs.Workdir, sink: EventSink) -> AgentSpec:
     """The spec with its session: a stored one restored into the fresh slot and resumed (its
     prompt then says the run goes on) or forked; when it cannot be restored, a new session
     that starts over, and a note that says why."""
     if session.source is None:
         return spec
-    cannot = sessions.restore(session.source, config_dir, workdir, own_workspace=task.cwd is None)
+    cannot = (place.lost if not session.fork else None) or sessions.restore(
+        session.source, config_dir, place.path, own_workspace=place.pack is not None and place.clone is None)
     if cannot is not None:
         sink.add({"type": "cca", "subtype": "note",
                   "message": f"cannot resume the session: {cannot}; starting over"})

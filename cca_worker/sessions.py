@@ -14,6 +14,7 @@ import io
 import logging
 import re
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,17 +79,22 @@ def project_dir(config_dir: Path, workdir: Path) -> Path:
     return config_dir / "projects" / re.sub(r"[^A-Za-z0-9]", "-", str(workdir))
 
 
+Packer = Callable[[], tuple[bytes | None, str | None]]
+"""Keeps a run's files for a resumed run: a snapshot stored with the session (or None) and a
+note on it (where they are kept, or why not)."""
+
+
 class Checkpointer:
     """Stores a run's session whenever its transcript has grown (so a tool whose result is in
-    a stored transcript never runs again), with the task's own workspace when it fits. Only
-    tools change the workspace: it is packed again only when the transcript gained a tool
+    a stored transcript never runs again), and keeps its files with ``pack`` (cca_worker.workdirs).
+    Only tools change the files: they are packed again only when the transcript gained a tool
     result since the last pack."""
 
     def __init__(self, engine: Engine, task: Task, attempt: int, session_id: str, config_dir: Path,
-                 workdir: Path, own_workspace: bool, max_workspace_bytes: int) -> None:
+                 workdir: Path, pack: Packer | None) -> None:
         self._engine, self._task_id, self._attempt = engine, task.id, attempt
         self._session_id, self._config_dir, self._workdir = session_id, config_dir, workdir
-        self._own_workspace, self._max_workspace_bytes = own_workspace, max_workspace_bytes
+        self._pack = pack
         self._stored_size = -1
         self._workspace: tuple[bytes | None, str | None] = (None, None)
 
@@ -102,9 +108,9 @@ class Checkpointer:
         transcript = written[:written.rfind(b"\n") + 1]  # whole lines: claude may be mid-append
         if len(transcript) == self._stored_size:
             return False
-        if self._own_workspace and (self._stored_size < 0 or TOOL_RESULT in
-                                    transcript[self._stored_size:]):
-            self._workspace = _pack(self._workdir, self._max_workspace_bytes)
+        if self._pack is not None and (self._stored_size < 0 or TOOL_RESULT in
+                                       transcript[self._stored_size:]):
+            self._workspace = self._pack()
         checkpoint = Checkpoint(self._session_id, self._attempt, gzip.compress(transcript, 6),
                                 *self._workspace)
         with autocommit(self._engine) as connection:
@@ -128,7 +134,7 @@ class _Bounded(io.BytesIO):
         return super().write(data)
 
 
-def _pack(workdir: Path, max_bytes: int) -> tuple[bytes | None, str | None]:
+def pack_directory(workdir: Path, max_bytes: int) -> tuple[bytes | None, str | None]:
     """The workspace as a gzipped tar of at most ``max_bytes``, or None and why not."""
     buffer = _Bounded(max_bytes)
     try:

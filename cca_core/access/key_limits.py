@@ -102,6 +102,8 @@ def narrow_body(body: TaskSpec, limits: KeyLimits, agents: AgentSettings,
                             field=field)
     if limits.cwd_roots is not None and body.cwd is not None:
         check_cwd(body.cwd, limits.cwd_roots)
+    if limits.cwd_roots is not None and body.repo is not None:
+        check_cwd(body.repo, limits.cwd_roots, field="repo")
     return body.model_copy(update=_fill(body, limits, agents, default_queue, whose))
 
 

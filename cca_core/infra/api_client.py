@@ -83,6 +83,9 @@ class CcaClient:
         return self.request("GET", f"/api/v1/tasks/{task_id}/events",
                             params={"after": after, "limit": limit})
 
+    def diff(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/tasks/{task_id}/diff")
+
     def attempts(self, task_id: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/tasks/{task_id}/attempts")
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from cca_core.names import Priority
+from cca_core.names import Priority, branch_of
 from cca_core.retries import RetryRules
 from cca_core.rules import ModelName, ToolRule
 from cca_core.settings import PermissionMode
@@ -55,6 +55,18 @@ class TaskSpec(BaseModel):
     allowed_tools: list[ToolRule] | None = Field(default=None, max_length=MAX_RULES)
     denied_tools: list[ToolRule] | None = Field(default=None, max_length=MAX_RULES)
     cwd: str | None = Field(default=None, min_length=1, max_length=4096)
+    repo: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="A git repository (absolute path, inside agents.allowed_roots): the agent "
+                    "works in a clone of its own on branch cca/<task id>, and the branch's "
+                    "commits and diff are recorded when it ends (GET /api/v1/tasks/{id}/diff).")
+    base: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_./@^~-]+$",
+        description="With repo: the branch, tag or commit the task's branch starts from "
+                    "(default: the repository's HEAD).")
+    push: bool = Field(
+        default=False, description="With repo: push the task's branch to the repository's "
+                                   "remote when it ends (with the worker's git credentials).")
     json_schema: dict[str, Any] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Name
@@ -70,6 +82,29 @@ class TaskSpec(BaseModel):
                                   "are never retried.")
 
     _one_argument = field_validator("prompt", "json_schema")(_fits_one_argument)
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_or_cwd(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("cwd") is not None:
+            raise ValueError("give repo or cwd, not both: a repository task works in a clone")
+        return value
+
+    @field_validator("base")
+    @classmethod
+    def _a_ref_of_the_repo(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (value.startswith(("-", ".", "/")) or ".." in value):
+            raise ValueError("must be a branch, tag or commit name")
+        if value is not None and info.data.get("repo") is None:
+            raise ValueError("goes with repo")
+        return value
+
+    @field_validator("push")
+    @classmethod
+    def _pushes_a_repo(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("repo") is None:
+            raise ValueError("goes with repo")
+        return value
 
 
 class TaskCreate(TaskSpec):
@@ -155,6 +190,10 @@ class TaskView(BaseModel):
                                   "sent again at the latest.")
     continues: str | None = Field(
         default=None, description="The finished task whose session this follow-up forks.")
+    repo: str | None = Field(default=None, description="The repository it works on, in a clone.")
+    base: str | None = Field(default=None, description="What its branch starts from.")
+    push: bool = False
+    branch: str | None = Field(default=None, description="Its branch in the repository.")
     children: list[str] | None = Field(
         default=None, description="Its children's ids (first 100; in GET of one task only).")
     result: str | None
@@ -247,6 +286,8 @@ def task_view(task: Any, children: Sequence[Any] | None = None) -> TaskView:
         waiting_for=task.waiting_for,
         retry_at=task.retry_at if task.waiting_for in PARKED else None,
         continues=str(task.continues) if task.continues else None,
+        repo=task.repo, base=task.base, push=bool(task.push),
+        branch=branch_of(str(task.id)) if task.repo else None,
         children=None if children is None else [str(child) for child in children],
         result=task.result,
         structured_output=task.structured_output,

@@ -38,6 +38,8 @@ def task_values(body: TaskSpec, agents: AgentSettings, default_queue: str) -> di
                       f"{', '.join(sorted(agents.roles))}", field="role")
     if body.cwd is not None:
         check_cwd(body.cwd, agents.allowed_roots)
+    if body.repo is not None:
+        check_cwd(body.repo, agents.allowed_roots, field="repo")
     if body.permission_mode == "dangerous" and not agents.permissions.allow_dangerous:
         raise Invalid("permission_mode dangerous is refused: the fleet does not allow it"
                       " (agents.permissions.allow_dangerous)", field="permission_mode")

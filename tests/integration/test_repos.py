@@ -40,6 +40,7 @@ def test_two_tasks_on_one_repository_work_in_clones_of_their_own(repo, tmp_path)
     assert (second.path / "parser.py").read_text().startswith("def parse")  # untouched
     assert git(first.path, "branch", "--show-current") == "cca/task-1"
     assert first.base == git(repo, "rev-parse", "HEAD") and first.objects == repo / ".git" / "objects"
+    assert not first.resumed
     assert git(repo, "status", "--porcelain") == ""  # the repository's own tree is never touched
 
 
@@ -49,7 +50,7 @@ def test_the_agents_commits_and_leftovers_reach_the_branch_with_a_diff(repo, tmp
     git(clone.path, "add", "test_parser.py")
     git(clone.path, "commit", "-qm", "add a test")
     (clone.path / "parser.py").write_text("def parse(text):\n    return text.split(',') if text else []\n")
-    head = repos.checkpoint(clone, "cca: what task t left uncommitted")
+    head = repos.checkpoint(clone, "cca: what task t left uncommitted", final=True)
     assert git(repo, "rev-parse", "cca/t") == head
     found = repos.changes(clone, head)
     assert [commit["subject"] for commit in found.commits] == ["cca: what task t left uncommitted",
@@ -60,8 +61,22 @@ def test_the_agents_commits_and_leftovers_reach_the_branch_with_a_diff(repo, tmp
     assert git(tmp_path / "remote.git", "rev-parse", "cca/t") == head
     repos.remove(clone)
     again = repos.open_clone(repo, None, "t", tmp_path / "work" / "t")  # a later run of the task
-    assert again.start == head and again.base == found.base
+    assert again.start == head and again.base == found.base and again.resumed
     assert "if text else []" in (again.path / "parser.py").read_text()
+
+
+def test_a_run_killed_mid_way_leaves_a_checkpoint_the_next_run_starts_from(repo, tmp_path):
+    clone = repos.open_clone(repo, None, "t", tmp_path / "work" / "t")
+    (clone.path / "parser.py").write_text("half done\n")
+    mid = repos.checkpoint(clone, "cca: checkpoint", final=False)
+    assert git(repo, "branch", "--list", "cca/t") == ""  # the branch waits for the run's end
+    repos.remove(clone)
+    again = repos.open_clone(repo, None, "t", tmp_path / "work" / "t2")
+    assert again.resumed and again.start == mid
+    assert (again.path / "parser.py").read_text() == "half done\n"
+    head = repos.checkpoint(again, "cca: end", final=True)
+    assert git(repo, "rev-parse", "cca/t") == head
+    assert "refs/cca/" not in git(repo, "for-each-ref")  # no checkpoint left behind
 
 
 def test_nothing_the_agent_plants_in_its_clone_runs_on_the_workers_side(repo, tmp_path):
@@ -77,7 +92,7 @@ def test_nothing_the_agent_plants_in_its_clone_runs_on_the_workers_side(repo, tm
     git(clone.path, "config", "filter.evil.clean", f"touch {marker}; cat")
     (clone.path / ".gitattributes").write_text("* filter=evil\n")
     (clone.path / "new.txt").write_text("x\n")
-    head = repos.checkpoint(clone, "cca: left over")
+    head = repos.checkpoint(clone, "cca: left over", final=True)
     repos.changes(clone, head)
     assert not marker.exists()
     assert "new.txt" in git(repo, "show", "--name-only", "--format=", head)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cca_core.sessions.store import Checkpoint
 from cca_worker import stream
-from cca_worker.sessions import _pack, project_dir, restore
+from cca_worker.sessions import pack_directory, project_dir, restore
 
 
 def checkpoint(workspace: bytes | None, note: str | None = None) -> Checkpoint:
@@ -23,7 +23,7 @@ def test_a_workspace_round_trips_into_another_directory_with_the_transcript(tmp_
     (source / "src").mkdir(parents=True)
     (source / "src" / "app.py").write_text("print('hi')\n")
     (source / "link").symlink_to("src/app.py")
-    packed, note = _pack(source, 1_000_000)
+    packed, note = pack_directory(source, 1_000_000)
     assert packed is not None and note is None
 
     workdir, config_dir = tmp_path / "w2" / "task", tmp_path / "w2" / "home" / ".claude"
@@ -37,7 +37,7 @@ def test_a_workspace_round_trips_into_another_directory_with_the_transcript(tmp_
 
 def test_a_workspace_over_its_bound_is_not_kept_and_the_run_cannot_resume(tmp_path: Path):
     (tmp_path / "big.bin").write_bytes(os.urandom(50_000))  # does not compress
-    packed, note = _pack(tmp_path, 10_000)
+    packed, note = pack_directory(tmp_path, 10_000)
     assert packed is None and note is not None and "max_workspace_bytes" in note
     workdir = tmp_path / "elsewhere"
     cannot = restore(checkpoint(None, note), tmp_path / ".claude", workdir, own_workspace=True)
