@@ -13,7 +13,8 @@ Step kinds; optional keys on any step: ``usage``, ``delay`` (seconds between SSE
 ones get the step ``then``; the count lives in the server, keyed by script text and index)::
 
     {"text": "saw {tool_result}"}            # end_turn; {tool_result}: last tool_result text
-                                             # (tool inputs may say "{tool_result.KEY}": KEY of
+                                             # (tool inputs may say "{tool_result}", or
+                                             # "{tool_result.KEY}": KEY of
                                              # the last tool result read as JSON)
     {"tool_use": {"name": "Bash", "input": {...}}, "text": "optional text block first"}
     {"error": 429, "retry_after": 1}         # HTTP error with the Anthropic error body
@@ -117,11 +118,14 @@ def last_tool_result(body: dict[str, Any]) -> str:
 
 def fill_from_result(value: Any, result: str) -> Any:
     """Replace ``"{tool_result.KEY}"`` strings in a tool input with KEY of the last tool
-    result parsed as JSON (MCP tools answer JSON), so a script can pass an id it was given."""
+    result parsed as JSON (MCP tools answer JSON), so a script can pass an id it was given,
+    and ``{tool_result}`` inside a string with the last result's text (a path it printed)."""
     if isinstance(value, dict):
         return {key: fill_from_result(item, result) for key, item in value.items()}
     if isinstance(value, list):
         return [fill_from_result(item, result) for item in value]
+    if isinstance(value, str) and "{tool_result}" in value:
+        return value.replace("{tool_result}", result.strip())
     if isinstance(value, str) and value.startswith("{tool_result.") and value.endswith("}"):
         try:
             return json.loads(result)[value[len("{tool_result."):-1]]
