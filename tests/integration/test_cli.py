@@ -14,6 +14,7 @@ import pytest
 
 from cca_core.infra.embedded import free_port
 from tests.support.cli import cca
+from tests.support.fleet import bash
 from tests.support.procs import processes_running
 from tests.support.waiting import wait_for
 
@@ -109,6 +110,36 @@ def test_cli_errors_from_the_api_name_the_field(fleet_env, api_url):
     missing = cca("--api-url", api_url, "tasks", "show", "00000000-0000-0000-0000-000000000000",
                   env=fleet_env)
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_submit_inside_a_repository_works_on_it_and_diff_shows_what_changed(
+        fleet_env, api_url, start_worker, config_data, tmp_path):
+    start_worker("w1")
+    repo = Path(config_data["agents"]["allowed_roots"][0]) / "app"
+    (repo / "src").mkdir(parents=True)
+    for args in (["init", "-q", "-b", "main"], ["-c", "user.name=dev", "-c", "user.email=d@e",
+                                                 "commit", "-q", "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    script = json.dumps({"steps": [bash("git commit -q --allow-empty -m 'agent was here'"),
+                                   {"text": "committed"}]})
+    inside = {**fleet_env, "CCA_TEST_CWD": str(repo / "src")}  # anywhere in the repository
+    result = cca("--api-url", api_url, "submit", f"[[script:{script}]]", "--wait", "--json", env=inside)
+    assert result.returncode == 0, result.stderr
+    task = json.loads(result.stdout)
+    assert (task["status"], task["repo"], task["branch"]) == ("succeeded", str(repo), f"cca/{task['id']}")
+    diff = cca("--api-url", api_url, "tasks", "diff", task["id"], "--stat", env=fleet_env)
+    assert diff.returncode == 0, diff.stderr
+    assert f"cca/{task['id']}" in diff.stdout and "agent was here" in diff.stdout
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=elsewhere, check=True)
+    outside = {**fleet_env, "CCA_TEST_CWD": str(elsewhere)}
+    refused = cca("--api-url", api_url, "submit", "p", env=outside)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "outside the allowed roots" in refused.stderr and "--no-repo" in refused.stderr
+    plain = cca("--api-url", api_url, "submit", "p", "--no-repo", "--json", env=outside)
+    assert plain.returncode == 0 and json.loads(plain.stdout)["repo"] is None
 
 
 def test_cca_up_restarts_a_dead_worker_stops_cleanly_and_reuses_its_data(
