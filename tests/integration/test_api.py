@@ -93,6 +93,11 @@ def test_same_idempotency_key_returns_the_same_task_and_enqueues_once(client, re
     ({"prompt": "x", "cwd": "/etc"}, "cwd"),
     ({"prompt": "x", "cwd": "relative/path"}, "cwd"),
     ({"prompt": "x", "permission_mode": "dangerous"}, "permission_mode"),
+    ({"prompt": "x", "repo": "/etc"}, "repo"),
+    ({"prompt": "x", "repo": "/tmp/r", "cwd": "/tmp/r"}, "repo"),
+    ({"prompt": "x", "base": "main"}, "base"),
+    ({"prompt": "x", "push": True}, "push"),
+    ({"prompt": "x", "repo": "/tmp/r", "base": "--upload-pack=x"}, "base"),
 ])
 def test_bad_input_is_a_422_naming_the_field_and_stores_nothing(client, body, field, redis_client):
     response = client.post("/api/v1/tasks", json=body)

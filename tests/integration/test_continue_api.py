@@ -58,6 +58,16 @@ def test_a_follow_up_inherits_its_settings_and_is_sent(client, engine, redis_cli
     assert client.get(f"/api/v1/tasks/{source['id']}").get_json()["status"] == "succeeded"
 
 
+def test_a_follow_up_of_a_repository_task_starts_from_its_branch(client, engine, config_data):
+    repo = f"{config_data['agents']['allowed_roots'][0]}/app"
+    source = ended(client, engine, repo=repo, base="main", push=True)
+    follow_up = client.post(f"/api/v1/tasks/{source['id']}/continue", json={"prompt": "and the docs"})
+    assert follow_up.status_code == 202, follow_up.get_json()
+    task = follow_up.get_json()
+    assert (task["repo"], task["base"], task["push"]) == (repo, f"cca/{source['id']}", True)
+    assert task["branch"] == f"cca/{task['id']}"
+
+
 def test_only_an_ended_task_with_a_stored_session_can_be_continued(client, engine):
     queued = client.post("/api/v1/tasks", json={"prompt": "p"}).get_json()
     not_yet = client.post(f"/api/v1/tasks/{queued['id']}/continue", json={"prompt": "more"})
