@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from cca_api import code, errors, fleet, keys, memory, openapi, roles, schedules, tasks, workflows
+from cca_api import code, errors, fleet, keys, memory, openapi, roles, schedules, tasks, tokens, workflows
 from cca_api.auth import ANONYMOUS, presented_key, refuse_task_tokens_outside, require_key
 from cca_api.limits import check_rate, client_ip
 from cca_api.operations import declared
@@ -59,7 +59,7 @@ def routes() -> Flask:
     ``create_app`` builds on, and what the OpenAPI document describes."""
     app = Flask("cca_api")
     for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp, schedules.bp, roles.bp,
-                      workflows.bp, memory.bp, code.bp):
+                      workflows.bp, memory.bp, code.bp, tokens.bp):
         app.register_blueprint(blueprint)
     return app
 

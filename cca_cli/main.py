@@ -17,6 +17,7 @@ from cca_cli import (
     roles,
     schedules,
     tasks,
+    tokens,
     up,
     workflows,
 )
@@ -38,7 +39,7 @@ def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
 for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, tasks.credentials,
                 ops.config, ops.db, ops.worker, ops.api, up.up, keys.keys, schedules.schedules, beat.beat,
                 doctor.doctor, flower.flower, roles.roles, workflows.workflows, memory.memory,
-                code.code):
+                code.code, tokens.tokens):
     cli.add_command(command)
 
 

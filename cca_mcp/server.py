@@ -8,7 +8,7 @@ from mcp.server.mcpserver import MCPServer
 
 from cca_core.infra.api_client import CcaClient
 from cca_mcp.api import BridgeApi
-from cca_mcp.tools import fleet, knowledge, schedules, tasks, workflows
+from cca_mcp.tools import fleet, knowledge, schedules, tasks, tokens, workflows
 
 PARENT_ENV = "CCA_TASK_ID"  # set by a cca worker for the bridge it gives a fleet agent
 INSTRUCTIONS = (
@@ -20,7 +20,8 @@ INSTRUCTIONS = (
     "roles a task may name. cca_workflow runs named tasks with dependencies as one graph "
     "(independent ones in parallel); cca_workflow_status follows it. cca_search_code finds "
     "code by what it does in codebases indexed with cca_index_codebase; cca_memory_search "
-    "recalls what earlier tasks learned and cca_memory_store saves a note for later ones."
+    "recalls what earlier tasks learned and cca_memory_store saves a note for later ones. "
+    "cca_token_metrics shows where tokens and dollars went; cca_token_recommendations what to change."
 )
 
 
@@ -30,6 +31,6 @@ def make_server(client: CcaClient, parent_id: str | None = None) -> MCPServer:
     parent = (parent_id if parent_id is not None else os.environ.get(PARENT_ENV)) or None
     server = MCPServer("cca", instructions=INSTRUCTIONS)
     api = BridgeApi(client, parent)
-    for tools in (tasks, fleet, schedules, workflows, knowledge):
+    for tools in (tasks, fleet, schedules, workflows, knowledge, tokens):
         tools.register(server, api)
     return server

@@ -31,7 +31,7 @@ import redis
 
 from cca_core.credentials.limits import rate_limit_headers, reset_of
 from cca_core.credentials.pool import Busy, CredentialPool, Lease
-from cca_worker.usage import FIELDS, UsageMeter
+from cca_core.tokens.usage import FIELDS, UsageMeter
 
 log = logging.getLogger(__name__)
 TOKEN_PREFIX = "sk-cca-run-"  # secret-looking, so redaction catches one wherever it shows

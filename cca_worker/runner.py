@@ -32,6 +32,7 @@ from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import CREDENTIAL, RETRY, USAGE_WINDOW, TaskStatus
 from cca_core.tasks.submission import Producer, enqueue
+from cca_core.tokens.usage import Tokens
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import Send, advance_and_send
 from cca_core.workflows.inputs import with_dependency_results
@@ -46,7 +47,6 @@ from cca_worker.proxy import ModelProxy, Route
 from cca_worker.repos import GitFailed
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
-from cca_worker.usage import Tokens
 from cca_worker.verdict import Limits, StopReason, decide
 
 Launcher = Callable[..., AgentProcess]

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from cca_core.tokens.usage import Tokens, UsageMeter
 from cca_worker import stream
 from cca_worker.agent import EOF, AgentProcess
 from cca_worker.denials import DenialTracker
-from cca_worker.usage import Tokens, UsageMeter
 from cca_worker.verdict import Limits, RunEnd, StopReason
 
 POLL_S = 0.2

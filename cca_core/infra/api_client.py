@@ -95,6 +95,15 @@ class CcaClient:
     def workers(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/workers")
 
+    def token_metrics(self, days: int = 7) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/tokens/metrics", params={"days": days})
+
+    def task_tokens(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/v1/tokens/metrics/{task_id}")
+
+    def token_recommendations(self, days: int = 7) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/tokens/recommendations", params={"days": days})
+
     def credentials(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/credentials")
 

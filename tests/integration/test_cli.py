@@ -98,6 +98,11 @@ def test_submit_wait_prints_result_turns_tokens_and_cost(fleet_env, api_url, sta
     assert "succeeded" in follow_up.stdout
     latest = json.loads(cca("--api-url", api_url, "tasks", "list", "--json", env=fleet_env).stdout)
     assert latest["tasks"][0]["continues"] == task["id"]
+    spent = json.loads(cca("--api-url", api_url, "tokens", "--json", env=fleet_env).stdout)
+    assert sum(row["input_tokens"] for row in spent["metrics"]["rows"]) >= 321  # the CLI's own count
+    assert spent["recommendations"]["tasks_examined"] == 2
+    turns = cca("--api-url", api_url, "tokens", "--task", task["id"], env=fleet_env)
+    assert turns.returncode == 0 and "context peak" in turns.stdout, turns.stderr
     unknown = cca("--api-url", api_url, "tasks", "continue", "00000000-0000-4000-8000-000000000000",
                   "x", env=fleet_env)
     assert unknown.returncode == 1 and "not found" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 TOOLS = {"cca_task", "cca_wait", "cca_continue", "cca_status", "cca_cancel", "cca_tasks", "cca_events",
          "cca_agents", "cca_activity", "cca_schedule_create", "cca_schedules", "cca_schedule_delete",
          "cca_roles", "cca_workflow", "cca_workflow_status", "cca_memory_search",
-         "cca_memory_store", "cca_index_codebase", "cca_index_status", "cca_search_code"}
+         "cca_memory_store", "cca_index_codebase", "cca_index_status", "cca_search_code",
+         "cca_token_metrics", "cca_token_recommendations"}
 
 
 def script(*steps: dict) -> str:
@@ -199,6 +200,17 @@ def test_the_task_resource_holds_the_result(api_client):
 
     contents = run(go).contents
     assert json.loads(contents[0].text)["id"] == task["id"]
+
+
+def test_token_metrics_and_recommendations(api_client):
+    server = make_server(api_client, parent_id="")
+    task = call(server, "cca_task", {"prompt": "count my tokens"}).structured_content
+    fleet = call(server, "cca_token_metrics", {"days": 3}).structured_content
+    assert fleet["fleet"]["days"] == 3 and fleet["fleet"]["rows"] == [] and fleet["task"] is None
+    one = call(server, "cca_token_metrics", {"task_id": task["id"]}).structured_content
+    assert one["task"]["task_id"] == task["id"] and one["task"]["turns"] == []
+    advice = call(server, "cca_token_recommendations").structured_content
+    assert advice["days"] == 7 and advice["findings"] == []
 
 
 def test_unknown_task_and_bad_input_are_answers_not_crashes(api_client):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cca_core.tasks.outcome import Outcome
+from cca_core.tokens.usage import Tokens
 from cca_worker.supervisor import supervise
-from cca_worker.usage import Tokens
 from cca_worker.verdict import Limits, RunEnd, StopReason, decide
 from tests.fakes.agent import FakeClock, MemorySink, ReplayedAgent, transcript
 

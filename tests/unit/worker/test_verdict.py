@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cca_core.tokens.usage import Tokens
 from cca_worker import stream
-from cca_worker.usage import Tokens
 from cca_worker.verdict import Limits, RunEnd, StopReason, decide
 
 RECORDED = Path(__file__).parents[2] / "data" / "transcripts"

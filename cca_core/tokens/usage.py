@@ -35,14 +35,14 @@ class UsageMeter:
     def __init__(self) -> None:
         self._by_message: dict[str, dict[str, int]] = {}
         self._current: dict[str | None, str] = {}
+        self._model_of: dict[str, str] = {}
         self.models: set[str] = set()
 
     def observe(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
         if kind == "assistant":
             message = event.get("message") or {}
-            if message.get("model") and message.get("model") != "<synthetic>":
-                self.models.add(message["model"])
+            self._note_model(message)
             self._record(message.get("id"), message.get("usage"))
         elif kind == "stream_event":
             self._observe_stream(event.get("event") or {}, event.get("parent_tool_use_id"))
@@ -52,9 +52,17 @@ class UsageMeter:
             message = inner.get("message") or {}
             if message.get("id"):
                 self._current[parent] = message["id"]
+            self._note_model(message)
             self._record(message.get("id"), message.get("usage"))
         elif inner.get("type") == "message_delta":
             self._record(self._current.get(parent), inner.get("usage"))
+
+    def _note_model(self, message: Mapping[str, Any]) -> None:
+        model = message.get("model")
+        if model and model != "<synthetic>":
+            self.models.add(model)
+            if message.get("id"):
+                self._model_of[message["id"]] = model
 
     def _record(self, message_id: str | None, usage: Any) -> None:
         if not message_id or not isinstance(usage, Mapping):
@@ -64,6 +72,11 @@ class UsageMeter:
             value = usage.get(name)
             if isinstance(value, int) and value > seen[name]:
                 seen[name] = value
+
+    def messages(self) -> list[tuple[str, str | None, Tokens]]:
+        """Each message so far, first first: its id, model and usage."""
+        return [(message_id, self._model_of.get(message_id), Tokens(**usage))
+                for message_id, usage in self._by_message.items()]
 
     @property
     def message_count(self) -> int:

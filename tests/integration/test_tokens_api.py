@@ -1,0 +1,106 @@
+"""Token analytics on the real Flask app and Postgres, from events the real CLI printed
+(tests/data/transcripts): per task turn by turn, per day, key, role and model, and findings."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from cca_api import create_app
+from cca_core.infra.db import make_engine
+from cca_core.tasks import store
+
+pytestmark = pytest.mark.integration
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "transcripts"
+
+
+def recorded(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (TRANSCRIPTS / f"{name}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def client(make_settings):
+    return create_app(make_settings()).test_client()
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url, pool_size=1)
+    yield engine
+    engine.dispose()
+
+
+def ended(client, engine, events: list[dict[str, Any]], status="succeeded", error_code=None,
+          **body: Any) -> str:
+    task_id = client.post("/api/v1/tasks", json={"prompt": "p", **body}).get_json()["id"]
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE tasks SET status = :status, error_code = :code, attempts = 1, "
+                                "finished_at = now() WHERE id = :id"),
+                           {"status": status, "code": error_code, "id": task_id})
+        store.append_events(connection, task_id, 1, events)
+    return task_id
+
+
+def test_one_task_turn_by_turn_with_its_tool_output_and_cost_by_model(client, engine):
+    task_id = ended(client, engine, recorded("tool_success"))
+    found = client.get(f"/api/v1/tokens/metrics/{task_id}").get_json()
+    assert [(t["turn"], t["context_tokens"], t["cache_read_input_tokens"], t["output_tokens"])
+            for t in found["turns"]] == [(1, 1340, 300, 50), (2, 1200, 0, 70)]
+    assert found["turns"][0]["cache_hit_ratio"] == round(300 / 1340, 4)
+    assert found["context_peak"] == 1340 and found["cache_hit_ratio"] == round(300 / 2540, 4)
+    [bash] = found["tool_outputs"]
+    assert (bash["tool"], bash["calls"]) == ("Bash", 1) and bash["characters"] > 0
+    assert found["cost_by_model"] == [{
+        "model": "claude-opus-4-8[1m]", "input_tokens": 2200, "output_tokens": 120,
+        "cache_read_input_tokens": 300, "cache_creation_input_tokens": 40, "cost_usd": 0.0144}]
+    assert client.get("/api/v1/tokens/metrics/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+def test_tokens_and_dollars_per_day_key_role_and_model(client, engine):
+    for role in ("qa", "qa", "backend"):
+        ended(client, engine, recorded("tool_success"), role=role)
+    found = client.get("/api/v1/tokens/metrics?days=1").get_json()
+    by_role = {row["role"]: row for row in found["rows"]}
+    assert set(by_role) == {"qa", "backend"} and found["days"] == 1
+    qa = by_role["qa"]
+    assert (qa["tasks"], qa["model"], qa["input_tokens"], qa["output_tokens"]) == \
+        (2, "claude-opus-4-8[1m]", 4400, 240)
+    assert qa["cost_usd"] == pytest.approx(0.0288) and qa["cache_hit_ratio"] == round(600 / 5080, 4)
+    assert found["total_cost_usd"] == pytest.approx(3 * 0.0144)
+    bad = client.get("/api/v1/tokens/metrics?days=0")
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "days"
+
+
+def test_recommendations_name_what_the_record_shows(client, engine):
+    events = recorded("tool_success")
+    # a role whose runs read nothing from the cache, over many tokens
+    uncached = copy.deepcopy(events)
+    uncached[-1]["modelUsage"]["claude-opus-4-8[1m]"].update(
+        {"inputTokens": 90_000, "cacheReadInputTokens": 0, "cacheCreationInputTokens": 0})
+    ended(client, engine, uncached, role="dba")
+    # a tool that printed about 10,000 tokens at once
+    loud = copy.deepcopy(events)
+    for event in loud:
+        for block in (event.get("message") or {}).get("content") or []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                block["content"] = "x" * 40_000
+    ended(client, engine, loud, role="devops")
+    for _ in range(3):
+        ended(client, engine, events, status="failed", error_code="max_turns", role="qa")
+        ended(client, engine, events, status="budget_exceeded", error_code="token_budget_exceeded",
+              role="backend")
+    found = client.get("/api/v1/tokens/recommendations").get_json()
+    kinds = {(finding["kind"], finding["subject"]) for finding in found["findings"]}
+    assert kinds == {("low_cache_hit_ratio", "role dba on claude-opus-4-8[1m]"),
+                     ("oversized_tool_output", "tool Bash"), ("max_turns", "role qa"),
+                     ("budget_always_hit", "role backend")}, found
+    by_kind = {finding["kind"]: finding for finding in found["findings"]}
+    assert by_kind["oversized_tool_output"]["evidence"]["largest_estimated_tokens"] == 10_000
+    assert by_kind["budget_always_hit"]["evidence"]["share"] == 1.0
+    assert by_kind["budget_always_hit"]["evidence"]["token_budget"] > 0
+    assert found["tasks_examined"] == 8 and all(finding["advice"] for finding in found["findings"])
