@@ -14,6 +14,7 @@ from cca_core.infra.connections import api_pool
 from cca_core.infra.db import make_engine, make_session_factory
 from cca_core.settings import Settings
 from cca_core.tasks.dispatch import celery_config
+from cca_core.tasks.history import Estimates
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Resources:
     redis: redis.Redis
     celery: Celery
     keys: KeyResolver
+    estimates: Estimates
 
 
 def make_resources(settings: Settings) -> Resources:
@@ -41,4 +43,5 @@ def make_resources(settings: Settings) -> Resources:
         redis=redis.Redis.from_url(settings.redis.url, socket_timeout=5, socket_connect_timeout=3,
                                    max_connections=settings.redis.pool_size),
         celery=producer,
+        estimates=Estimates(engine),
     )

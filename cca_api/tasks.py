@@ -24,7 +24,7 @@ from cca_core.infra.db import autocommit, transaction
 from cca_core.models import Task
 from cca_core.names import branch_of
 from cca_core.sessions.store import has_session
-from cca_core.tasks import changes, store
+from cca_core.tasks import changes, forecast, store
 from cca_core.tasks.schemas import (
     AttemptList,
     EventPage,
@@ -114,7 +114,12 @@ def submit() -> tuple[dict[str, Any], int]:
     if created:
         for step in ready:
             enqueue(res.celery, step)
-    return task_view(task).model_dump(mode="json"), 202 if created else 200
+    view = task_view(task)
+    if created and not coordinated:
+        estimate = res.estimates.of(task.role, task.model)
+        view = view.model_copy(update={"estimate": estimate, "warnings": forecast.warnings(
+            estimate, task.token_budget, task.max_budget_usd, task.timeout_seconds)})
+    return view.model_dump(mode="json"), 202 if created else 200
 
 
 def request_hash(body: TaskCreate) -> str:

@@ -13,7 +13,9 @@ from cca_api import operations
 from cca_api.auth import current
 from cca_api.operations import operation
 from cca_api.resources import Resources
+from cca_core.errors import NotFound
 from cca_core.infra.db import transaction
+from cca_core.tasks.forecast import MIN_SAMPLES, SAMPLE_DAYS, Estimate
 from cca_core.tokens import store
 from cca_core.tokens.analytics import findings, task_tokens
 from cca_core.tokens.schemas import Recommendations, TaskTokens, TokenMetrics
@@ -76,6 +78,26 @@ def recommendations() -> dict[str, Any]:
     found = findings(rows, examined, recent, ended, per_role, budgets)
     return Recommendations(since=since, days=window.days, tasks_examined=len(examined),
                            findings=found).model_dump(mode="json")
+
+
+class Of(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str | None = Field(default=None, max_length=64, description="None: tasks with no role.")
+    model: str | None = Field(default=None, max_length=200, description="None: the default model.")
+
+
+@bp.get("/estimate")
+@operation("What a task of a role and model will likely take: the p50 and p90 of the duration, "
+           "tokens and cost of the recent successes of that role and model", Estimate,
+           query=Of, errors=(404, 422))
+def estimate() -> dict[str, Any]:
+    asked = operations.query(Of)
+    found = resources().estimates.of(asked.role, asked.model)
+    if found is None:
+        raise NotFound(f"fewer than {MIN_SAMPLES} tasks of role {asked.role or '(none)'} and model "
+                       f"{asked.model or '(default)'} succeeded in the last {SAMPLE_DAYS} days",
+                       code="no_history")
+    return found.model_dump(mode="json")
 
 
 def _since(days: int) -> datetime:

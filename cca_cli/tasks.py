@@ -107,7 +107,21 @@ def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_
     if implied is not None and not as_json:
         click.echo(f"working on {implied} on branch {task['branch']} (cca tasks diff {task['id']})",
                    err=True)
+    if not as_json:
+        show_estimate(task)
     report(client, task, wait, as_json)
+
+
+def show_estimate(task: dict[str, Any]) -> None:
+    """What similar tasks took, and where that exceeds the task's limits (on stderr)."""
+    estimate = task.get("estimate")
+    if estimate:
+        seconds, tokens, cost = (estimate[name] for name in ("duration_seconds", "tokens", "cost_usd"))
+        click.echo(f"estimate from {estimate['samples']} similar tasks: {seconds['p50']:g} s "
+                   f"(p90 {seconds['p90']:g}), {tokens['p50']:g} tokens (p90 {tokens['p90']:g}), "
+                   f"${cost['p50']:.4f} (p90 ${cost['p90']:.4f})", err=True)
+    for warning in task.get("warnings") or []:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def repository_of(directory: Path) -> Path | None:

@@ -14,6 +14,7 @@ from cca_core.names import Priority, branch_of
 from cca_core.retries import RetryRules
 from cca_core.rules import ModelName, ToolRule
 from cca_core.settings import PermissionMode
+from cca_core.tasks.forecast import Estimate
 from cca_core.tasks.status import PARKED, TaskStatus
 
 Name = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -196,6 +197,12 @@ class TaskView(BaseModel):
     branch: str | None = Field(default=None, description="Its branch in the repository.")
     children: list[str] | None = Field(
         default=None, description="Its children's ids (first 100; in GET of one task only).")
+    estimate: Estimate | None = Field(
+        default=None, description="In the answer to a submission: what recent successes of its "
+                                  "role and model took (p50, p90), when there are 3 or more.")
+    warnings: list[str] = Field(
+        default_factory=list, description="In the answer to a submission: where its estimate "
+                                          "exceeds its own token budget, USD budget or timeout.")
     result: str | None
     structured_output: Any | None
     error: TaskError | None

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from cca_api import create_app
 from cca_core.infra.db import make_engine
-from cca_core.tasks import store
+from cca_core.tasks import history, store
 
 pytestmark = pytest.mark.integration
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "transcripts"
@@ -104,3 +104,31 @@ def test_recommendations_name_what_the_record_shows(client, engine):
     assert by_kind["budget_always_hit"]["evidence"]["share"] == 1.0
     assert by_kind["budget_always_hit"]["evidence"]["token_budget"] > 0
     assert found["tasks_examined"] == 8 and all(finding["advice"] for finding in found["findings"])
+
+
+def test_a_submission_carries_an_estimate_from_history_and_warns_over_its_budget(client, engine,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(history, "CACHE_SECONDS", 0.0)  # each API process reads it once a minute
+    assert client.post("/api/v1/tasks", json={"prompt": "p", "role": "qa"}).get_json()["estimate"] is None
+    assert client.get("/api/v1/tokens/estimate?role=qa").get_json()["error"]["code"] == "no_history"
+    for seconds, tokens, cost in ((10, 1000, 0.01), (20, 2000, 0.02), (30, 3000, 0.03),
+                                  (40, 4000, 0.04), (100, 10000, 0.10)):
+        task_id = ended(client, engine, [], role="qa")
+        with engine.begin() as connection:
+            connection.execute(text(
+                "UPDATE tasks SET started_at = now() - make_interval(secs => :s), finished_at = now(), "
+                "input_tokens = :t, output_tokens = 0, cache_creation_input_tokens = 0, cost_usd = :c "
+                "WHERE id = :id"), {"s": seconds, "t": tokens, "c": cost, "id": task_id})
+    estimate = client.get("/api/v1/tokens/estimate?role=qa").get_json()
+    assert estimate["samples"] == 5
+    assert estimate["tokens"] == {"p50": 3000, "p90": 7600}
+    assert estimate["duration_seconds"]["p50"] == pytest.approx(30, abs=1)
+    assert estimate["cost_usd"] == {"p50": 0.03, "p90": 0.076}
+    answer = client.post("/api/v1/tasks", json={"prompt": "p", "role": "qa", "token_budget": 2500,
+                                               "max_budget_usd": 0.05}).get_json()
+    assert answer["estimate"]["samples"] == 5
+    assert [warning.split(":")[0] for warning in answer["warnings"]] == ["tokens", "cost"]
+    assert "likely" in answer["warnings"][0] and "1 in 10" in answer["warnings"][1]
+    assert client.post("/api/v1/tasks", json={"prompt": "p", "role": "qa"}).get_json()["warnings"] == []
+    assert client.get(f"/api/v1/tasks/{answer['id']}").get_json()["estimate"] is None  # 202 only
+
