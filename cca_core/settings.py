@@ -327,6 +327,24 @@ class RetrySettings(Section):
                 if (rule := getattr(self, failure.value)) is not None}
 
 
+class TelemetrySettings(Section):
+    """The CLI's own OpenTelemetry for fleet agents (cca_worker.telemetry): metrics and events
+    to an OTLP collector, tagged with the task, tenant, role and worker."""
+
+    enabled: bool = False
+    endpoint: str = ""  # a collector beside the worker (it holds your backend's credentials)
+    protocol: Literal["grpc", "http/json", "http/protobuf"] = "http/protobuf"
+    events: bool = True  # the CLI's events (API requests, tool results) as OTLP logs
+    metric_export_interval_ms: int = Field(60000, ge=1000)
+    logs_export_interval_ms: int = Field(5000, ge=500)
+
+    @model_validator(mode="after")
+    def _endpoint_when_enabled(self) -> TelemetrySettings:
+        if self.enabled and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError("endpoint: telemetry.enabled needs the collector's http(s) URL")
+        return self
+
+
 # Where a credential's requests go when it names no base_url.
 ANTHROPIC_API = "https://api.anthropic.com"
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -377,6 +395,7 @@ class Settings(Section):
     retries: RetrySettings = RetrySettings()
     sessions: SessionSettings = SessionSettings()
     credentials: dict[str, CredentialSettings] = {}
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @field_validator("credentials")
     @classmethod

@@ -47,6 +47,7 @@ from cca_worker.proxy import ModelProxy, Route
 from cca_worker.repos import GitFailed
 from cca_worker.spec import resolve_spec
 from cca_worker.supervisor import Clock, supervise
+from cca_worker.telemetry import telemetry_env
 from cca_worker.verdict import Limits, StopReason, decide
 
 Launcher = Callable[..., AgentProcess]
@@ -208,8 +209,8 @@ def _run_in(ctx: WorkerContext, run: _Claimed, place: workdirs.Workdir, launcher
     spec = _with_session(spec, run.session, task, config_dir, place, sink)
     model_api = ({"ANTHROPIC_BASE_URL": ctx.proxy.url, "ANTHROPIC_API_KEY": route.token}
                  if ctx.proxy is not None and route is not None else None)
-    env = build_env(ctx.environ, {**agents.env, **dict(spec.env)}, home=str(home),
-                    config_dir=str(config_dir), model_api=model_api)
+    extra = {**agents.env, **dict(spec.env), **telemetry_env(ctx.settings.telemetry, task, ctx.hostname)}
+    env = build_env(ctx.environ, extra, home=str(home), config_dir=str(config_dir), model_api=model_api)
     argv = build_argv(agents.claude_path, spec, _write_mcp_config(home, spec.mcp_config))
     try:
         if ctx.bwrap:
