@@ -7,8 +7,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
+from cca_api import operations
 from cca_api.auth import require_role
 from cca_api.operations import ANY_OBJECT, Answer, operation
 from cca_api.resources import Resources
@@ -16,6 +18,7 @@ from cca_core import __version__
 from cca_core.credentials.pool import credential_status
 from cca_core.fleet.metrics import FleetCollector
 from cca_core.fleet.state import count_online, online_workers, queue_depths, workers_with_slots
+from cca_core.infra import reload
 from cca_core.infra.db import transaction
 from cca_core.infra.migrate import current_revision
 from cca_core.infra.redact import redact
@@ -23,6 +26,7 @@ from cca_core.tasks import store
 from cca_core.tasks.status import ALL_STATUSES
 
 bp = Blueprint("fleet", __name__)
+RELOAD_POLL_S = 0.2
 
 
 def resources() -> Resources:
@@ -107,6 +111,36 @@ def credentials() -> dict[str, Any]:
         for name, about in (worker.get("credentials") or {}).items():
             announced.setdefault(name, about)
     return {"credentials": credential_status(res.redis, announced)}
+
+
+class ReloadQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wait_seconds: float = Field(default=3.0, ge=0, le=30,
+                                description="How long to wait for the workers' reports.")
+
+
+@bp.post("/api/v1/admin/config/reload")
+@operation("Reload the configuration in every API process and worker (admin): each reads its "
+           "files and environment again, applies the reloadable keys and reports what changed "
+           "and what needs a restart", ANY_OBJECT, query=ReloadQuery, errors=(403, 422))
+def reload_config() -> dict[str, Any]:
+    require_role("admin")
+    asked = operations.query(ReloadQuery)
+    res = resources()
+    generation = reload.bump(res.redis)
+    if res.watcher is not None and (fresh := res.watcher.check()) is not None:
+        res.settings = fresh
+    expected = {worker["hostname"] for worker in online_workers(res.redis)}
+    expected |= {res.watcher.process} if res.watcher is not None else set()
+    deadline = time.monotonic() + asked.wait_seconds
+    while True:
+        found = reload.reports(res.redis, generation)
+        reported = {report["process"] for report in found}
+        if expected <= reported or time.monotonic() >= deadline:
+            break
+        time.sleep(RELOAD_POLL_S)
+    return {"generation": generation, "processes": found, "not_reported": sorted(expected - reported),
+            "reloadable": list(reload.RELOADABLE)}
 
 
 @bp.get("/api/v1/redis/status")

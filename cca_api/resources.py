@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from cca_api.auth import KeyResolver
 from cca_core.infra.connections import api_pool
 from cca_core.infra.db import make_engine, make_session_factory
+from cca_core.infra.reload import Watcher
 from cca_core.settings import Settings
 from cca_core.tasks.dispatch import celery_config
 from cca_core.tasks.history import Estimates
 
 
-@dataclass(frozen=True)
+@dataclass
 class Resources:
     settings: Settings
     engine: Engine
@@ -26,6 +27,9 @@ class Resources:
     celery: Celery
     keys: KeyResolver
     estimates: Estimates
+    # Reloads the configuration when asked (cca_core.infra.reload); None for an app built
+    # from given settings (tests), which has no files to read again.
+    watcher: Watcher | None = None
 
 
 def make_resources(settings: Settings) -> Resources:

@@ -45,6 +45,29 @@ def config_check(state: CliState) -> None:
     click.echo(f"configuration is valid ({len(warnings)} warning(s))")
 
 
+@config.command("reload")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0, 30), default=3.0, show_default=True,
+              help="Seconds to wait for the workers' reports.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def config_reload(state: CliState, wait_seconds: float, as_json: bool) -> None:
+    """Reload the configuration in every API process and worker, without a restart: each
+    applies the reloadable keys and names those that need one."""
+    answer = state.client().reload_config(wait_seconds)
+    if as_json:
+        return print_json(answer)
+    for report in answer["processes"]:
+        line = f"{report['process']}: reloaded {', '.join(report['reloaded']) or 'nothing'}"
+        if report["needs_restart"]:
+            line += f"; needs a restart: {', '.join(report['needs_restart'])}"
+        if report["error"]:
+            line += f"; kept the old configuration: {report['error']}"
+        click.echo(line)
+    for process in answer["not_reported"]:
+        click.echo(f"{process}: no report yet (it applies the reload before its next run)")
+
+
 def config_warnings(settings: Settings) -> list[str]:
     from cca_core.infra.connections import connection_warning
     from cca_core.rules import ignored_rules

@@ -8,6 +8,7 @@ import click
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from cca_core.access.safe_defaults import refuse_unsafe
+from cca_core.infra.config import load_settings
 from cca_core.infra.local_secrets import KEY_FILE, ensure_local_key
 from cca_core.infra.logs import configure_logging_for
 from cca_core.settings import Settings
@@ -34,7 +35,7 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         from cca_api import create_app
 
         configure_logging_for(self.settings)
-        return create_app(self.settings)
+        return create_app(self.settings, load=lambda: with_an_admin_key(load_settings()))
 
 
 def json_logconfig(level: str) -> dict[str, Any]:

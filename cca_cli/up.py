@@ -11,9 +11,11 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import redis
 
 from cca_cli.children import ChildProcesses
 from cca_cli.context import CliState, handle_errors, pass_state
+from cca_core.infra import reload
 from cca_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
 from cca_core.infra.local_secrets import TOKEN_SECRET, ensure_local_key
 from cca_core.infra.migrate import upgrade
@@ -59,6 +61,7 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool,
             postgres = start_postgres(data_dir / "postgres")
             servers.append(postgres)
             postgres_url = postgres.url
+        signal.signal(signal.SIGHUP, lambda *_: reload.bump(redis.Redis.from_url(redis_url)))
         env.update({"CCA__REDIS__URL": redis_url, "CCA__POSTGRES__URL": postgres_url,
                     "CCA__DAEMON__REQUIRE_AUTH": "true",
                     "CCA__DAEMON__API_KEYS": ",".join([*settings.daemon.api_keys,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+import redis
 from celery import Celery, signals
 
+from cca_core.infra import reload
 from cca_core.infra.logs import configure_logging_for
 from cca_core.settings import Settings
 from cca_core.tasks.dispatch import celery_config
@@ -33,11 +35,21 @@ def make_celery(settings: Settings, *, runs_agents: bool = True) -> Celery:
     app.steps["consumer"].add(make_fleet_step(settings))
     signals.worker_process_init.connect(_die_with_the_worker, weak=False)
     signals.task_revoked.connect(make_expiry_handler(settings), weak=False)
+    signals.worker_ready.connect(lambda **_: reload_on_sighup(settings.redis.url), weak=False)
     signals.setup_logging.connect(
         lambda **_: configure_logging_for(settings),
         weak=False)
     tasks.configure(settings, bwrap)
     return app
+
+
+def reload_on_sighup(redis_url: str) -> None:
+    """SIGHUP asks the whole fleet to reload its configuration (cca_core.infra.reload), in
+    place of Celery's restart of the worker (which would stop its running agents)."""
+    def handler(signum: int, frame: Any) -> None:
+        reload.bump(redis.Redis.from_url(redis_url, socket_timeout=5))
+
+    signal.signal(signal.SIGHUP, handler)
 
 
 def _die_with_the_worker(**_: Any) -> None:

@@ -21,13 +21,15 @@ from cca_core import __version__
 from cca_core.credentials import fleet_credentials
 from cca_core.credentials.pool import CredentialPool, describe
 from cca_core.fleet.state import announce, withdraw
+from cca_core.infra.config import load_settings
 from cca_core.infra.db import autocommit, make_engine, make_session_factory
+from cca_core.infra.reload import Watcher
 from cca_core.models import Task
 from cca_core.names import SWEEP_LOCK_KEY
 from cca_core.settings import Settings
 from cca_core.tasks import store
 from cca_core.tasks.submission import enqueue
-from cca_worker import budget
+from cca_worker import budget, tasks
 from cca_worker.retention import enforce_retention
 from cca_worker.sweep import sweep
 
@@ -43,16 +45,15 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
 
         def start(self, c: Any) -> None:
             self.consumer = c
+            self.settings = settings
             self.redis = redis.Redis.from_url(settings.redis.url, socket_timeout=5)
+            self.watcher = Watcher(self.redis, settings, load_settings, c.hostname)
             self.engine = make_engine(settings.postgres.url, pool_size=0)
             self.sessions = make_session_factory(self.engine)
             self.queues = sorted(q.name for q in c.task_consumer.queues)
             self.paused = False
             self.started_at = time.time()
-            credentials = fleet_credentials(settings, os.environ)
-            self.credentials = describe(credentials)
-            self.pool = (CredentialPool(self.redis, credentials, settings.agents.lease_seconds)
-                         if credentials else None)
+            self._lend(settings)
             self.parked: set[str] = set()
             self.last_sweep = 0.0
             self.timer = c.timer.call_repeatedly(TICK_S, self.tick, priority=10)
@@ -64,10 +65,11 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
 
         def tick(self) -> None:
             try:
+                self._reload()
                 self._gate_budget()
                 self._announce()
                 self._send_after_resets()
-                if time.monotonic() - self.last_sweep >= settings.worker.sweep_interval_seconds:
+                if time.monotonic() - self.last_sweep >= self.settings.worker.sweep_interval_seconds:
                     self.last_sweep = time.monotonic()
                     self._sweep()
             except Exception:  # a failed tick must not kill the consumer; the next one retries
@@ -75,11 +77,27 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
 
         def _announce(self) -> None:
             info = {"hostname": self.consumer.hostname, "pid": os.getpid(), "version": __version__,
-                    "slots_total": settings.daemon.max_agents, "queues": self.queues,
+                    "slots_total": self.settings.daemon.max_agents, "queues": self.queues,
                     "paused_for_budget": self.paused, "started_at": self.started_at,
                     "seen_at": time.time(), "credentials": self.credentials}
-            ttl = max(5, int(settings.worker.heartbeat_seconds * 5))
+            ttl = max(5, int(self.settings.worker.heartbeat_seconds * 5))
             announce(self.redis, info, ttl)
+
+        def _reload(self) -> None:
+            """Apply a reloaded configuration (cca_core.infra.reload): here, and in every pool
+            process forked from now on (the running ones reload before their next run)."""
+            fresh = self.watcher.check()
+            if fresh is not None:
+                self.settings = fresh
+                self._lend(fresh)
+                tasks.configure(fresh, tasks.current_bwrap())
+
+        def _lend(self, settings: Settings) -> None:
+            """The credentials this worker lends: announced (no secret), their windows watched."""
+            credentials = fleet_credentials(settings, os.environ)
+            self.credentials = describe(credentials)
+            self.pool = (CredentialPool(self.redis, credentials, settings.agents.lease_seconds)
+                         if credentials else None)
 
         def _send_after_resets(self) -> None:
             """When a credential's usage window resets, send the tasks that waited for it at
@@ -91,7 +109,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             freed = parked - self.parked
             if not freed:
                 return
-            room = sum(self.pool.credentials[name].max_agents or settings.daemon.max_agents
+            room = sum(self.pool.credentials[name].max_agents or self.settings.daemon.max_agents
                        for name in freed)
             with autocommit(self.engine) as connection:
                 waiting = store.release_credential_waits(connection, room)
@@ -101,11 +119,11 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                 self._send(task)
 
         def _gate_budget(self) -> None:
-            limit = settings.worker.token_budget_per_window
+            limit = self.settings.worker.token_budget_per_window
             if not limit:
                 return
             used = budget.used_in_window(self.redis, self.consumer.hostname,
-                                         settings.worker.budget_window_seconds)
+                                         self.settings.worker.budget_window_seconds)
             if used >= limit and not self.paused:
                 log.warning("token budget %s reached (%s used): pausing queues %s", limit, used,
                             self.queues)
@@ -119,17 +137,17 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                 self.paused = False
 
         def _sweep(self) -> None:
-            interval = max(1, int(settings.worker.sweep_interval_seconds))
+            interval = max(1, int(self.settings.worker.sweep_interval_seconds))
             if not self.redis.set(SWEEP_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
                 return
-            report = sweep(self.engine, self._send, settings.agents,
-                           resend_after_s=settings.worker.resend_after_seconds)
+            report = sweep(self.engine, self._send, self.settings.agents,
+                           resend_after_s=self.settings.worker.resend_after_seconds)
             if report.resent or report.ended or report.released:
                 log.warning("sweep: re-sent %s, ended %s, released %s workflow steps",
                             report.resent, report.ended, report.released)
             if report.retried:
                 log.info("sweep: sent %s tasks whose retry came due", report.retried)
-            kept = enforce_retention(self.sessions, self.redis, settings.retention)
+            kept = enforce_retention(self.sessions, self.redis, self.settings.retention)
             if kept.task_events or kept.sessions or kept.streams:
                 log.info("retention: deleted %s task events, %s stored sessions, %s event streams",
                          kept.task_events, kept.sessions, kept.streams)

@@ -67,6 +67,12 @@ class ModelProxy:
         self._server.proxy = self
         threading.Thread(target=self._server.serve_forever, name="model-proxy", daemon=True).start()
 
+    def close(self) -> None:
+        """Stop serving (a reloaded configuration brings another proxy)."""
+        self._server.shutdown()
+        self._server.server_close()
+        self.http.close()
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"

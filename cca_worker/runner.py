@@ -25,6 +25,7 @@ from cca_core.credentials.pool import Busy
 from cca_core.errors import Invalid
 from cca_core.infra.db import autocommit
 from cca_core.infra.redact import Redactor, secret_env_values, settings_secrets
+from cca_core.infra.reload import Watcher
 from cca_core.models import Task
 from cca_core.retries import Failure, retry_at, rule_for, rules_of
 from cca_core.settings import Settings
@@ -70,6 +71,8 @@ class WorkerContext:
     # The process's model API proxy, lending the fleet's credentials; without one (no
     # credential configured or in the environment) agents reach the model API on their own.
     proxy: ModelProxy | None = None
+    # Notices a reloaded configuration (cca_core.infra.reload) before a run.
+    watcher: Watcher | None = None
     # What sends the messages of the workflow steps a finish releases (the worker's Celery
     # app); without one the sweep sends them.
     producer: Producer | None = None

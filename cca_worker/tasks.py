@@ -8,7 +8,7 @@ first use (:class:`~cca_worker.runner.WorkerContext`)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -17,8 +17,10 @@ from celery import shared_task
 
 from cca_core.credentials import fleet_credentials
 from cca_core.credentials.pool import CredentialPool
+from cca_core.infra.config import load_settings
 from cca_core.infra.connections import WORKER_SLOT_OVERFLOW, WORKER_SLOT_POOL_SIZE
 from cca_core.infra.db import make_engine
+from cca_core.infra.reload import Watcher
 from cca_core.names import INDEX_CODE_TASK, REEMBED_TASK, RUN_AGENT_TASK
 from cca_core.settings import Settings
 from cca_core.tasks.submission import Producer
@@ -38,10 +40,15 @@ _contexts: dict[int, WorkerContext] = {}
 
 
 def configure(settings: Settings, bwrap: str | None) -> None:
-    """What this worker's tasks run with; set once, before the pool processes fork."""
+    """What this worker's tasks run with; set before the pool processes fork (and again on a
+    reload, for the ones forked later)."""
     global _setup
     _setup = _Setup(settings, bwrap)
     _contexts.clear()
+
+
+def current_bwrap() -> str | None:
+    return _setup.bwrap if _setup is not None else None
 
 
 @shared_task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -74,7 +81,8 @@ def _model_proxy(settings: Settings, client: redis.Redis) -> ModelProxy | None:
 
 
 def _context(hostname: str, producer: Producer) -> WorkerContext:
-    """Per-process resources, made after the fork on first use."""
+    """Per-process resources, made after the fork on first use; a reloaded configuration
+    (cca_core.infra.reload) applies from the next run on."""
     if _setup is None:
         raise RuntimeError("cca_worker.tasks.configure was not called (make_celery calls it)")
     pid = os.getpid()
@@ -88,5 +96,22 @@ def _context(hostname: str, producer: Producer) -> WorkerContext:
             settings=settings, hostname=hostname, slot=getattr(current_process(), "index", 0) or 0,
             engine=engine, redis=client, bwrap=_setup.bwrap, producer=producer,
             proxy=_model_proxy(settings, client),
+            # its settings were read when the worker started: any reload since replaces them
+            watcher=Watcher(client, settings, load_settings, f"{hostname} pool {pid}", report=False,
+                            generation=0),
         )
+    _reload(_contexts[pid])
     return _contexts[pid]
+
+
+def _reload(ctx: WorkerContext) -> None:
+    """This process's context with the reloaded settings, if the configuration moved."""
+    fresh = ctx.watcher.check() if ctx.watcher is not None else None
+    if fresh is None:
+        return
+    proxy = ctx.proxy
+    if fresh.credentials != ctx.settings.credentials:
+        if proxy is not None:
+            proxy.close()
+        proxy = _model_proxy(fresh, ctx.redis)
+    _contexts[os.getpid()] = replace(ctx, settings=fresh, proxy=proxy)

@@ -104,6 +104,9 @@ class CcaClient:
     def token_recommendations(self, days: int = 7) -> dict[str, Any]:
         return self.request("GET", "/api/v1/tokens/recommendations", params={"days": days})
 
+    def reload_config(self, wait_seconds: float = 3.0) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/admin/config/reload", params={"wait_seconds": wait_seconds})
+
     def credentials(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/credentials")
 

@@ -24,7 +24,8 @@ def test_an_agents_telemetry_reaches_the_collector_tagged_with_its_task(make_set
         wait_for(lambda: any(attrs.get("cca.task_id") == task["id"]
                              for attrs in collector.resource_attributes()),
                  timeout_s=20, message="the agent's telemetry to reach the collector")
-        tagged = [attrs for attrs in collector.resource_attributes() if attrs.get("cca.task_id") == task["id"]]
+        tagged = [attrs for attrs in collector.resource_attributes()
+                  if attrs.get("cca.task_id") == task["id"]]
         assert {attrs["cca.role"] for attrs in tagged} == {"qa"}
         assert {attrs["cca.worker"] for attrs in tagged} == {"w1@test"}
         assert {path for path, _ in collector.received} & {"/v1/metrics", "/v1/logs"}
