@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cca_core.streamjson import content_text
+
 DENIAL_MARKERS = (
     "has been denied",
     "haven't granted it yet",
@@ -36,7 +38,7 @@ class DenialTracker:
                     use = self._tool_uses.get(block.get("tool_use_id", ""), {
                         "tool_name": None, "tool_use_id": block.get("tool_use_id"),
                         "tool_input": None})
-                    self._add({**use, "message": _text(block.get("content"))[:500]})
+                    self._add({**use, "message": content_text(block.get("content"))[:500]})
 
     def merge(self, reported: Any) -> list[dict[str, Any]]:
         """The CLI's own list plus what only the stream showed, each tool use once."""
@@ -56,13 +58,6 @@ class DenialTracker:
 def _is_denial(block: Any) -> bool:
     if not isinstance(block, Mapping) or block.get("type") != "tool_result" or not block.get("is_error"):
         return False
-    text = _text(block.get("content"))
+    text = content_text(block.get("content"))
     return any(marker in text for marker in DENIAL_MARKERS)
 
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
-    return ""

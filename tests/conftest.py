@@ -23,8 +23,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from sqlalchemy import Engine
 
 from cca_core.infra.config import validate
+from cca_core.infra.db import make_engine
 from cca_core.infra.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
@@ -86,6 +88,14 @@ def database_url(pg_server: EmbeddedPostgres) -> str:
 def redis_url(redis_server: EmbeddedRedis) -> str:
     redis.Redis.from_url(redis_server.url).flushall()
     return redis_server.url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A small engine on the test's database, for setting rows up directly."""
+    engine = make_engine(database_url, pool_size=1)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

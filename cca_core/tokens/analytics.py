@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cca_core.streamjson import content_blocks, content_text
 from cca_core.tokens.schemas import (
     CHARS_PER_TOKEN,
     DayRow,
@@ -36,14 +37,14 @@ def task_tokens(task_id: str, events: Iterable[Mapping[str, Any]]) -> TaskTokens
         meter.observe(event)
         kind = event.get("type")
         if kind == "assistant":
-            for block in _blocks(event.get("message")):
+            for block in content_blocks(event.get("message")):
                 if block.get("type") == "tool_use" and block.get("id"):
                     tool_names[block["id"]] = str(block.get("name") or "unknown")
         elif kind == "user":
-            for block in _blocks(event.get("message")):
+            for block in content_blocks(event.get("message")):
                 if block.get("type") == "tool_result":
                     name = tool_names.get(str(block.get("tool_use_id")), "unknown")
-                    outputs.setdefault(name, []).append(len(_text(block.get("content"))))
+                    outputs.setdefault(name, []).append(len(content_text(block.get("content"))))
         elif kind == "result":
             _add_costs(costs, event.get("modelUsage"))
     turns = [_turn(n, message_id, model, usage)
@@ -157,19 +158,6 @@ def _add_costs(costs: dict[str, dict[str, float]], model_usage: Any) -> None:
         for source, name in names.items():
             value = spent.get(source) if isinstance(spent, Mapping) else None
             into[name] += float(value) if isinstance(value, int | float) else 0.0
-
-
-def _blocks(message: Any) -> list[Mapping[str, Any]]:
-    content = message.get("content") if isinstance(message, Mapping) else None
-    return [block for block in content if isinstance(block, Mapping)] if isinstance(content, list) else []
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(block.get("text", "")) for block in content if isinstance(block, Mapping))
-    return ""
 
 
 def _ratio(part: int, whole: int) -> float:

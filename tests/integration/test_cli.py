@@ -179,6 +179,8 @@ def test_cca_up_restarts_a_dead_worker_stops_cleanly_and_reuses_its_data(
 
     try:
         first = start()
+        # it starts in tmp_path, which holds its data directory: tasks may not work there
+        assert f"not letting tasks work in {tmp_path}" in log.read_text(errors="replace")
         script = json.dumps({"steps": [{"text": "done by the embedded fleet"}]})
         result = cca("--api-url", url, "submit", f"[[script:{script}]]", "--wait", "--json", env=env)
         assert result.returncode == 0, result.stderr

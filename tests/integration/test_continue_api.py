@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import text
 
 from cca_api import create_app
-from cca_core.infra.db import make_engine
 from cca_core.sessions import store as sessions
 from cca_core.sessions.store import Checkpoint
 from tests.integration.test_api import queued_messages
@@ -20,13 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def client(make_settings):
     return create_app(make_settings()).test_client()
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url, pool_size=1)
-    yield engine
-    engine.dispose()
 
 
 def ended(client, engine, status="succeeded", with_session=True, **body) -> dict:

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import text
 
 from cca_api import create_app
-from cca_core.infra.db import make_engine
 from cca_core.tasks import history, store
 
 pytestmark = pytest.mark.integration
@@ -26,13 +25,6 @@ def recorded(name: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def client(make_settings):
     return create_app(make_settings()).test_client()
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url, pool_size=1)
-    yield engine
-    engine.dispose()
 
 
 def ended(client, engine, events: list[dict[str, Any]], status="succeeded", error_code=None,
