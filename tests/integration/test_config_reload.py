@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from cca_api import create_app
 from cca_core.infra.reload import apply, diff
 from cca_core.settings import Settings
 from tests.conftest import start_api_process
 from tests.support import toml
-from tests.support.fleet import bash
+from tests.support.fleet import FleetAPI, bash
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -81,3 +82,25 @@ def test_a_reload_reaches_every_api_process_and_worker_without_a_restart(
     kept = httpx.post(f"{url}/api/v1/admin/config/reload?wait_seconds=5", timeout=30).json()
     api = next(report for report in kept["processes"] if report["process"].startswith("api@"))
     assert api["error"] and submit(url, role="qa")["token_budget"] == 23456  # the old one stays
+
+
+def test_reloaded_credentials_reach_the_next_run_through_a_new_proxy(
+        tmp_path, config_data, make_settings, start_worker, model_api):
+    def lend(key: str) -> dict[str, Any]:
+        return {"credentials": {key: {"api_key": f"key-{key}", "base_url": model_api.url}}}
+
+    start_worker("w1", **lend("a"))
+    api = FleetAPI(create_app(make_settings()).test_client())
+
+    def run(marker: str) -> set[str]:
+        task = api.submit({"text": "ok"}, prompt_prefix=f"{marker} ")
+        assert api.wait_terminal(task["id"], timeout_s=60)["status"] == "succeeded"
+        return {record["key"] for record in model_api.records
+                if marker in json.dumps(record["body"]["messages"][0])}
+
+    assert run("first-run") == {"key-a"}
+    toml.write(tmp_path / "w1.toml", {**config_data, **lend("b")})
+    answer = api.client.post("/api/v1/admin/config/reload?wait_seconds=10").get_json()
+    [worker] = [report for report in answer["processes"] if report["process"] == "w1@test"]
+    assert worker["reloaded"] == ["credentials.a", "credentials.b"], answer
+    assert run("second-run") == {"key-b"}  # the pool process lent the new credential
