@@ -9,7 +9,20 @@ from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 
-from cca_api import code, errors, fleet, keys, memory, openapi, roles, schedules, tasks, tokens, workflows
+from cca_api import (
+    code,
+    errors,
+    fleet,
+    keys,
+    live,
+    memory,
+    openapi,
+    roles,
+    schedules,
+    tasks,
+    tokens,
+    workflows,
+)
 from cca_api.auth import ANONYMOUS, presented_key, refuse_task_tokens_outside, require_key
 from cca_api.limits import check_rate, client_ip
 from cca_api.operations import declared
@@ -73,7 +86,7 @@ def routes() -> Flask:
     ``create_app`` builds on, and what the OpenAPI document describes."""
     app = Flask("cca_api")
     for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp, schedules.bp, roles.bp,
-                      workflows.bp, memory.bp, code.bp, tokens.bp):
+                      workflows.bp, memory.bp, code.bp, tokens.bp, live.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -1,4 +1,5 @@
-"""The connections one API process holds: a Postgres pool, a Redis client, a Celery producer."""
+"""The connections one API process holds: a Postgres pool, a Redis client, a Celery producer,
+and for live followers a status hub and a Redis client of their own."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from dataclasses import dataclass
 
 import redis
 from celery import Celery
+from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_api.auth import KeyResolver
+from cca_api.hub import StatusHub
 from cca_core.infra.connections import api_pool
 from cca_core.infra.db import make_engine, make_session_factory
 from cca_core.infra.reload import Watcher
@@ -27,6 +30,10 @@ class Resources:
     celery: Celery
     keys: KeyResolver
     estimates: Estimates
+    hub: StatusHub
+    # Followers block on reads of their task's stream: a pool of their own (one connection
+    # each), so they never take the connections other requests need.
+    followers_redis: Redis
     # Reloads the configuration when asked (cca_core.infra.reload); None for an app built
     # from given settings (tests), which has no files to read again.
     watcher: Watcher | None = None
@@ -48,4 +55,16 @@ def make_resources(settings: Settings) -> Resources:
                                    max_connections=settings.redis.pool_size),
         celery=producer,
         estimates=Estimates(engine),
+        hub=StatusHub(settings.postgres.url, follower_capacity(settings)),
+        followers_redis=redis.Redis.from_url(settings.redis.url, socket_timeout=5,
+                                             socket_connect_timeout=3,
+                                             max_connections=follower_capacity(settings)),
     )
+
+
+RESERVED_THREADS = 8  # of each API process's threads, never taken by followers
+
+
+def follower_capacity(settings: Settings) -> int:
+    """How many live streams one API process follows at once."""
+    return settings.daemon.api_threads - RESERVED_THREADS

@@ -9,11 +9,11 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
-from cca_api import operations
+from cca_api import live, operations
 from cca_api.auth import Principal, current, require_role
 from cca_api.narrowing import inherit_from_parent, permitted_values
 from cca_api.operations import ANY_OBJECT, Answer, operation
@@ -154,9 +154,9 @@ def lock_parent(connection: Connection, parent_id: str, res: Resources, scope: s
     return parent
 
 
-def check_token_scope(connection: Connection, task_id: str) -> None:
+def check_token_scope(connection: Connection, task_id: str, principal: Principal | None = None) -> None:
     """A task token sees its own task and its descendants only; others answer 404."""
-    root = current().task_id
+    root = (principal or current()).task_id
     if root is not None and not store.in_subtree(connection, task_id, root):
         raise NotFound(f"task {task_id} not found")
 
@@ -219,14 +219,46 @@ def diff(task_id: str) -> dict[str, Any]:
            errors=(404,))
 def show(task_id: str) -> dict[str, Any]:
     with transaction(resources().sessions) as session:
-        connection = session.connection()
-        check_token_scope(connection, task_id)
-        task = store.get_task(connection, task_id, current().scope())
-        children = store.child_ids(connection, task.id)
-        if task.workflow_id is not None and task.step is None:  # a coordinated task
-            _, steps = workflows.get_workflow(connection, str(task.workflow_id))
-            task = store.with_usage_of(task, steps)
-    return task_view(task, children=children).model_dump(mode="json")
+        return read_task(session.connection(), task_id, current()).model_dump(mode="json")
+
+
+def read_task(connection: Connection, task_id: str, principal: Principal) -> TaskView:
+    """The task as ``principal`` may see it (a coordinated task with its tree's usage)."""
+    check_token_scope(connection, task_id, principal)
+    task = store.get_task(connection, task_id, principal.scope())
+    children = store.child_ids(connection, task.id)
+    if task.workflow_id is not None and task.step is None:  # a coordinated task
+        _, steps = workflows.get_workflow(connection, str(task.workflow_id))
+        task = store.with_usage_of(task, steps)
+    return task_view(task, children=children)
+
+
+class StreamQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: int | None = Field(default=None, ge=0, description="resume after this event id "
+                              "(the Last-Event-ID header does the same)")
+
+
+@bp.get("/<task_id>/stream")
+@operation("Follow a task live (Server-Sent Events): recorded events after the cursor, then "
+           "new ones, its status changes, heartbeats; ends after a terminal status",
+           live.STREAM_ANSWER, media=live.STREAM_MEDIA, query=StreamQuery, errors=(404, 422, 503))
+def stream(task_id: str) -> Response:
+    res, principal = resources(), current()
+    query = operations.query(StreamQuery)
+    cursor = query.after if query.after is not None else last_event_id()
+    with transaction(res.sessions) as session:  # 404 before the stream starts
+        read_task(session.connection(), task_id, principal)
+    return live.stream_response(live.follow_task(
+        res, task_id, cursor, principal.scope(),
+        lambda connection: read_task(connection, task_id, principal)))
+
+
+def last_event_id() -> int:
+    value = request.headers.get("Last-Event-ID", "").strip() or "0"
+    if not value.isdigit():
+        raise Invalid("Last-Event-ID: must be an event id (a whole number)", field="Last-Event-ID")
+    return int(value)
 
 
 @bp.get("")

@@ -15,11 +15,18 @@ from cca_core.settings import Settings
 
 
 class ApiServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn with the app built from already-validated settings."""
+    """gunicorn with the app built from already-validated settings.
+
+    gthread workers: a live follower (SSE) keeps its request open for minutes while it mostly
+    waits on a socket, so each process serves ``daemon.api_threads`` requests at once and
+    followers can take all but a few of them (cca_api.resources.follower_capacity). A sync
+    worker would be taken whole by one follower; gevent would need every driver (psycopg,
+    redis, kombu) patched, and an asyncio server a second app."""
 
     def __init__(self, settings: Settings, bind: str, processes: int) -> None:
         self.settings = settings
-        self.options: dict[str, Any] = {"bind": bind, "workers": processes, "worker_class": "sync",
+        self.options: dict[str, Any] = {"bind": bind, "workers": processes, "worker_class": "gthread",
+                        "threads": settings.daemon.api_threads,
                         "timeout": 60, "graceful_timeout": 10,
                         "loglevel": {"warn": "warning"}.get(settings.daemon.log_level,
                                                             settings.daemon.log_level)}

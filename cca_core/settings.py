@@ -51,6 +51,10 @@ class DaemonSettings(Section):
     api_keys: CommaList = []
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     api_processes: int = Field(2, ge=1, le=64)
+    # Threads per API process (gunicorn's gthread worker): a live follower (SSE) holds one,
+    # so each process follows at most api_threads - 8 streams and keeps 8 for other requests.
+    api_threads: int = Field(128, ge=16, le=1024)
+    stream_heartbeat_seconds: int = Field(15, ge=1, le=55)  # under HAProxy's 60 s idle timeout
     task_token_secret: str = ""
 
     @field_validator("bind_address")

@@ -5,7 +5,6 @@ key or its bridge token leaves neither in the record nor in the stream."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ from cca_core.infra.db import autocommit
 from cca_core.infra.redact import Redactor
 from cca_core.names import events_stream_key
 from cca_core.tasks import store
+from cca_core.tasks.live import stream_entry
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +40,31 @@ class EventSink:
         self._pending.append(self._redactor.value(event))
 
     def flush(self) -> None:
-        """Write what is buffered (one statement). Postgres errors propagate; Redis is best
-        effort."""
+        """Write what is buffered (one statement), then publish it under the ids it got.
+        Postgres errors propagate; Redis is best effort."""
         if not self._pending:
             return
         batch = self.take()
         with autocommit(self._engine) as connection:
-            store.append_events(connection, self._task_id, self._attempt, batch)
-        self.publish(batch)
+            recorded = store.append_events(connection, self._task_id, self._attempt, batch)
+        self._publish(batch, recorded)
 
     def take(self) -> list[dict[str, Any]]:
         """What is buffered, no longer buffered: the run's last events, which its finishing
-        write records; :meth:`publish` them once committed."""
+        write records (followers read those from the table when the status changes)."""
         batch, self._pending = self._pending, []
         return batch
 
-    def publish(self, batch: list[dict[str, Any]]) -> None:
-        """Append committed events to the task's Redis stream (best effort)."""
-        if not batch:
-            return
+    def _publish(self, batch: list[dict[str, Any]], recorded: list[tuple[Any, Any]]) -> None:
+        """Append committed events to the task's Redis stream under their table ids."""
         key = events_stream_key(self._task_id)
         try:
-            # MULTI: the entries and the stream's expiry are written together or not at all.
+            # MULTI: the entries and the stream's expiry are written together. An entry older
+            # than the stream's last (a run that lost its task publishing late) is refused.
             pipe = self._redis.pipeline(transaction=True)
-            for event in batch:
-                pipe.xadd(key, {"attempt": self._attempt, "event": json.dumps(event)},
-                          maxlen=self._max_events, approximate=True)
+            for event, (event_id, created_at) in zip(batch, recorded, strict=True):
+                entry_id, fields = stream_entry(event_id, self._attempt, created_at, event)
+                pipe.xadd(key, fields, id=entry_id, maxlen=self._max_events, approximate=True)
             pipe.expire(key, self._ttl_s)
             pipe.execute()
         except redis.RedisError as exc:

@@ -329,8 +329,6 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
         # A retry refused (cancelled meanwhile, or lost) still recorded the events.
         finished = not parked and store.finish_task(
             connection, task_id, attempt, redacted, [] if due is not None else last_events)
-    if sink:
-        sink.publish(last_events)
     if parked:
         log.info("task %s: attempt %s failed (%s); it runs again at %s", task_id, attempt,
                  outcome.error_code, due)

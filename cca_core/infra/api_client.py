@@ -6,12 +6,20 @@ with code ``unreachable`` when nothing answers at the URL.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from cca_core.infra import sse
+
 DEFAULT_URL = "http://127.0.0.1:9200"
+# A live stream sends a heartbeat at least every 55 s (daemon.stream_heartbeat_seconds):
+# a read that waits longer than this has lost its connection.
+STREAM_READ_TIMEOUT_S = 75.0
+STREAM_RECONNECTS = 5  # in a row, without an event between them
 
 
 class ApiError(Exception):
@@ -47,20 +55,55 @@ class CcaClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiError(0, "unreachable", f"the cca API at {self.base_url} is not reachable "
-                           f"({type(exc).__name__}): start it with `cca up`") from exc
-        if response.is_error:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            error = body.get("error") if isinstance(body, dict) else None
-            if isinstance(error, dict):
-                raise ApiError(response.status_code, str(error.get("code")),
-                               str(error.get("message")), error.get("field"))
-            raise ApiError(response.status_code, "http_error",
-                           f"HTTP {response.status_code} from {self.base_url}{path}")
+            raise self._unreachable(exc) from exc
+        self._check(response, path)
         return response
+
+    def _unreachable(self, exc: Exception) -> ApiError:
+        return ApiError(0, "unreachable", f"the cca API at {self.base_url} is not reachable "
+                        f"({type(exc).__name__}): start it with `cca up`")
+
+    def _check(self, response: httpx.Response, path: str) -> None:
+        """Raise the API's error when ``response`` is one."""
+        if not response.is_error:
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            raise ApiError(response.status_code, str(error.get("code")),
+                           str(error.get("message")), error.get("field"))
+        raise ApiError(response.status_code, "http_error",
+                       f"HTTP {response.status_code} from {self.base_url}{path}")
+
+    def follow(self, task_id: str, after: int = 0) -> Iterator[sse.ServerEvent]:
+        """A task's live stream (``event``, ``status`` and ``end`` events) until it ends.
+        A dropped connection is made again from the last event seen. Raises ApiError."""
+        path, cursor, failures = f"/api/v1/tasks/{quote(task_id)}/stream", after, 0
+        timeout = httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT_S)
+        while True:
+            try:
+                with self._http.stream("GET", path, headers={"Last-Event-ID": str(cursor)},
+                                       timeout=timeout) as response:
+                    if response.is_error:
+                        response.read()
+                        self._check(response, path)
+                    for event in sse.parse(response.iter_lines()):
+                        failures = 0
+                        cursor = event.id if event.id is not None else cursor
+                        yield event
+                        if event.event == "end":
+                            return
+            except httpx.TransportError as exc:
+                dropped: Exception = exc
+            else:  # closed before its end (an API process restarting, say)
+                dropped = ConnectionError("the stream closed before the task ended")
+            failures += 1
+            if failures > STREAM_RECONNECTS:
+                raise self._unreachable(dropped) from dropped
+            time.sleep(min(2.0 ** failures, 10.0) / 4)
 
     def submit(self, task: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}

@@ -505,10 +505,13 @@ def expire_task(connection: Connection, task_id: str) -> bool:
 
 def append_events(
     connection: Connection, task_id: str, attempt: int, events: Sequence[dict[str, Any]]
-) -> None:
-    """Persist stream-json events in order."""
-    if events:
-        connection.execute(_INSERT_EVENTS, _event_values(task_id, attempt, events))
+) -> list[tuple[int, datetime]]:
+    """Persist stream-json events in order; returns each one's (id, created_at), in order."""
+    if not events:
+        return []
+    rows = connection.execute(_INSERT_EVENTS.returning(TaskEvent.id, TaskEvent.created_at),
+                              _event_values(task_id, attempt, events))
+    return sorted((row.id, row.created_at) for row in rows)  # ids are given in insert order
 
 
 def _event_values(task_id: str, attempt: int, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
