@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cca_cli.context import CliState, handle_errors, pass_state, print_json
+from cca_cli.follow import Renderer
 from cca_core.infra.api_client import ApiError, CcaClient
 from cca_core.tasks.status import TERMINAL_STATUSES, TaskStatus
 
@@ -58,6 +59,8 @@ def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
 @click.command()
 @click.argument("prompt")
 @click.option("--wait", is_flag=True, help="Wait for the result, showing progress.")
+@click.option("--follow", is_flag=True, help="Show the run live (text, tool calls, denials, "
+              "retries, tokens and cost), then the result.")
 @click.option("--role")
 @click.option("--model")
 @click.option("--priority", type=click.Choice(["low", "normal", "high", "critical"]))
@@ -82,7 +85,8 @@ def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @pass_state
 @handle_errors
-def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_key: str | None,
+def submit(state: CliState, prompt: str, wait: bool, follow: bool, as_json: bool,
+           idempotency_key: str | None,
            recall_k: int | None, no_repo: bool, **fields: Any) -> None:
     """Submit an agent task (PROMPT) to the fleet. Run inside a git repository, the task works
     on that repository (in a clone of its own, on branch cca/<task id>) unless --no-repo or
@@ -109,7 +113,7 @@ def submit(state: CliState, prompt: str, wait: bool, as_json: bool, idempotency_
                    err=True)
     if not as_json:
         show_estimate(task)
-    report(client, task, wait, as_json)
+    report(client, task, wait, as_json, follow=follow)
 
 
 def show_estimate(task: dict[str, Any]) -> None:
@@ -132,19 +136,34 @@ def repository_of(directory: Path) -> Path | None:
     return None
 
 
-def report(client: CcaClient, task: dict[str, Any], wait: bool, as_json: bool) -> None:
-    """Print a submitted task (its id, or with ``wait`` how it ended: exit 1 unless it
-    succeeded)."""
-    if wait:
-        task = wait_for(client, task["id"], quiet=as_json)
-    if as_json:
-        print_json(task)
+def report(client: CcaClient, task: dict[str, Any], wait: bool, as_json: bool, *,
+           follow: bool = False) -> None:
+    """Print a submitted task (its id, or with ``wait`` or ``follow`` how it ended: exit 1
+    unless it succeeded)."""
+    if follow:
+        task = follow_live(client, task["id"], as_json)
     elif wait:
+        task = wait_for(client, task["id"], quiet=as_json)
+    if as_json and not follow:
+        print_json(task)
+    elif wait or follow:
         print_task(task)
     else:
         click.echo(task["id"])
-    if wait and task["status"] != "succeeded":
+    if (wait or follow) and task["status"] != "succeeded":
         raise SystemExit(1)
+
+
+def follow_live(client: CcaClient, task_id: str, as_json: bool) -> dict[str, Any]:
+    """Show the task's stream until it ends (as JSON lines with ``as_json``); return the task."""
+    renderer = Renderer()
+    for event in client.follow(task_id):
+        if as_json:
+            click.echo(json.dumps({"event": event.event, "id": event.id, "data": event.data}))
+            continue
+        for line in renderer.lines(event):
+            console.print(line, markup=False, highlight=False)
+    return client.task(task_id)
 
 
 @click.group()
@@ -196,6 +215,21 @@ def cancel(state: CliState, task_id: str) -> None:
     task = state.client().cancel(task_id)
     click.echo(f"{task['id']}: {task['status']}"
                + (" (stop requested)" if task["status"] == TaskStatus.RUNNING else ""))
+
+
+@tasks.command("follow")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="Print each stream event as a JSON line.")
+@pass_state
+@handle_errors
+def follow_command(state: CliState, task_id: str, as_json: bool) -> None:
+    """Show a task live, from its first event: text, tool calls, denials, retries, tokens and
+    cost; exit 1 unless it succeeded."""
+    task = follow_live(state.client(), task_id, as_json)
+    if not as_json:
+        print_task(task)
+    if task["status"] != "succeeded":
+        raise SystemExit(1)
 
 
 @tasks.command()

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from cca_core.infra.db import autocommit
 from cca_core.infra.redact import Redactor
@@ -35,6 +36,7 @@ class EventSink:
         self._max_events = max_events
         self._redactor = redactor or Redactor()
         self._pending: list[dict[str, Any]] = []
+        self._last_id = 0  # of the last event this sink recorded
 
     def add(self, event: dict[str, Any]) -> None:
         self._pending.append(self._redactor.value(event))
@@ -51,12 +53,28 @@ class EventSink:
 
     def take(self) -> list[dict[str, Any]]:
         """What is buffered, no longer buffered: the run's last events, which its finishing
-        write records (followers read those from the table when the status changes)."""
+        write records; :meth:`publish_recorded` them once committed."""
         batch, self._pending = self._pending, []
         return batch
 
+    def publish_recorded(self, batch: list[dict[str, Any]]) -> None:
+        """Publish the last events another statement recorded, under the ids they got (best
+        effort: a follower reads them from the table when the status changes anyway)."""
+        if not batch:
+            return
+        try:
+            with autocommit(self._engine) as connection:
+                recorded = store.recorded_events(connection, self._task_id, self._attempt,
+                                                 self._last_id, len(batch))
+        except SQLAlchemyError as exc:
+            log.warning("could not read back the last events of task %s: %s", self._task_id, exc)
+            return
+        if len(recorded) == len(batch):
+            self._publish(batch, recorded)
+
     def _publish(self, batch: list[dict[str, Any]], recorded: list[tuple[Any, Any]]) -> None:
         """Append committed events to the task's Redis stream under their table ids."""
+        self._last_id = recorded[-1][0]
         key = events_stream_key(self._task_id)
         try:
             # MULTI: the entries and the stream's expiry are written together. An entry older

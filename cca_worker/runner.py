@@ -33,6 +33,7 @@ from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import CREDENTIAL, RETRY, USAGE_WINDOW, TaskStatus
 from cca_core.tasks.submission import Producer, enqueue
+from cca_core.tokens.pricing import estimate_cost
 from cca_core.tokens.usage import Tokens
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import Send, advance_and_send
@@ -43,7 +44,6 @@ from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.memory import Recalled, recall, remember_later
-from cca_worker.pricing import estimate_cost
 from cca_worker.proxy import ModelProxy, Route
 from cca_worker.repos import GitFailed
 from cca_worker.spec import resolve_spec
@@ -329,6 +329,8 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
         # A retry refused (cancelled meanwhile, or lost) still recorded the events.
         finished = not parked and store.finish_task(
             connection, task_id, attempt, redacted, [] if due is not None else last_events)
+    if sink:
+        sink.publish_recorded(last_events)
     if parked:
         log.info("task %s: attempt %s failed (%s); it runs again at %s", task_id, attempt,
                  outcome.error_code, due)

@@ -14,8 +14,8 @@ from typing import Any
 
 from cca_core.retries import Failure
 from cca_core.tasks.outcome import Outcome
+from cca_core.tokens.pricing import estimate_cost
 from cca_core.tokens.usage import Tokens, result_tokens
-from cca_worker.pricing import estimate_cost
 
 
 @dataclass(frozen=True)

@@ -15,21 +15,32 @@ class ServerEvent:
     id: int | None = None
 
 
-def parse(lines: Iterable[str]) -> Iterator[ServerEvent]:
-    """The events in a stream's lines; comments (heartbeats) and ``retry:`` are skipped."""
-    name, ident = "message", None
-    data: list[str] = []
-    for line in lines:
+class Parser:
+    """Fed a stream's lines one by one; comments (heartbeats) and ``retry:`` are skipped."""
+
+    def __init__(self) -> None:
+        self._name, self._id, self._data = "message", None, []  # type: tuple[str, int | None, list[str]]
+
+    def feed(self, line: str) -> ServerEvent | None:
+        """The event ``line`` completes, if any."""
         if not line:
-            if data:
-                yield ServerEvent(name, json.loads("\n".join(data)), ident)
-            name, data, ident = "message", [], None
-            continue
+            event = ServerEvent(self._name, json.loads("\n".join(self._data)), self._id) if self._data else None
+            self._name, self._id, self._data = "message", None, []
+            return event
         field, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if field == "event":
-            name = value
+            self._name = value
         elif field == "data":
-            data.append(value)
+            self._data.append(value)
         elif field == "id" and value.isdigit():
-            ident = int(value)
+            self._id = int(value)
+        return None
+
+
+def parse(lines: Iterable[str]) -> Iterator[ServerEvent]:
+    """The events in a stream's lines."""
+    parser = Parser()
+    for line in lines:
+        if (event := parser.feed(line)) is not None:
+            yield event

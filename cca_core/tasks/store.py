@@ -514,6 +514,17 @@ def append_events(
     return sorted((row.id, row.created_at) for row in rows)  # ids are given in insert order
 
 
+def recorded_events(connection: Connection, task_id: str, attempt: int, after: int,
+                    limit: int) -> list[tuple[int, datetime]]:
+    """The (id, created_at) of an attempt's events after id ``after``, oldest first."""
+    rows = connection.execute(
+        select(TaskEvent.id, TaskEvent.created_at)
+        .where(TaskEvent.task_id == parse_task_id(task_id), TaskEvent.attempt == attempt,
+               TaskEvent.id > after)
+        .order_by(TaskEvent.id).limit(limit))
+    return [(row.id, row.created_at) for row in rows]
+
+
 def _event_values(task_id: str, attempt: int, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"events_task_id": parse_task_id(task_id), "events_attempt": attempt,
             "events": escape_nul(list(events))}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from cca_core.tokens.pricing import estimate_cost
 from cca_core.tokens.usage import Tokens, UsageMeter, result_tokens
 from cca_worker import stream
 from cca_worker.denials import DenialTracker
-from cca_worker.pricing import estimate_cost
 
 RECORDED = Path(__file__).parents[2] / "data" / "transcripts"
 
