@@ -32,6 +32,7 @@ class CcaClient:
     def __init__(self, base_url: str = DEFAULT_URL, api_key: str | None = None,
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
         headers = {"X-API-Key": api_key} if api_key else {}
+        self.headers = headers  # what authenticates a request (for another HTTP client)
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s,
                                   transport=transport)
@@ -55,15 +56,15 @@ class CcaClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        self._check(response, path)
+            raise self.unreachable(exc) from exc
+        self.raise_for(response, path)
         return response
 
-    def _unreachable(self, exc: Exception) -> ApiError:
+    def unreachable(self, exc: Exception) -> ApiError:
         return ApiError(0, "unreachable", f"the cca API at {self.base_url} is not reachable "
                         f"({type(exc).__name__}): start it with `cca up`")
 
-    def _check(self, response: httpx.Response, path: str) -> None:
+    def raise_for(self, response: httpx.Response, path: str) -> None:
         """Raise the API's error when ``response`` is one."""
         if not response.is_error:
             return
@@ -89,7 +90,7 @@ class CcaClient:
                                        timeout=timeout) as response:
                     if response.is_error:
                         response.read()
-                        self._check(response, path)
+                        self.raise_for(response, path)
                     for event in sse.parse(response.iter_lines()):
                         failures = 0
                         cursor = event.id if event.id is not None else cursor
@@ -102,7 +103,7 @@ class CcaClient:
                 dropped = ConnectionError("the stream closed before the task ended")
             failures += 1
             if failures > STREAM_RECONNECTS:
-                raise self._unreachable(dropped) from dropped
+                raise self.unreachable(dropped) from dropped
             time.sleep(min(2.0 ** failures, 10.0) / 4)
 
     def submit(self, task: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,8 @@ class Parser:
     def feed(self, line: str) -> ServerEvent | None:
         """The event ``line`` completes, if any."""
         if not line:
-            event = ServerEvent(self._name, json.loads("\n".join(self._data)), self._id) if self._data else None
+            data = "\n".join(self._data)
+            event = ServerEvent(self._name, json.loads(data), self._id) if self._data else None
             self._name, self._id, self._data = "message", None, []
             return event
         field, _, value = line.partition(":")

@@ -111,6 +111,9 @@ def test_cca_wait_reports_progress_and_returns_the_result(api_client, start_work
     assert progress, "no progress notification arrived"
     assert all(total == 60 for _, total, _ in progress)
     assert progress[-1][2].startswith("succeeded · turns")
+    # From the live stream: the run's first turn was seen while it ran, with its tokens.
+    running = [message for _, _, message in progress if message.startswith("running · turns 1 ")]
+    assert running and " · tokens 0 " not in running[0], progress
 
 
 def test_cca_task_can_wait_itself(api_client, start_worker):
