@@ -1,6 +1,7 @@
 """The real haproxy with ops/haproxy/haproxy.cfg in front of two real API processes: a few
 hundred submissions with Idempotency-Keys survive the death of one API process, each
-accepted exactly once; both backends served traffic; the health check takes out the dead one."""
+accepted exactly once; both backends served traffic; the health check takes out the dead one;
+a live follower goes on through the other one."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from cca_core.infra.db import sqlalchemy_url
+from cca_core.infra import sse
+from cca_core.infra.api_client import CcaClient
+from cca_core.infra.db import autocommit, sqlalchemy_url
 from cca_core.infra.embedded import free_port
+from cca_core.tasks import store
+from cca_core.tasks.outcome import Outcome
+from cca_worker.events import EventSink
 from tests.conftest import api_processes, start_api_process
 from tests.support.waiting import wait_for
 
@@ -151,3 +157,36 @@ def test_submissions_survive_a_dead_api_process_exactly_once(balanced, database_
     assert len(accepted) == SUBMISSIONS
     assert total == SUBMISSIONS  # no duplicate
     assert rows == accepted  # no loss, and every client saw the task its key made
+
+
+def test_a_live_follower_through_haproxy_outlives_an_api_process(balanced, engine, redis_client):
+    """SSE passes HAProxy unbuffered; when the API process serving a follower dies, the client
+    follows again through the other one from its last event: every event once, in order."""
+    url, stats, backends = balanced
+    task_id = httpx.post(f"{url}/api/v1/tasks", json={"prompt": "followed"}, timeout=10).json()["id"]
+    with autocommit(engine) as connection:
+        assert store.claim_task(connection, task_id, worker="w1", pid=1, lease_s=60, max_attempts=3)
+    sink = EventSink(engine, redis_client, task_id, 1, ttl_s=600, max_events=1000)
+    seen: list[sse.ServerEvent] = []
+    follower = threading.Thread(target=lambda: seen.extend(CcaClient(url).follow(task_id)))
+    follower.start()
+
+    def publish(numbers: range) -> None:
+        for n in numbers:
+            sink.add({"type": "assistant", "n": n})
+            sink.flush()
+
+    publish(range(3))
+    wait_for(lambda: sum(event.event == "event" for event in seen) == 3, timeout_s=10,
+             message="the first events to pass HAProxy")
+    serving = [backend for name, backend in zip(("api1", "api2"), backends, strict=True)
+               if int(_servers(stats)[name]["scur"]) > 0]
+    assert len(serving) == 1, _servers(stats)
+    os.killpg(api_processes.pop(serving[0]).pid, signal.SIGKILL)
+    publish(range(3, 6))
+    with autocommit(engine) as connection:
+        store.finish_task(connection, task_id, 1, Outcome(status="succeeded"))
+    follower.join(60)
+    assert not follower.is_alive()
+    assert [event.data["data"]["n"] for event in seen if event.event == "event"] == list(range(6))
+    assert seen[-1].event == "end" and seen[-2].data["status"] == "succeeded"
