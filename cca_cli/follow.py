@@ -28,6 +28,7 @@ class Renderer:
     def __init__(self) -> None:
         self.usage = UsageMeter()
         self.task: dict[str, Any] | None = None  # the last status the stream sent
+        self._priced: set[str] = set()  # the model turns whose spending was shown
 
     def lines(self, event: ServerEvent) -> list[str]:
         if event.event == "status":
@@ -35,10 +36,11 @@ class Renderer:
             return [self._status(event.data)]
         if event.event == "event":
             data = event.data["data"]
-            before = self.usage.message_count
             self.usage.observe(data)
             shown = self._event(data)
-            if self.usage.message_count != before and data.get("type") == "assistant":
+            message_id = (data.get("message") or {}).get("id") if data.get("type") == "assistant" else None
+            if message_id and message_id not in self._priced:  # once per model turn
+                self._priced.add(message_id)
                 shown.append(self.spent())
             return shown
         return []

@@ -162,7 +162,7 @@ def follow_live(client: CcaClient, task_id: str, as_json: bool) -> dict[str, Any
             click.echo(json.dumps({"event": event.event, "id": event.id, "data": event.data}))
             continue
         for line in renderer.lines(event):
-            console.print(line, markup=False, highlight=False)
+            click.echo(line)
     return client.task(task_id)
 
 

@@ -108,6 +108,31 @@ def test_submit_wait_prints_result_turns_tokens_and_cost(fleet_env, api_url, sta
     assert unknown.returncode == 1 and "not found" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
+def test_submit_follow_shows_the_run_live_and_follow_replays_it(fleet_env, api_url, start_worker):
+    start_worker("w1")
+    script = json.dumps({"steps": [
+        {"tool_use": {"name": "Bash", "input": {"command": "echo followed-" + "x" * 200}},
+         "usage": {"input_tokens": 200, "output_tokens": 20}},
+        {"text": "done following", "usage": {"input_tokens": 300, "output_tokens": 30}}]})
+    result = cca("--api-url", api_url, "submit", f"go [[script:{script}]]", "--follow", "--no-repo",
+                 env=fleet_env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    tool = next(line for line in lines if line.startswith("⚙ Bash"))
+    assert "echo followed-" in tool and tool.endswith("…") and len(tool) < 120  # input shortened
+    assert "done following" in lines and "[succeeded]" in lines
+    assert any(line.strip().startswith("· tokens in") and "~$0." in line for line in lines), lines
+    task_id = json.loads(cca("--api-url", api_url, "tasks", "list", "--json",
+                             env=fleet_env).stdout)["tasks"][0]["id"]
+    replay = cca("--api-url", api_url, "tasks", "follow", task_id, "--json", env=fleet_env)
+    assert replay.returncode == 0, replay.stderr
+    kinds = [json.loads(line)["event"] for line in replay.stdout.splitlines()]
+    assert kinds[0] == "event" and kinds[-2:] == ["status", "end"]
+    unknown = cca("--api-url", api_url, "tasks", "follow", "00000000-0000-4000-8000-000000000000",
+                  env=fleet_env)
+    assert unknown.returncode == 1 and "not found" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
 def test_cli_errors_from_the_api_name_the_field(fleet_env, api_url):
     result = cca("--api-url", api_url, "submit", "", env=fleet_env)
     assert result.returncode == 1
