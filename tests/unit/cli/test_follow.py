@@ -23,7 +23,8 @@ def test_tool_calls_denials_retries_and_spending_are_rendered():
     turn = {"type": "assistant", "message": {
         "id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 100},
         "content": [{"type": "text", "text": "Let me look."},
-                    {"type": "tool_use", "name": "Write", "input": {"file_path": "/etc/x", "content": "y" * 300}}]}}
+                    {"type": "tool_use", "name": "Write",
+                     "input": {"file_path": "/etc/x", "content": "y" * 300}}]}}
     shown = renderer.lines(event(turn))
     assert shown[0] == "Let me look." and shown[1].startswith('⚙ Write {"file_path":"/etc/x"')
     assert shown[1].endswith("…") and len(shown[1]) < 110
