@@ -21,6 +21,7 @@ from cca_api import (
     schedules,
     tasks,
     tokens,
+    webhooks,
     workflows,
 )
 from cca_api.auth import ANONYMOUS, presented_key, refuse_task_tokens_outside, require_key
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, *,
     if load is not None:
         res.watcher = Watcher(res.redis, settings, load, api_process())
     app.extensions["cca"] = res
-    errors.init_app(app)
+    errors.init_app(app, on_quota=webhooks.quota_reached)
 
     @app.before_request
     def _authenticate() -> None:
@@ -86,7 +87,7 @@ def routes() -> Flask:
     ``create_app`` builds on, and what the OpenAPI document describes."""
     app = Flask("cca_api")
     for blueprint in (tasks.bp, fleet.bp, openapi.bp, keys.bp, schedules.bp, roles.bp,
-                      workflows.bp, memory.bp, code.bp, tokens.bp, live.bp):
+                      workflows.bp, memory.bp, code.bp, tokens.bp, live.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -4,11 +4,13 @@ never a traceback."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, jsonify
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from cca_core.errors import CcaError, QuotaExceeded
@@ -29,13 +31,20 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, on_quota: Callable[[QuotaExceeded], None] | None = None) -> None:
+    """Answer every error as JSON; ``on_quota`` is told of each refusal over a quota or rate
+    limit (a failure there is logged, never the answer)."""
     @app.errorhandler(CcaError)
     def _cca_error(exc: CcaError) -> Response:
         response = jsonify({"error": exc.to_dict()})
         response.status_code = exc.status
         if isinstance(exc, QuotaExceeded):
             response.headers["Retry-After"] = str(exc.retry_after_s)
+            if on_quota is not None:
+                try:
+                    on_quota(exc)
+                except (SQLAlchemyError, RedisError) as error:
+                    log.warning("could not tell the webhooks of a quota reached: %s", error)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="cca", charset="UTF-8"'
         return response

@@ -397,3 +397,47 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("jobs_tenant_kind_created_idx", tenant, kind, created_at.desc()),)
+
+
+class Webhook(Base):
+    """An endpoint told of events: a tenant's (``owner``), or an admin's (``owner`` NULL: every
+    tenant's events, and the fleet's own such as ``worker.lost``)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    secret: Mapped[str] = mapped_column(Text)  # signs each delivery (HMAC-SHA256)
+    allow_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("webhooks_owner_idx", owner),)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: pending until delivered or out of attempts (the outbox)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(Text, default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list,
+                                                          server_default=text("'[]'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("webhook_deliveries_due_idx", next_attempt_at, postgresql_where=text("status = 'pending'")),
+        Index("webhook_deliveries_webhook_idx", webhook_id, id.desc()),
+    )

@@ -215,6 +215,16 @@ class RetentionSettings(Section):
     batch_size: int = Field(5000, ge=10, le=100000)
 
 
+class WebhookSettings(Section):
+    """How the workers deliver webhooks (one dispatcher thread per worker, fleet-wide outbox)."""
+
+    max_attempts: int = Field(8, ge=1, le=50)
+    backoff_seconds: float = Field(10.0, ge=0.1)  # before the second attempt; doubles after
+    max_backoff_seconds: float = Field(3600.0, ge=1)
+    timeout_seconds: float = Field(10.0, ge=1, le=60)  # of one attempt
+    keep_days: int = Field(14, ge=1)  # deliveries are deleted by the sweep after this long
+
+
 class BeatSettings(Section):
     """The beat that fires schedules (``cca beat``); several may run, one leads."""
 
@@ -400,6 +410,7 @@ class Settings(Section):
     sessions: SessionSettings = SessionSettings()
     credentials: dict[str, CredentialSettings] = {}
     telemetry: TelemetrySettings = TelemetrySettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @field_validator("credentials")
     @classmethod

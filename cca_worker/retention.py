@@ -24,6 +24,7 @@ from cca_core.names import EVENTS_STREAM_PATTERN, RETENTION_SCAN_KEY, retention_
 from cca_core.sessions import store as stored_sessions
 from cca_core.settings import RetentionSettings
 from cca_core.tasks import store
+from cca_core.tasks.live import entry_time
 
 MAX_BATCHES = 10
 
@@ -86,13 +87,16 @@ def _delete_streams(client: redis.Redis, policy: RetentionSettings) -> int:
         for key in keys:
             pipe.xrevrange(key, count=1)
         for key, newest in zip(keys, pipe.execute(), strict=True):
-            if not newest or _entry_ms(newest[0][0]) < cutoff_ms:
+            if not newest or _entry_ms(*newest[0]) < cutoff_ms:
                 stale.append(key)
     deleted = int(client.delete(*stale)) if stale else 0
     client.set(RETENTION_SCAN_KEY, cursor)
     return deleted
 
 
-def _entry_ms(entry_id: bytes) -> int:
-    """When a stream entry was added: its id is ``<milliseconds>-<sequence>``."""
+def _entry_ms(entry_id: bytes, fields: dict[bytes, bytes]) -> int:
+    """When a stream entry was added: its event's ``at`` (an entry's id is its event's table
+    id, cca_core.tasks.live); for an entry without one, its id's ``<milliseconds>-<seq>``."""
+    if b"at" in fields:
+        return int(entry_time(fields).timestamp() * 1000)
     return int(entry_id.split(b"-", 1)[0])

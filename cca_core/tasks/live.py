@@ -31,4 +31,9 @@ def entry_view(entry_id: bytes | str, fields: dict[bytes, bytes]) -> EventView:
     event = json.loads(fields[b"event"])
     return EventView(id=int(ident.split("-", 1)[0]), attempt=int(fields[b"attempt"]),
                      type=str(event.get("type") or "unknown"), subtype=event.get("subtype"),
-                     data=event, created_at=datetime.fromisoformat(fields[b"at"].decode()))
+                     data=event, created_at=entry_time(fields))
+
+
+def entry_time(fields: dict[bytes, bytes]) -> datetime:
+    """When the entry's event was recorded."""
+    return datetime.fromisoformat(fields[b"at"].decode())

@@ -4,9 +4,10 @@ streams in batches, keeps the rest, and /metrics counts what it deleted."""
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from cca_api import create_app
 from cca_core.infra.db import autocommit, make_engine
@@ -38,25 +39,31 @@ def test_the_sweep_deletes_old_events_and_idle_streams_and_counts_them(
                                 "WHERE task_id = :id"), {"id": task["id"]})
     redis_client.xadd("cca:events:idle-task", {"event": "{}"}, id="1000-0")  # added in 1970
     redis_client.xadd("cca:events:live-task", {"event": "{}"})
+    # An entry's id is its event's table id (not a time): its recorded time decides.
+    recorded = [(datetime.now(UTC) - timedelta(hours=hours)).isoformat() for hours in (2, 0)]
+    redis_client.xadd("cca:events:idle-run", {"event": "{}", "attempt": 1, "at": recorded[0]}, id="7-0")
+    redis_client.xadd("cca:events:live-run", {"event": "{}", "attempt": 1, "at": recorded[1]}, id="8-0")
 
     start_worker("w1", retention={"task_events_days": 30, "sessions_days": 30, "stream_seconds": 3600,
                                   "batch_size": 10})
 
     def events_left() -> list[str]:
         with autocommit(engine) as connection:
-            return list(connection.scalars(select(TaskEvent.type).order_by(TaskEvent.id)))
+            return list(connection.scalars(select(TaskEvent.type).where(TaskEvent.task_id == task["id"])
+                                           .order_by(TaskEvent.id)))
 
-    wait_for(lambda: len(events_left()) == RECENT and not redis_client.exists("cca:events:idle-task"),
-             timeout_s=30, message="retention to delete the old events and the idle stream")
+    wait_for(lambda: len(events_left()) == RECENT and not redis_client.exists("cca:events:idle-task")
+             and not redis_client.exists("cca:events:idle-run"),
+             timeout_s=30, message="retention to delete the old events and the idle streams")
+
     assert events_left() == ["recent"] * RECENT
-    assert redis_client.exists("cca:events:live-task")
+    assert redis_client.exists("cca:events:live-task") and redis_client.exists("cca:events:live-run")
     samples = scrape(client)
     assert samples[("cca_retention_deleted_total", (("kind", "task_events"),))] == OLD
-    assert samples[("cca_retention_deleted_total", (("kind", "streams"),))] == 1
+    assert samples[("cca_retention_deleted_total", (("kind", "streams"),))] == 2
     assert samples[("cca_retention_deleted_total", (("kind", "sessions"),))] == 1
     with autocommit(engine) as connection:
         left = connection.scalars(select(TaskSession.task_id)).all()
     assert [str(task_id) for task_id in left] == [kept["id"]]
-    with autocommit(engine) as connection:
-        assert connection.scalar(select(func.count()).select_from(TaskEvent)) == RECENT
+    assert events_left() == ["recent"] * RECENT  # (the worker may run the other task meanwhile)
     engine.dispose()
