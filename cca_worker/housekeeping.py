@@ -1,5 +1,6 @@
 """A consumer bootstep: announce the worker, enforce its rolling token budget, send the tasks
-a credential's usage window held back once it resets, run the sweep (recovery and retention).
+a credential's usage window held back once it resets, run the sweep (recovery and retention),
+and deliver webhooks (a thread of its own: an endpoint may be slow).
 
 Runs on the consumer's timer in the worker's main process. The token budget gate stops
 consuming every queue while the window is over budget (``cancel_task_queue``) and resumes
@@ -32,6 +33,7 @@ from cca_core.tasks.submission import enqueue
 from cca_worker import budget, tasks
 from cca_worker.retention import enforce_retention
 from cca_worker.sweep import sweep
+from cca_worker.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -57,9 +59,12 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             self.parked: set[str] = set()
             self.last_sweep = 0.0
             self.timer = c.timer.call_repeatedly(TICK_S, self.tick, priority=10)
+            self.webhooks = Dispatcher(self.engine, lambda: self.settings.webhooks)
+            self.webhooks.start()
             self.tick()
 
         def stop(self, c: Any) -> None:
+            self.webhooks.stop()
             with contextlib.suppress(redis.RedisError):
                 withdraw(self.redis, c.hostname)
 
@@ -147,10 +152,12 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                             report.resent, report.ended, report.released)
             if report.retried:
                 log.info("sweep: sent %s tasks whose retry came due", report.retried)
-            kept = enforce_retention(self.sessions, self.redis, self.settings.retention)
-            if kept.task_events or kept.sessions or kept.streams:
-                log.info("retention: deleted %s task events, %s stored sessions, %s event streams",
-                         kept.task_events, kept.sessions, kept.streams)
+            kept = enforce_retention(self.sessions, self.redis, self.settings.retention,
+                                     self.settings.webhooks.keep_days)
+            if kept.task_events or kept.sessions or kept.streams or kept.deliveries:
+                log.info("retention: deleted %s task events, %s stored sessions, %s event streams, "
+                         "%s webhook deliveries", kept.task_events, kept.sessions, kept.streams,
+                         kept.deliveries)
 
         def _send(self, task: Task) -> None:
             enqueue(self.consumer.app, task)

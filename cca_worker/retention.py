@@ -1,6 +1,7 @@
-"""Retention: delete task events older than ``retention.task_events_days`` and stored sessions
-not updated for ``retention.sessions_days`` from Postgres, and Redis event streams idle longer
-than ``retention.stream_seconds``.
+"""Retention: delete task events older than ``retention.task_events_days``, stored sessions
+not updated for ``retention.sessions_days`` and webhook deliveries older than
+``webhooks.keep_days`` from Postgres, and Redis event streams idle longer than
+``retention.stream_seconds``.
 
 Run by the sweep, which one worker of the fleet holds at a time (``cca_worker.housekeeping``). Each run
 does bounded work (at most ``MAX_BATCHES`` deletes of ``batch_size`` rows, one SCAN step of
@@ -25,6 +26,7 @@ from cca_core.sessions import store as stored_sessions
 from cca_core.settings import RetentionSettings
 from cca_core.tasks import store
 from cca_core.tasks.live import entry_time
+from cca_core.webhooks import store as webhooks
 
 MAX_BATCHES = 10
 
@@ -34,10 +36,12 @@ class RetentionReport:
     task_events: int
     sessions: int
     streams: int
+    deliveries: int
 
 
 def enforce_retention(
     sessions: sessionmaker[Session], client: redis.Redis, policy: RetentionSettings,
+    webhook_days: int,
 ) -> RetentionReport:
     """Delete what is past retention (one bounded step); count it in Redis."""
     report = RetentionReport(
@@ -45,10 +49,11 @@ def enforce_retention(
                                 store.delete_events_before),
         sessions=_in_batches(sessions, policy.sessions_days, policy.batch_size,
                              stored_sessions.delete_before),
-        streams=_delete_streams(client, policy))
+        streams=_delete_streams(client, policy),
+        deliveries=_in_batches(sessions, webhook_days, policy.batch_size, webhooks.delete_before))
     pipe = client.pipeline(transaction=False)
     for kind, count in (("task_events", report.task_events), ("sessions", report.sessions),
-                        ("streams", report.streams)):
+                        ("streams", report.streams), ("webhook_deliveries", report.deliveries)):
         if count:
             pipe.incrby(retention_counter_key(kind), count)
     pipe.execute()

@@ -11,6 +11,9 @@ from sqlalchemy import Engine
 from cca_core.models import Task
 from cca_core.settings import AgentSettings
 from cca_core.tasks import store
+from cca_core.tasks.status import TaskStatus
+from cca_core.webhooks import store as webhooks
+from cca_core.webhooks.events import WORKER_LOST
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import advance_and_send
 
@@ -37,6 +40,8 @@ def sweep(
         ended = store.end_abandoned(connection, agents.max_attempts)
         due = store.release_due_retries(connection)
         candidates = store.resend_candidates(connection, resend_after_s)
+        for worker, task_ids in lost_workers(candidates).items():
+            webhooks.emit(connection, WORKER_LOST, None, {"worker": {"name": worker, "tasks": task_ids}})
         running = workflows.running_workflows(connection)
     for task in due:
         log.info("retrying task %s (attempt %s failed: %s)", task.id, task.attempts, task.error_code)
@@ -47,3 +52,12 @@ def sweep(
     released = sum(advance_and_send(engine, send, workflow_id, agents) for workflow_id in running)
     return SweepReport(resent=len(candidates), retried=len(due), ended=len(ended),
                        released=released)
+
+
+def lost_workers(candidates: list[Task]) -> dict[str, list[str]]:
+    """The workers whose running tasks' leases expired (they died or hung), with those tasks."""
+    lost: dict[str, list[str]] = {}
+    for task in candidates:
+        if task.status == TaskStatus.RUNNING and task.worker:
+            lost.setdefault(task.worker, []).append(str(task.id))
+    return lost

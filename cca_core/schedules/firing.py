@@ -28,6 +28,8 @@ from cca_core.schedules.store import active_runs, db_now, get_schedule, insert_r
 from cca_core.settings import AgentSettings
 from cca_core.tasks import store
 from cca_core.tasks.schemas import TaskCreate
+from cca_core.webhooks import store as webhooks
+from cca_core.webhooks.events import SCHEDULE_FIRE_FAILED
 
 log = logging.getLogger(__name__)
 DUE_BATCH = 50
@@ -50,7 +52,7 @@ def fire_schedule(session: Session, schedule: Schedule, now: datetime, *, agents
     assert schedule.next_fire_at is not None
     key = acting_key(session, schedule)
     if key is not None and key.revoked_at is not None:
-        _stop(schedule, now, revoked_reason(key))
+        _stop(session, schedule, now, revoked_reason(key))
         return []
     plan = plan_fires(timing_of(schedule), schedule.next_fire_at, now,
                       catchup=schedule.catchup,  # type: ignore[arg-type]
@@ -136,6 +138,7 @@ def _fire(session: Session, schedule: Schedule, key: ApiKey | None, fire: dateti
         values = run_values(schedule, fire, agents, default_queue, key)
     except (Invalid, Forbidden, QuotaExceeded) as exc:
         _skip(schedule, now, f"fire at {fire.isoformat()} skipped: {exc.message}")
+        _fire_failed(session, schedule, fire, exc.message)
         return None
     task = insert_run(session, values)
     if task is None:
@@ -159,7 +162,15 @@ def _skip(schedule: Schedule, now: datetime, reason: str) -> None:
     schedule.last_skip_at, schedule.last_skip_reason = now, reason
 
 
-def _stop(schedule: Schedule, now: datetime, reason: str) -> None:
+def _fire_failed(session: Session, schedule: Schedule, fire: datetime | None, reason: str) -> None:
+    """Tell the schedule's tenant's webhooks (in the beat's transaction)."""
+    webhooks.emit(session.connection(), SCHEDULE_FIRE_FAILED, schedule.owner, {"schedule": {
+        "id": str(schedule.id), "name": schedule.name, "owner": schedule.owner,
+        "fire": fire.isoformat() if fire else None, "reason": reason}})
+
+
+def _stop(session: Session, schedule: Schedule, now: datetime, reason: str) -> None:
     """Pause the schedule for good (until a live key resumes it), saying why."""
     _skip(schedule, now, reason)
+    _fire_failed(session, schedule, None, reason)
     schedule.enabled, schedule.next_fire_at = False, None

@@ -119,6 +119,13 @@ def record(connection: Connection, delivery_id: int, attempt: dict[str, Any], *,
             next_attempt_at=NOW + timedelta(seconds=retry_in_s or 0)))
 
 
+def delete_before(connection: Connection, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` deliveries made before ``cutoff`` (retention)."""
+    oldest = (select(WebhookDelivery.id).where(WebhookDelivery.created_at < cutoff)
+              .order_by(WebhookDelivery.id).limit(limit).scalar_subquery())
+    return connection.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(oldest))).rowcount
+
+
 def _parse(webhook_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(webhook_id)

@@ -22,6 +22,7 @@ from cca_core.tasks import store
 from cca_core.tasks.dispatch import celery_config
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.submission import enqueue
+from cca_core.webhooks import store as webhooks
 from tests.support.schedules import backdate, edit_schedule, get, make_schedule, runs
 from tests.support.waiting import wait_for
 
@@ -214,9 +215,17 @@ def test_fires_count_against_the_quotas_of_the_key_that_created_the_schedule(ses
     make_due(sessions, schedule_id)
     [first] = fire(sessions, settings)
 
+    with transaction(sessions) as session:  # the tenant's webhook is told of the failed fire
+        hook = webhooks.create(session.connection(), owner="team", url="https://1.1.1.1/", secret="s",
+                               events=["schedule.fire_failed"], allow_private=False,
+                               description=None, created_by="tester")
     make_due(sessions, schedule_id)
     assert fire(sessions, settings) == []
     assert "the key's limit is 1" in get(sessions, schedule_id).last_skip_reason
+    with transaction(sessions) as session:
+        [told] = webhooks.deliveries(session.connection(), str(hook.id), None, before=None, limit=5)
+    assert told.event == "schedule.fire_failed" and told.payload["schedule"]["id"] == schedule_id
+    assert "the key's limit is 1" in told.payload["schedule"]["reason"]
     with pytest.raises(QuotaExceeded), transaction(sessions) as session:
         firing.run_now(session, schedule_id, "team", agents=settings.agents, default_queue="cca")
 
