@@ -19,6 +19,7 @@ from cca_cli import (
     tasks,
     tokens,
     up,
+    webhooks,
     workflows,
 )
 from cca_cli.context import CliState
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
 for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, tasks.credentials,
                 ops.config, ops.db, ops.worker, ops.api, up.up, keys.keys, schedules.schedules, beat.beat,
                 doctor.doctor, flower.flower, roles.roles, workflows.workflows, memory.memory,
-                code.code, tokens.tokens):
+                code.code, tokens.tokens, webhooks.webhooks):
     cli.add_command(command)
 
 

@@ -329,3 +329,24 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code in (200, 503)
     except httpx.TransportError:
         return False
+
+
+def test_webhooks_from_the_command_line(fleet_env, api_url):
+    added = cca("--api-url", api_url, "webhooks", "add", "http://127.0.0.1:9/hook", "--event",
+                "task.finished", "--event", "quota.reached", "--allow-private", env=fleet_env)
+    assert added.returncode == 0, added.stderr
+    secret = added.stdout.strip()
+    assert secret.startswith("whsec_") and "not shown again" in added.stderr
+    [hook] = json.loads(cca("--api-url", api_url, "webhooks", "list", "--json", env=fleet_env).stdout)
+    assert hook["events"] == ["task.finished", "quota.reached"] and hook["secret"] is None
+    page = json.loads(cca("--api-url", api_url, "webhooks", "deliveries", hook["id"], "--json",
+                          env=fleet_env).stdout)
+    assert page["deliveries"] == []
+    refused = cca("--api-url", api_url, "webhooks", "add", "http://127.0.0.1:9/hook", "--event",
+                  "task.finished", env=fleet_env)
+    assert refused.returncode == 1 and "not a public address" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    unknown = cca("--api-url", api_url, "webhooks", "add", "http://x/", "--event", "task.nope", env=fleet_env)
+    assert unknown.returncode == 2 and "--event" in unknown.stderr
+    assert cca("--api-url", api_url, "webhooks", "remove", hook["id"], env=fleet_env).returncode == 0
+    assert json.loads(cca("--api-url", api_url, "webhooks", "list", "--json", env=fleet_env).stdout) == []
