@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cca_cli.context import CliState, handle_errors, pass_state
+from cca_cli.context import CliState, data_dir_option, handle_errors, pass_state
 from cca_cli.ops import require_servers
 
 
 @click.command()
 @click.option("--loglevel", "-l", default=None)
+@data_dir_option
 @pass_state
 @handle_errors
 def beat(state: CliState, loglevel: str | None) -> None:

@@ -12,7 +12,7 @@ import httpx
 import redis
 from sqlalchemy import text
 
-from cca_cli.context import CliState, handle_errors, pass_state, print_json
+from cca_cli.context import CliState, data_dir_option, handle_errors, pass_state, print_json
 from cca_cli.ops import config_warnings
 from cca_core.access.safe_defaults import unsafe_settings
 from cca_core.embeddings import EmbeddingUnavailable
@@ -149,6 +149,7 @@ def run_checks(settings: Settings) -> list[Check]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
+@data_dir_option
 @pass_state
 @handle_errors
 def doctor(state: CliState, as_json: bool) -> None:

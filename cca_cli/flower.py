@@ -6,7 +6,7 @@ import os
 
 import click
 
-from cca_cli.context import CliState, fail, handle_errors, pass_state
+from cca_cli.context import CliState, data_dir_option, fail, handle_errors, pass_state
 from cca_cli.ops import require_servers
 from cca_core.infra.logs import configure_logging_for
 
@@ -16,6 +16,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @click.command()
 @click.option("--port", type=click.IntRange(1, 65535), help="Default flower.port.")
 @click.option("--address", help="Default flower.address.")
+@data_dir_option
 @pass_state
 @handle_errors
 def flower(state: CliState, port: int | None, address: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import click
 
@@ -30,11 +31,14 @@ from cca_core import __version__
 @click.version_option(__version__, prog_name="cca")
 @click.option("--api-url", envvar="CCA_API_URL", help="API base URL (default from daemon.bind_address).")
 @click.option("--api-key", envvar="CCA_API_KEY", help="API key (default daemon.api_keys[0]).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The data directory of the `cca up` fleet to join (default embedded.data_dir).")
 @click.pass_context
-def cli(ctx: click.Context, api_url: str | None, api_key: str | None) -> None:
-    """cca: run Claude Code agents on a fleet."""
+def cli(ctx: click.Context, api_url: str | None, api_key: str | None, data_dir: Path | None) -> None:
+    """cca: run Claude Code agents on a fleet. With no redis.url and postgres.url configured,
+    commands join the fleet `cca up` runs from the data directory."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = CliState(api_url, api_key)
+    ctx.obj = CliState(api_url, api_key, data_dir)
 
 
 for command in (tasks.submit, tasks.tasks, tasks.status, tasks.workers, tasks.credentials,

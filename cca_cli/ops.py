@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cca_cli.context import CliState, fail, handle_errors, pass_state, print_json
+from cca_cli.context import CliState, data_dir_option, fail, handle_errors, pass_state, print_json
 from cca_core.access.safe_defaults import refuse_unsafe, unsafe_settings
 from cca_core.infra.config import config_files, masked
 from cca_core.settings import Settings
@@ -104,8 +104,9 @@ def config_warnings(settings: Settings) -> list[str]:
 def require_servers(settings: Settings) -> None:
     for name, variable in (("redis", "CCA__REDIS__URL"), ("postgres", "CCA__POSTGRES__URL")):
         if not getattr(settings, name).url:
-            fail(f"{name}.url is not set: set it in cca.toml or {variable}, or run `cca up` "
-                 "for the embedded fleet", 2)
+            fail(f"{name}.url is not set and no `cca up` fleet runs from {settings.data_dir}: set "
+                 f"it in cca.toml or {variable}, run `cca up` for the embedded fleet, or name "
+                 "the data directory of a running one with --data-dir", 2)
 
 
 @click.group()
@@ -132,6 +133,7 @@ def db_upgrade(state: CliState, revision: str) -> None:
               help="Agent slots (default daemon.max_agents).")
 @click.option("--name", "-n", help="Worker node name (default cca@HOST).")
 @click.option("--loglevel", "-l", default=None)
+@data_dir_option
 @pass_state
 @handle_errors
 def worker(state: CliState, queues: str | None, concurrency: int | None, name: str | None,
@@ -145,7 +147,9 @@ def worker(state: CliState, queues: str | None, concurrency: int | None, name: s
         overrides["worker"] = {"queues": queues}
     if concurrency:
         overrides["daemon"] = {"max_agents": concurrency}
-    settings = load_settings(overrides) if overrides else state.settings
+    settings = state.settings  # joins a running `cca up` fleet when no servers are configured
+    if overrides:
+        settings = load_settings(overrides)
     require_servers(settings)
     refuse_unsafe(settings)
     node = name or settings.worker.hostname or f"cca@{socket.gethostname()}"

@@ -12,11 +12,14 @@ from types import FrameType
 
 import click
 import redis
+from sqlalchemy.engine import make_url
 
 from cca_cli.children import ChildProcesses
 from cca_cli.context import CliState, handle_errors, pass_state
-from cca_core.infra import reload
+from cca_core.errors import ConfigError
+from cca_core.infra import local_fleet, reload
 from cca_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from cca_core.infra.local_fleet import LocalFleet
 from cca_core.infra.local_secrets import TOKEN_SECRET, ensure_local_key
 from cca_core.infra.migrate import upgrade
 
@@ -38,8 +41,15 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool,
        allowed: tuple[Path, ...]) -> None:
     """Run the API, workers and (embedded) servers until Ctrl-C or SIGTERM; a process of the
     fleet that dies is restarted (with a backoff while it keeps dying)."""
-    settings = state.settings
-    data_dir = (data_dir or settings.data_dir).expanduser().resolve()
+    if data_dir is not None:
+        state.data_dir = data_dir
+    settings = state.configured()
+    data_dir = settings.data_dir.expanduser().resolve()
+    running = local_fleet.find(data_dir)
+    if running is not None:
+        raise ConfigError(f"a fleet is already up from {data_dir} (cca up, pid {running.pid}, API "
+                          f"{running.api_url}); stop it first, or join it: cca --data-dir "
+                          f"{data_dir} worker --queues …")
     roots = allowed_roots(settings.agents.allowed_roots, allowed, Path.cwd().resolve(), data_dir)
     fleet = ChildProcesses()
     servers: list[EmbeddedRedis | EmbeddedPostgres] = []
@@ -73,6 +83,10 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool,
         data_dir.mkdir(parents=True, exist_ok=True)
         data_dir.chmod(0o711 if os.geteuid() == 0 else 0o700)
         upgrade(postgres_url)
+        api_url = f"http://{settings.daemon.bind_address}"
+        local_fleet.write(data_dir, LocalFleet(pid=os.getpid(), api_url=api_url, redis_url=redis_url,
+                                               postgres_url=postgres_url, allowed_roots=roots,
+                                               data_dir=str(data_dir)))
         fleet.spawn("api", ["api"], env)
         host = socket.gethostname()
         for index in range(1, workers + 1):
@@ -80,9 +94,8 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool,
         fleet.spawn("beat", ["beat"], env)
         if with_flower:
             fleet.spawn("flower", ["flower"], env)
-        click.echo(f"cca is up: API http://{settings.daemon.bind_address}, {workers} worker(s) and a beat, "
-                   f"data in {data_dir}, local admin key in {data_dir / 'api-key'}, tasks may work "
-                   f"in {', '.join(roots) or 'their own directories only'}. Ctrl-C stops everything.")
+        click.echo(up_banner(api_url, redis_url, postgres_url, settings.flower.port if with_flower
+                             else None, workers, data_dir, roots))
         while True:
             fleet.restart_exited(lambda message: click.echo(message, err=True))
             time.sleep(POLL_S)
@@ -90,8 +103,28 @@ def up(state: CliState, data_dir: Path | None, workers: int, with_flower: bool,
         click.echo("cca: stopping")
     finally:
         fleet.stop()
+        local_fleet.remove(data_dir, os.getpid())
         for embedded in reversed(servers):
             embedded.stop()
+
+
+def up_banner(api_url: str, redis_url: str, postgres_url: str, flower_port: int | None,
+              workers: int, data_dir: Path, roots: list[str]) -> str:
+    """What `cca up` prints once the fleet runs: where everything is, and how to join it."""
+    lines = [f"cca is up: {workers} worker(s) and a beat, data in {data_dir}",
+             f"  API       {api_url}  (docs {api_url}/api/v1/docs; admin key in {data_dir / 'api-key'})",
+             f"  Redis     {mask_password(redis_url)}",
+             f"  Postgres  {mask_password(postgres_url)}"]
+    if flower_port is not None:
+        lines.append(f"  Flower    http://127.0.0.1:{flower_port}")
+    lines += [f"  tasks may work in {', '.join(roots) or 'their own directories only'}",
+              f"Join it from another shell: cca --data-dir {data_dir} worker --queues QUEUES "
+              "(or beat, flower, doctor, status, submit …). Ctrl-C stops everything."]
+    return "\n".join(lines)
+
+
+def mask_password(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True) if "://" in url and "@" in url else url
 
 
 def allowed_roots(configured: list[str], asked: tuple[Path, ...], start: Path, data_dir: Path) -> list[str]:

@@ -211,6 +211,7 @@ def test_cca_up_restarts_a_dead_worker_stops_cleanly_and_reuses_its_data(
         assert result.returncode == 0, result.stderr
         task = json.loads(result.stdout)
         assert task["result"] == "done by the embedded fleet"
+        join_the_running_fleet(base_env, data_dir, url, log, tmp_path)
         stop(first)
 
         second = start()
@@ -237,6 +238,40 @@ def test_cca_up_restarts_a_dead_worker_stops_cleanly_and_reuses_its_data(
                 process.send_signal(signal.SIGTERM)
                 process.wait(60)
     assert all(process.poll() is not None for process in started)
+
+
+def join_the_running_fleet(base_env: dict[str, str], data_dir: Path, url: str, log: Path,
+                           tmp_path: Path) -> None:
+    """Other commands find the running `cca up` by its data directory: client commands (no
+    --api-url), a second worker on other queues, doctor; a second `cca up` is refused."""
+    banner = log.read_text(errors="replace")
+    assert f"API       {url}" in banner and "Redis     redis://" in banner and "Postgres  postgres" in banner
+    assert f"cca --data-dir {data_dir} worker" in banner
+    assert (data_dir / "fleet.json").stat().st_mode & 0o077 == 0
+    elsewhere = {**base_env, "HOME": str(tmp_path / "another-home")}  # no default data dir there
+    joined = cca("--data-dir", str(data_dir), "status", "--json", env=elsewhere)
+    assert joined.returncode == 0, joined.stderr
+    assert json.loads(joined.stdout)["workers"]["online"] == 1
+    with (tmp_path / "extra.log").open("wb") as output:
+        extra = subprocess.Popen([sys.executable, "-m", "cca_cli.main", "worker", "--data-dir", str(data_dir),
+                                  "--queues", "extra", "--name", "extra@test"], env=elsewhere,
+                                 stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def extra_online() -> bool:
+            listed = json.loads(cca("--data-dir", str(data_dir), "workers", "--json", env=elsewhere).stdout)
+            return any(w["hostname"] == "extra@test" and w["queues"] == ["extra"] for w in listed["workers"])
+
+        wait_for(extra_online, timeout_s=60, message="the joined worker to announce itself")
+        doctor = cca("doctor", "--data-dir", str(data_dir), "--json", env=elsewhere)
+        checks = {check["name"]: check for check in json.loads(doctor.stdout)}
+        assert checks["redis"]["ok"] and checks["postgres"]["ok"], doctor.stdout
+        again = cca("up", "--data-dir", str(data_dir), env=elsewhere)
+        assert again.returncode == 2 and "already up" in again.stderr, again.stderr
+    finally:
+        os.killpg(extra.pid, signal.SIGTERM)
+        extra.wait(30)
+    alone = cca("worker", env=elsewhere)  # its own default data dir runs no fleet
+    assert alone.returncode == 2 and "no `cca up` fleet runs from" in alone.stderr
 
 
 def _child_of(parent: int, marker: str) -> int | None:
