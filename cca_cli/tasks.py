@@ -30,6 +30,9 @@ def _summary(task: dict[str, Any]) -> str:
 
 def print_task(task: dict[str, Any]) -> None:
     console.print(f"[bold]{task['id']}[/bold]  {_summary(task)}")
+    if task.get("schedule_id"):
+        console.print(f"made by schedule {task['schedule_id']} for its fire at {task['scheduled_for']}",
+                      markup=False, highlight=False)
     if task.get("error"):
         retrying = f" (runs again at {task['retry_at']})" if task.get("retry_at") else ""
         console.print(f"[red]error[/red] {task['error']['code']}: {task['error']['message']}{retrying}",
@@ -82,6 +85,19 @@ def wait_for(client: CcaClient, task_id: str, quiet: bool) -> dict[str, Any]:
               help="coordinate: a coordinator splits it among specialists, run in parallel.")
 @click.option("--memory", "recall_k", type=click.IntRange(0, 20),
               help="Put the K most relevant memories of earlier tasks before the prompt.")
+@click.option("--allowed-tool", "allowed_tools", multiple=True,
+              help="A tool rule the agent may use without asking, e.g. 'Bash(git *)' (repeat).")
+@click.option("--denied-tool", "denied_tools", multiple=True, help="A tool rule it may not use (repeat).")
+@click.option("--permission-mode", type=click.Choice(["allowlist", "sandbox", "dangerous"]))
+@click.option("--max-budget-usd", type=click.FloatRange(min=0, min_open=True),
+              help="Stop the run once it has cost this much.")
+@click.option("--json-schema", "json_schema", callback=lambda ctx, param, value: json_option(value, param),
+              help="Structured output: a JSON schema (inline JSON, or @FILE).")
+@click.option("--metadata", "metadata", multiple=True, callback=lambda ctx, param, value: pairs(value, param),
+              help="KEY=VALUE stored with the task (repeat).")
+@click.option("--retries", callback=lambda ctx, param, value: json_option(value, param),
+              help='Retry rules per failure class, e.g. \'{"rate_limited": {"attempts": 8}}\' (or @FILE).')
+@click.option("--parent", "parent_id", help="The task this one is a child of.")
 @click.option("--json", "as_json", is_flag=True, help="Print the task as JSON.")
 @pass_state
 @handle_errors
@@ -92,7 +108,8 @@ def submit(state: CliState, prompt: str, wait: bool, follow: bool, as_json: bool
     on that repository (in a clone of its own, on branch cca/<task id>) unless --no-repo or
     --cwd says otherwise."""
     client = state.client()
-    body = {"prompt": prompt, **{name: value for name, value in fields.items() if value is not None}}
+    body = {"prompt": prompt, **{name: list(value) if isinstance(value, tuple) else value
+                                 for name, value in fields.items() if value not in (None, (), {})}}
     implied = None
     if not no_repo and body.get("repo") is None and body.get("cwd") is None:
         implied = repository_of(Path.cwd())
@@ -114,6 +131,28 @@ def submit(state: CliState, prompt: str, wait: bool, follow: bool, as_json: bool
     if not as_json:
         show_estimate(task)
     report(client, task, wait, as_json, follow=follow)
+
+
+def json_option(value: str | None, param: click.Parameter) -> Any:
+    """A flag's JSON value, inline or from ``@FILE``; a bad one names the flag."""
+    if value is None:
+        return None
+    try:
+        text = Path(value[1:]).read_text() if value.startswith("@") else value
+        return json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"not JSON (inline, or @FILE): {exc}", param=param) from None
+
+
+def pairs(values: tuple[str, ...], param: click.Parameter) -> dict[str, str]:
+    """``KEY=VALUE`` flags as a mapping."""
+    found = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r}: expected KEY=VALUE", param=param)
+        found[key] = text
+    return found
 
 
 def show_estimate(task: dict[str, Any]) -> None:
@@ -184,12 +223,14 @@ def list_tasks(state: CliState, as_json: bool, **params: Any) -> None:
     page = state.client().tasks(**params)
     if as_json:
         return print_json(page)
-    table = Table("id", "status", "role", "turns", "tokens", "cost", "created")
+    table = Table("id", "status", "role", "turns", "tokens", "cost", "created", "schedule")
     for task in page["tasks"]:
         usage = task["usage"]
-        table.add_row(task["id"], task["status"], task["role"] or "", str(task["num_turns"]),
+        waiting = f" ({task['waiting_for']})" if task.get("waiting_for") else ""
+        table.add_row(task["id"], task["status"] + waiting, task["role"] or "", str(task["num_turns"]),
                       str(usage["input_tokens"] + usage["output_tokens"]),
-                      f"${task['cost_usd']:.4f}", task["created_at"][:19])
+                      f"${task['cost_usd']:.4f}", task["created_at"][:19],
+                      (task.get("schedule_id") or "")[:8])
     console.print(table)
     if page["next_cursor"]:
         console.print(f"more: --cursor {page['next_cursor']}")

@@ -191,6 +191,10 @@ class TaskView(BaseModel):
                                   "sent again at the latest.")
     continues: str | None = Field(
         default=None, description="The finished task whose session this follow-up forks.")
+    schedule_id: str | None = Field(default=None, description="The schedule that made it, if any.")
+    scheduled_for: datetime | None = Field(
+        default=None, description="The fire of its schedule it runs for (a late or caught-up "
+                                  "fire is earlier than created_at).")
     repo: str | None = Field(default=None, description="The repository it works on, in a clone.")
     base: str | None = Field(default=None, description="What its branch starts from.")
     push: bool = False
@@ -293,6 +297,8 @@ def task_view(task: Any, children: Sequence[Any] | None = None) -> TaskView:
         waiting_for=task.waiting_for,
         retry_at=task.retry_at if task.waiting_for in PARKED else None,
         continues=str(task.continues) if task.continues else None,
+        schedule_id=str(task.schedule_id) if task.schedule_id else None,
+        scheduled_for=task.scheduled_for,
         repo=task.repo, base=task.base, push=bool(task.push),
         branch=branch_of(str(task.id)) if task.repo else None,
         children=None if children is None else [str(child) for child in children],

@@ -385,3 +385,33 @@ def test_webhooks_from_the_command_line(fleet_env, api_url):
     assert unknown.returncode == 2 and "--event" in unknown.stderr
     assert cca("--api-url", api_url, "webhooks", "remove", hook["id"], env=fleet_env).returncode == 0
     assert json.loads(cca("--api-url", api_url, "webhooks", "list", "--json", env=fleet_env).stdout) == []
+
+
+def test_every_task_field_has_a_submit_flag(fleet_env, api_url, tmp_path):
+    from cca_cli.tasks import submit
+    from cca_core.tasks.schemas import TaskCreate
+
+    flags = {param.name for param in submit.params} | {"memory"}  # --memory K is {"k": K}
+    assert set(TaskCreate.model_fields) - {"prompt"} <= flags
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type": "object", "properties": {"ok": {"type": "boolean"}}}')
+    parent = json.loads(cca("--api-url", api_url, "submit", "parent", "--no-repo", "--json",
+                            env=fleet_env).stdout)
+    result = cca("--api-url", api_url, "submit", "child", "--no-repo", "--json",
+                 "--allowed-tool", "Bash(git *)", "--allowed-tool", "Read", "--denied-tool", "WebFetch",
+                 "--permission-mode", "allowlist", "--max-budget-usd", "0.5",
+                 "--json-schema", f"@{schema}", "--metadata", "ticket=PROJ-1", "--metadata", "team=core",
+                 "--retries", '{"rate_limited": {"attempts": 5}}', "--parent", parent["id"], env=fleet_env)
+    assert result.returncode == 0, result.stderr
+    task = json.loads(result.stdout)
+    assert task["allowed_tools"] == ["Bash(git *)", "Read"] and task["denied_tools"] == ["WebFetch"]
+    assert task["permission_mode"] == "allowlist" and task["max_budget_usd"] == 0.5
+    assert task["json_schema"]["properties"]["ok"] == {"type": "boolean"}
+    assert task["metadata"] == {"ticket": "PROJ-1", "team": "core"} and task["parent_id"] == parent["id"]
+    bad = cca("--api-url", api_url, "submit", "x", "--json-schema", "{nope", env=fleet_env)
+    assert bad.returncode == 2 and "--json-schema" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cca("--api-url", api_url, "submit", "x", "--metadata", "novalue", env=fleet_env)
+    assert bad.returncode == 2 and "--metadata" in bad.stderr
+    bad = cca("--api-url", api_url, "submit", "x", "--no-repo", "--allowed-tool", "Bash(rm -rf /",
+              env=fleet_env)
+    assert bad.returncode == 1 and "allowed_tools[0]" in bad.stderr
