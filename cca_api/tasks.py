@@ -86,6 +86,14 @@ def submit() -> tuple[dict[str, Any], int]:
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
         raise Invalid(f"Idempotency-Key must be 1..{IDEMPOTENCY_KEY_MAX} characters",
                       field="Idempotency-Key")
+    view, created = create_task(res, principal, body, key)
+    return view.model_dump(mode="json"), 202 if created else 200
+
+
+def create_task(res: Resources, principal: Principal, body: TaskCreate,
+                key: str | None = None) -> tuple[TaskView, bool]:
+    """Insert and send a submitted task as ``principal`` (the API's and the dashboard's way);
+    returns its view and whether it was made now (not found by its idempotency ``key``)."""
     values = {**submitted_values(body, res, principal), "owner": principal.tenant,
               "created_by": principal.name}
     coordinated = body.mode == "coordinate" or body.role == COORDINATOR
@@ -119,7 +127,7 @@ def submit() -> tuple[dict[str, Any], int]:
         estimate = res.estimates.of(task.role, task.model)
         view = view.model_copy(update={"estimate": estimate, "warnings": forecast.warnings(
             estimate, task.token_budget, task.max_budget_usd, task.timeout_seconds)})
-    return view.model_dump(mode="json"), 202 if created else 200
+    return view, created
 
 
 def request_hash(body: TaskCreate) -> str:

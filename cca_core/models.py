@@ -441,3 +441,17 @@ class WebhookDelivery(Base):
         Index("webhook_deliveries_due_idx", next_attempt_at, postgresql_where=text("status = 'pending'")),
         Index("webhook_deliveries_webhook_idx", webhook_id, id.desc()),
     )
+
+
+class FleetSample(Base):
+    """The fleet at one moment (queue depths, slots busy and total), taken every
+    ``dashboard.sample_seconds`` by one worker and kept ``dashboard.keep_days``: the
+    dashboard's plots of queue depth and slot use over time."""
+
+    __tablename__ = "fleet_samples"
+
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True, server_default=func.now())
+    workers: Mapped[int] = mapped_column(Integer)
+    slots_total: Mapped[int] = mapped_column(Integer)
+    slots_busy: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[dict[str, int]] = mapped_column(JSONB)

@@ -225,6 +225,14 @@ class WebhookSettings(Section):
     keep_days: int = Field(14, ge=1)  # deliveries are deleted by the sweep after this long
 
 
+class DashboardSettings(Section):
+    """The web dashboard at ``/ui``: its sign-in sessions and the fleet samples it plots."""
+
+    session_hours: float = Field(8.0, gt=0, le=720)  # a sign-in lasts this long
+    sample_seconds: int = Field(30, ge=5, le=3600)  # queue depth and slot use, one worker at a time
+    keep_days: int = Field(7, ge=1)  # samples older than this are deleted by the sweep
+
+
 class BeatSettings(Section):
     """The beat that fires schedules (``cca beat``); several may run, one leads."""
 
@@ -411,6 +419,7 @@ class Settings(Section):
     credentials: dict[str, CredentialSettings] = {}
     telemetry: TelemetrySettings = TelemetrySettings()
     webhooks: WebhookSettings = WebhookSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("credentials")
     @classmethod

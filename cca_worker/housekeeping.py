@@ -22,11 +22,12 @@ from cca_core import __version__
 from cca_core.credentials import fleet_credentials
 from cca_core.credentials.pool import CredentialPool, describe
 from cca_core.fleet.state import announce, withdraw
+from cca_core.fleet.trends import take_sample
 from cca_core.infra.config import load_settings
-from cca_core.infra.db import autocommit, make_engine, make_session_factory
+from cca_core.infra.db import autocommit, make_engine, make_session_factory, transaction
 from cca_core.infra.reload import Watcher
 from cca_core.models import Task
-from cca_core.names import SWEEP_LOCK_KEY
+from cca_core.names import SAMPLE_LOCK_KEY, SWEEP_LOCK_KEY
 from cca_core.settings import Settings
 from cca_core.tasks import store
 from cca_core.tasks.submission import enqueue
@@ -74,6 +75,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                 self._gate_budget()
                 self._announce()
                 self._send_after_resets()
+                self._sample()
                 if time.monotonic() - self.last_sweep >= self.settings.worker.sweep_interval_seconds:
                     self.last_sweep = time.monotonic()
                     self._sweep()
@@ -153,11 +155,19 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             if report.retried:
                 log.info("sweep: sent %s tasks whose retry came due", report.retried)
             kept = enforce_retention(self.sessions, self.redis, self.settings.retention,
-                                     self.settings.webhooks.keep_days)
-            if kept.task_events or kept.sessions or kept.streams or kept.deliveries:
+                                     self.settings.webhooks.keep_days, self.settings.dashboard.keep_days)
+            if kept.task_events or kept.sessions or kept.streams or kept.deliveries or kept.samples:
                 log.info("retention: deleted %s task events, %s stored sessions, %s event streams, "
-                         "%s webhook deliveries", kept.task_events, kept.sessions, kept.streams,
-                         kept.deliveries)
+                         "%s webhook deliveries, %s fleet samples", kept.task_events, kept.sessions,
+                         kept.streams, kept.deliveries, kept.samples)
+
+        def _sample(self) -> None:
+            """Every dashboard.sample_seconds, one worker of the fleet records its queues and slots."""
+            interval = self.settings.dashboard.sample_seconds
+            if not self.redis.set(SAMPLE_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
+                return
+            with transaction(self.sessions) as session:
+                take_sample(session, self.redis, set(self.settings.agents.queues))
 
         def _send(self, task: Task) -> None:
             enqueue(self.consumer.app, task)

@@ -1,7 +1,7 @@
 """Retention: delete task events older than ``retention.task_events_days``, stored sessions
-not updated for ``retention.sessions_days`` and webhook deliveries older than
-``webhooks.keep_days`` from Postgres, and Redis event streams idle longer than
-``retention.stream_seconds``.
+not updated for ``retention.sessions_days``, webhook deliveries older than
+``webhooks.keep_days`` and fleet samples older than ``dashboard.keep_days`` from Postgres,
+and Redis event streams idle longer than ``retention.stream_seconds``.
 
 Run by the sweep, which one worker of the fleet holds at a time (``cca_worker.housekeeping``). Each run
 does bounded work (at most ``MAX_BATCHES`` deletes of ``batch_size`` rows, one SCAN step of
@@ -20,6 +20,7 @@ import redis
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from cca_core.fleet import trends
 from cca_core.infra.db import transaction
 from cca_core.names import EVENTS_STREAM_PATTERN, RETENTION_SCAN_KEY, retention_counter_key
 from cca_core.sessions import store as stored_sessions
@@ -37,11 +38,12 @@ class RetentionReport:
     sessions: int
     streams: int
     deliveries: int
+    samples: int
 
 
 def enforce_retention(
     sessions: sessionmaker[Session], client: redis.Redis, policy: RetentionSettings,
-    webhook_days: int,
+    webhook_days: int, sample_days: int,
 ) -> RetentionReport:
     """Delete what is past retention (one bounded step); count it in Redis."""
     report = RetentionReport(
@@ -50,10 +52,12 @@ def enforce_retention(
         sessions=_in_batches(sessions, policy.sessions_days, policy.batch_size,
                              stored_sessions.delete_before),
         streams=_delete_streams(client, policy),
-        deliveries=_in_batches(sessions, webhook_days, policy.batch_size, webhooks.delete_before))
+        deliveries=_in_batches(sessions, webhook_days, policy.batch_size, webhooks.delete_before),
+        samples=_in_batches(sessions, sample_days, policy.batch_size, trends.delete_samples_before))
     pipe = client.pipeline(transaction=False)
     for kind, count in (("task_events", report.task_events), ("sessions", report.sessions),
-                        ("streams", report.streams), ("webhook_deliveries", report.deliveries)):
+                        ("streams", report.streams), ("webhook_deliveries", report.deliveries),
+                        ("fleet_samples", report.samples)):
         if count:
             pipe.incrby(retention_counter_key(kind), count)
     pipe.execute()

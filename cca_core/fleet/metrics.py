@@ -31,7 +31,7 @@ DEFAULT_MODEL = "default"
 OTHER = "other"
 MAX_SERIES = 20
 MAX_LABEL_CHARS = 64
-RETENTION_KINDS = ("task_events", "sessions", "streams", "webhook_deliveries")
+RETENTION_KINDS = ("task_events", "sessions", "streams", "webhook_deliveries", "fleet_samples")
 
 
 @dataclass(eq=False)
