@@ -21,6 +21,7 @@ from cca_api import (
     schedules,
     tasks,
     tokens,
+    ui,
     webhooks,
     workflows,
 )
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *,
         res.watcher = Watcher(res.redis, settings, load, api_process())
     app.extensions["cca"] = res
     errors.init_app(app, on_quota=webhooks.quota_reached)
+    app.register_blueprint(ui.bp)
 
     @app.before_request
     def _authenticate() -> None:
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None, *,
             return
         security = res.settings.security
         ip = client_ip(request, security)
+        if request.blueprint == ui.bp.name:  # the dashboard signs in with a session of its own
+            check_rate(res.redis, f"ip:{ip}", security.ip_rate_limit_per_minute)
+            return
         if _is_public(app, request.endpoint):
             # Public, so limited too; counted apart, so a load balancer's probes never use up
             # the budget of the clients behind the same address.

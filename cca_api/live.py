@@ -54,8 +54,12 @@ def sse(event: str, data: Any, ident: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def event_message(view: EventView) -> str:
-    return sse("event", view.model_dump(mode="json"), view.id)
+Present = Callable[[EventView], dict[str, Any]]
+
+
+def as_api(view: EventView) -> dict[str, Any]:
+    """An event as ``GET …/events`` shows it."""
+    return view.model_dump(mode="json")
 
 
 def stream_response(messages: Iterator[str]) -> Response:
@@ -71,9 +75,9 @@ def subscribe(res: Resources, wants: Callable[[dict[str, Any]], bool]) -> Any:
 
 
 def follow_task(res: Resources, task_id: str, cursor: int, owner: str | None,
-                read_task: ReadTask) -> Iterator[str]:
-    """The messages of one task's stream (see the module's doc). The caller checked that the
-    task exists and may be seen."""
+                read_task: ReadTask, present: Present = as_api) -> Iterator[str]:
+    """The messages of one task's stream (see the module's doc), each event as ``present``
+    makes it. The caller checked that the task exists and may be seen."""
     subscription = subscribe(res, lambda notice: notice.get("id") == task_id)
     heartbeat_s = res.settings.daemon.stream_heartbeat_seconds
     key = events_stream_key(task_id)
@@ -86,7 +90,7 @@ def follow_task(res: Resources, task_id: str, cursor: int, owner: str | None,
             while True:
                 for view in _replay(res, task_id, cursor, owner):
                     cursor = view.id
-                    yield event_message(view)
+                    yield sse("event", present(view), view.id)
                 with transaction(res.sessions) as session:
                     task = read_task(session.connection())
                 state = (task.status, task.waiting_for, task.error.code if task.error else None)
@@ -101,7 +105,7 @@ def follow_task(res: Resources, task_id: str, cursor: int, owner: str | None,
                         yield ": keep-alive\n\n"
                     else:
                         cursor = live.id
-                        yield event_message(live)
+                        yield sse("event", present(live), live.id)
         finally:
             res.hub.unsubscribe(subscription)
 
