@@ -26,15 +26,19 @@ class Counts:
     search_queries: int  # (f): searches timed per scale and mode
     live_followers: tuple[int, ...]  # (i): followers of one task's stream, per round
     live_events: int  # (i): events written per round
+    dashboard_tasks: int  # (j): rows in the tasks table
+    dashboard_requests: int  # (j): requests timed per page
 
 
 QUICK = Counts(submissions=300, submit_warmup=40, client_threads=4, latency_samples=20,
                latency_warmup=4, tasks=48, slots=8, profile_tasks=10, floor_tasks=100,
                rounds=2, real_tasks=16, real_rounds=1, workflow_chains=10,
                tree_rounds=1, search_scales=(10_000,), search_queries=50,
-               live_followers=(1, 50), live_events=20)
+               live_followers=(1, 50), live_events=20,
+               dashboard_tasks=10_000, dashboard_requests=20)
 DEFAULT = Counts(submissions=3000, submit_warmup=200, client_threads=4, latency_samples=300,
                  latency_warmup=10, tasks=600, slots=8, profile_tasks=50, floor_tasks=1000,
                  rounds=3, real_tasks=32, real_rounds=2, workflow_chains=40,
                  tree_rounds=3, search_scales=(10_000, 100_000), search_queries=300,
-                 live_followers=(1, 50, 200), live_events=50)
+                 live_followers=(1, 50, 200), live_events=50,
+                 dashboard_tasks=100_000, dashboard_requests=50)
