@@ -35,12 +35,18 @@ class UndeclaredRoute(RuntimeError):
     """A route of the app declares no operation, so the document would miss it."""
 
 
+def is_api(endpoint: str) -> bool:
+    """Whether a route belongs to the API (not Flask's static files, not the dashboard's HTML
+    pages under /ui, which the document does not describe)."""
+    return endpoint != "static" and not endpoint.startswith("ui.")
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of every route of ``app``. Raises UndeclaredRoute."""
     paths: dict[str, dict[str, Any]] = {}
     models: set[tuple[type[BaseModel], JsonSchemaMode]] = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
-        if rule.endpoint == "static":
+        if not is_api(rule.endpoint):
             continue
         found = declared(app.view_functions[rule.endpoint])
         if found is None:
