@@ -17,7 +17,8 @@ BAD_ID = "not-an-id%00'--"
 PATH_VALUES = {"task_id": "3f1c2d4e-0000-4000-8000-000000000000", "schedule_id":
                "3f1c2d4e-0000-4000-8000-000000000000", "name": "nobody",
                "workflow_id": "3f1c2d4e-0000-4000-8000-000000000000",
-               "job_id": "3f1c2d4e-0000-4000-8000-000000000000"}
+               "job_id": "3f1c2d4e-0000-4000-8000-000000000000",
+               "webhook_id": "3f1c2d4e-0000-4000-8000-000000000000"}
 
 
 def operations(*, with_body: bool = False, with_path: bool = False,
