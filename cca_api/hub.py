@@ -3,7 +3,8 @@
 Postgres announces every change of a task's or workflow's status on the ``cca_status``
 channel (migration 0017), whoever made it. The hub's thread listens, started by the first
 follower, and hands each notice to the followers it concerns; a follower waits on its own
-queue and holds no Postgres connection. After the listening connection is lost and made
+queue and holds no Postgres connection. With no follower for a while, the hub closes its
+connection too (the next follower starts it again). After the listening connection is lost and made
 again, every follower is told to ``resync`` (read the table), since notices sent meanwhile
 are gone. A follower that falls far behind loses notices, and is told how many."""
 
@@ -29,6 +30,7 @@ RESYNC: dict[str, Any] = {"kind": "resync"}
 QUEUE_LIMIT = 10_000  # notices a follower may have unread
 RECONNECT_S = 1.0
 READY_WAIT_S = 5.0  # how long a new follower waits for the hub to listen
+IDLE_S = 30.0  # with no follower this long, the hub closes its connection (and starts again)
 
 
 class Busy(Exception):
@@ -68,7 +70,7 @@ class Subscription:
 class StatusHub:
     """Listens on ``cca_status`` for this process's followers, at most ``capacity`` of them."""
 
-    def __init__(self, database_url: str, capacity: int) -> None:
+    def __init__(self, database_url: str, capacity: int, idle_s: float = IDLE_S) -> None:
         self._url = make_url(sqlalchemy_url(database_url)).set(drivername="postgresql") \
             .render_as_string(hide_password=False)
         self._subscriptions: set[Subscription] = set()
@@ -76,6 +78,7 @@ class StatusHub:
         self._slots = threading.BoundedSemaphore(capacity)
         self._listening = threading.Event()
         self._thread: threading.Thread | None = None
+        self._idle_s = idle_s
 
     def subscribe(self, wants: Callable[[dict[str, Any]], bool]) -> Subscription:
         """A new follower's subscription; raises :class:`Busy` when every slot is taken.
@@ -103,18 +106,32 @@ class StatusHub:
             return len(self._subscriptions)
 
     def _listen(self) -> None:
-        while True:
+        idle_since = time.monotonic()
+        while not self._done(idle_since):
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=3) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     self._dispatch(RESYNC)
-                    for notify in connection.notifies():
-                        self._dispatch(json.loads(notify.payload))
+                    while not self._done(idle_since):
+                        for notify in connection.notifies(timeout=self._idle_s / 3):
+                            self._dispatch(json.loads(notify.payload))
+                        if self.followers():
+                            idle_since = time.monotonic()
             except psycopg.Error as exc:
                 self._listening.clear()
                 log.warning("status notices: %s; listening again in %.0f s", exc, RECONNECT_S)
                 time.sleep(RECONNECT_S)
+
+    def _done(self, idle_since: float) -> bool:
+        """Whether the hub may stop: no follower for its idle time (decided under the lock,
+        so a follower that subscribes meanwhile starts a new listener)."""
+        with self._lock:
+            if self._subscriptions or time.monotonic() - idle_since < self._idle_s:
+                return False
+            self._thread = None
+            self._listening.clear()
+            return True
 
     def _dispatch(self, notice: dict[str, Any]) -> None:
         with self._lock:

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from cca_api.hub import StatusHub
 from cca_core.access.keys import create_key
 from cca_core.infra import sse
 from cca_core.infra.api_client import CcaClient
@@ -24,6 +25,7 @@ from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
 from cca_worker.events import EventSink
 from tests.conftest import start_api_process
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +197,29 @@ def test_the_fleet_stream_sends_the_callers_status_changes_only(tenants) -> None
     assert [(n["id"], n["status"]) for n in notices] == [(ours["id"], "queued"), (ours["id"], "cancelled")]
     assert all(n["id"] != theirs["id"] for n in notices)
     assert follower.events.empty()
+
+
+def test_the_hub_listens_while_it_has_followers_and_lets_go_after(database_url: str,
+                                                                  engine: Engine) -> None:
+    hub = StatusHub(database_url, capacity=4, idle_s=0.5)
+
+    def listening() -> int:
+        with autocommit(engine) as connection:
+            return connection.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN cca_status'"))
+
+    def notice_reaches(subscription) -> None:
+        with autocommit(engine) as connection:
+            task, _ = store.create_task(connection, {"prompt": "p", "token_budget": 1,
+                                                     "timeout_seconds": 1})
+        wait_for(lambda: any(n.get("id") == str(task.id) for n in subscription.drain()),
+                 timeout_s=5, message="the insert's notice")
+
+    subscription = hub.subscribe(lambda notice: True)
+    notice_reaches(subscription)
+    assert listening() == 1
+    hub.unsubscribe(subscription)
+    wait_for(lambda: listening() == 0, timeout_s=10, message="the idle hub to close its connection")
+    again = hub.subscribe(lambda notice: True)  # starts listening again
+    notice_reaches(again)
+    hub.unsubscribe(again)
