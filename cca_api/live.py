@@ -36,6 +36,7 @@ bp = Blueprint("live", __name__, url_prefix="/api/v1")
 
 READ_BLOCK_MS = 500  # how long one Redis read waits: a status notice is seen within it
 REPLAY_PAGE = 500
+MAX_EVENTS_PAGE_BYTES = 4 * 1024 * 1024  # of event data as Postgres stores it (compressed)
 RESYNC_S = 60.0  # a follower reads the task again at least this often (a notice may be lost)
 RECONNECT_MS = 2000  # the SSE retry: an EventSource reconnects after this long
 STREAM_MEDIA = "text/event-stream"
@@ -117,7 +118,7 @@ def _replay(res: Resources, task_id: str, cursor: int, owner: str | None) -> Ite
     while True:
         with transaction(res.sessions) as session:
             rows = store.list_events(session.connection(), task_id, after=cursor, limit=REPLAY_PAGE,
-                                     max_bytes=4 * 1024 * 1024, owner=owner)
+                                     max_bytes=MAX_EVENTS_PAGE_BYTES, owner=owner)
         if not rows:
             return
         for row in rows:

@@ -46,7 +46,6 @@ from cca_core.workflows.coordination import COORDINATOR
 bp = Blueprint("tasks", __name__, url_prefix="/api/v1/tasks")
 IDEMPOTENCY_KEY_MAX = 200
 MAX_EVENTS_PAGE = 1000
-MAX_EVENTS_PAGE_BYTES = 4 * 1024 * 1024  # of event data as Postgres stores it (compressed)
 
 
 class ListQuery(BaseModel):
@@ -320,7 +319,7 @@ def events(task_id: str) -> dict[str, Any]:
         connection = session.connection()
         check_token_scope(connection, task_id)
         rows = store.list_events(connection, task_id, after=query.after, limit=query.limit,
-                                 max_bytes=MAX_EVENTS_PAGE_BYTES, owner=current().scope())
+                                 max_bytes=live.MAX_EVENTS_PAGE_BYTES, owner=current().scope())
         page = EventPage(events=[event_view(row) for row in rows],
                          next_after=rows[-1].id if rows else None)
     return page.model_dump(mode="json")

@@ -18,6 +18,7 @@ from cca_api.operations import operation
 from cca_api.resources import Resources
 from cca_core.errors import Forbidden, Invalid, QuotaExceeded
 from cca_core.infra.db import autocommit, transaction
+from cca_core.names import quota_notice_key
 from cca_core.webhooks import store
 from cca_core.webhooks.events import ADMIN_EVENTS, QUOTA_REACHED
 from cca_core.webhooks.schemas import (
@@ -115,8 +116,7 @@ def quota_reached(exc: QuotaExceeded) -> None:
     if principal is None or exc.limit not in QUOTAS:
         return
     res = resources()
-    if not res.redis.set(f"cca:webhooks:quota:{principal.name}:{exc.limit}", 1, nx=True,
-                         ex=QUOTA_NOTICE_S):
+    if not res.redis.set(quota_notice_key(principal.name, exc.limit), 1, nx=True, ex=QUOTA_NOTICE_S):
         return
     notify_quota(res.engine, principal.tenant, principal.name, exc)
 

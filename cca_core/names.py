@@ -48,6 +48,11 @@ def retention_counter_key(kind: str) -> str:
     return f"cca:retention:deleted:{kind}"
 
 
+def quota_notice_key(key_name: str, limit: str) -> str:
+    """Set while a key's ``quota.reached`` webhook for ``limit`` was sent recently."""
+    return f"cca:webhooks:quota:{key_name}:{limit}"
+
+
 def budget_key(hostname: str, bucket: int) -> str:
     return f"cca:budget:{hostname}:{bucket}"
 

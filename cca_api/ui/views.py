@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from werkzeug.wrappers import Response as BaseResponse
 
 from cca_api import live, schedules, tasks
-from cca_api.auth import ANONYMOUS, current
+from cca_api.auth import ANONYMOUS, current, require_role
 from cca_api.resources import Resources
 from cca_api.ui import session as sessions
 from cca_core.access.keys import list_keys
-from cca_core.errors import CcaError, Forbidden, field_path, plain_message
+from cca_core.errors import CcaError, field_path, plain_message
 from cca_core.fleet import trends
 from cca_core.fleet.state import queue_depths, workers_with_slots
 from cca_core.infra.db import transaction
@@ -68,10 +68,9 @@ def _policy(response: Response) -> Response:
 
 def render(template: str, code: int = 200, **context: Any) -> Response:
     ui = g.get("ui")
-    response = Response(render_template(
+    return Response(render_template(
         template, principal=ui.principal if ui else None, csrf=ui.csrf if ui else "", nav=NAV,
         notice=request.args.get("notice"), error=request.args.get("error"), **context), code)
-    return response
 
 
 def back(endpoint: str, error: str | None = None, notice: str | None = None, **values: Any) -> BaseResponse:
@@ -167,7 +166,7 @@ def submit_task() -> BaseResponse:
         ("token_budget", request.form.get("token_budget"))) if value}
     try:
         body = TaskCreate.model_validate(fields)
-        view, _ = tasks.create_task(res, require_writer(), body)
+        view, _ = tasks.create_task(res, require_role("admin", "submitter"), body)
     except ValidationError as exc:
         first = exc.errors()[0]
         return back("ui.tasks_page", error=f"{field_path(first['loc'])}: {plain_message(first)}")
@@ -193,13 +192,6 @@ def task_page(task_id: str) -> Response:
 @bp.post("/tasks/<task_id>/cancel")
 def cancel_task(task_id: str) -> BaseResponse:
     return act("ui.task_page", partial(tasks.cancel, task_id), "Cancel requested.", task_id=task_id)
-
-
-def require_writer() -> Any:
-    principal = current()
-    if principal.role not in ("admin", "submitter"):
-        raise Forbidden(f"a {principal.role} key may not do this")
-    return principal
 
 
 # Workflows, fleet, schedules, keys --------------------------------------------------------------

@@ -93,12 +93,10 @@ def test_a_follower_replays_follows_and_ends_after_the_terminal_status(
     status = follower.next()
     assert (status.event, status.data["status"]) == ("status", "running")
 
-    sent = time.monotonic()
     events.add({"type": "assistant", "message": {"id": "m1", "content": [{"type": "text", "text": "hi"}]}})
     events.flush()
-    live = follower.next()
+    live = follower.next()  # while the task still runs: from the Redis stream
     assert live.event == "event" and live.data["type"] == "assistant" and live.id == first.id + 1
-    assert time.monotonic() - sent < 2
 
     # The last events ride with the finish (table only): the follower reads them on the notice.
     with autocommit(engine) as connection:
@@ -168,10 +166,8 @@ def test_many_followers_do_not_hold_up_other_requests(tmp_path, config_data, eng
     followers = [Follower(f"{url}/api/v1/tasks/{task['id']}/stream") for task in tasks]
     for follower in followers:
         assert follower.next().event == "status"
-    started = time.monotonic()
-    for _ in range(10):
+    for _ in range(10):  # answered while every follower holds its thread (a sync worker would not)
         assert httpx.get(f"{url}/api/v1/tasks/{tasks[0]['id']}", timeout=5).status_code == 200
-    assert time.monotonic() - started < 5
     refused = httpx.get(f"{url}/api/v1/tasks/{tasks[0]['id']}/stream", timeout=5)
     assert refused.status_code == 503 and "follows as many streams" in refused.json()["error"]["message"]
 

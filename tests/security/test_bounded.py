@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cca_api import create_app
-from cca_api.tasks import MAX_EVENTS_PAGE_BYTES
+from cca_api.live import MAX_EVENTS_PAGE_BYTES
 from cca_core.fleet.metrics import MAX_SERIES
 from cca_core.fleet.state import announce
 from cca_core.infra.db import autocommit, make_engine
