@@ -89,11 +89,13 @@ def follow_task(res: Resources, task_id: str, cursor: int, owner: str | None,
         try:
             yield f"retry: {RECONNECT_MS}\n\n"
             while True:
+                # The task first, then its events: a run's events are committed no later than
+                # its status, so the replay holds every event of the status it sends.
+                with transaction(res.sessions) as session:
+                    task = read_task(session.connection())
                 for view in _replay(res, task_id, cursor, owner):
                     cursor = view.id
                     yield sse("event", present(view), view.id)
-                with transaction(res.sessions) as session:
-                    task = read_task(session.connection())
                 state = (task.status, task.waiting_for, task.error.code if task.error else None)
                 if state != shown:
                     shown = state
