@@ -39,6 +39,8 @@ def worker_key(hostname: str) -> str:
 
 WORKERS_INDEX_KEY = "cca:workers"  # hostname -> when its announcement expires (cca_core.fleet.state)
 SWEEP_LOCK_KEY = "cca:sweep-lock"
+# task id -> the run that holds it while Postgres cannot record it (cca_core.tasks.holds)
+HELD_TASKS_KEY = "cca:held"
 SAMPLE_LOCK_KEY = "cca:sample-lock"  # the worker taking this dashboard.sample_seconds' fleet sample
 RETENTION_SCAN_KEY = "cca:retention:stream-cursor"  # where the stream retention scan resumes
 

@@ -195,6 +195,12 @@ class WorkerSettings(Section):
     heartbeat_seconds: float = Field(1.0, gt=0)
     sweep_interval_seconds: float = Field(10.0, gt=0)
     resend_after_seconds: int = Field(300, ge=1)
+    # How long a running agent goes on while Postgres is unreachable (its heartbeats and
+    # events retried with backoff, its events buffered up to event_buffer_events) before it is
+    # stopped; and how long a finish kept in the worker's spool holds its task.
+    postgres_outage_seconds: float = Field(300.0, ge=0)
+    event_buffer_events: int = Field(10000, ge=100)
+    spool_hold_seconds: int = Field(3600, ge=60)
 
 
 class SecuritySettings(Section):

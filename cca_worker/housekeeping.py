@@ -29,9 +29,10 @@ from cca_core.infra.reload import Watcher
 from cca_core.models import Task
 from cca_core.names import SAMPLE_LOCK_KEY, SWEEP_LOCK_KEY
 from cca_core.settings import Settings
-from cca_core.tasks import store
+from cca_core.tasks import holds, store
 from cca_core.tasks.submission import enqueue
-from cca_worker import budget, tasks
+from cca_worker import budget, spool, tasks
+from cca_worker.outage import is_transient
 from cca_worker.retention import enforce_retention
 from cca_worker.sweep import sweep
 from cca_worker.webhooks import Dispatcher
@@ -74,13 +75,18 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                 self._reload()
                 self._gate_budget()
                 self._announce()
+                self._replay_spool()
                 self._send_after_resets()
                 self._sample()
                 if time.monotonic() - self.last_sweep >= self.settings.worker.sweep_interval_seconds:
                     self.last_sweep = time.monotonic()
                     self._sweep()
-            except Exception:  # a failed tick must not kill the consumer; the next one retries
-                log.exception("fleet tick failed")
+            except Exception as exc:  # a failed tick must not kill the consumer; the next one retries
+                if not is_transient(exc):
+                    log.exception("fleet tick failed")
+                else:
+                    log.warning("fleet tick: Postgres is unreachable (%s)",
+                                type(exc.__cause__ or exc).__name__)
 
         def _announce(self) -> None:
             info = {"hostname": self.consumer.hostname, "pid": os.getpid(), "version": __version__,
@@ -89,6 +95,13 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                     "seen_at": time.time(), "credentials": self.credentials}
             ttl = max(5, int(self.settings.worker.heartbeat_seconds * 5))
             announce(self.redis, info, ttl)
+
+        def _replay_spool(self) -> None:
+            """Record the finishes this worker's runs kept while Postgres was unreachable."""
+            done = spool.replay(self.engine, self.redis,
+                                spool.spool_dir(self.settings, self.consumer.hostname))
+            if done:
+                log.warning("recorded %s spooled finishes", done)
 
         def _reload(self) -> None:
             """Apply a reloaded configuration (cca_core.infra.reload): here, and in every pool
@@ -148,7 +161,8 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             if not self.redis.set(SWEEP_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
                 return
             report = sweep(self.engine, self._send, self.settings.agents,
-                           resend_after_s=self.settings.worker.resend_after_seconds)
+                           resend_after_s=self.settings.worker.resend_after_seconds,
+                           held=holds.held(self.redis))
             if report.resent or report.ended or report.released:
                 log.warning("sweep: re-sent %s, ended %s, released %s workflow steps",
                             report.resent, report.ended, report.released)

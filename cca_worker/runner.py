@@ -29,7 +29,7 @@ from cca_core.infra.reload import Watcher
 from cca_core.models import Task
 from cca_core.retries import Failure, retry_at, rule_for, rules_of
 from cca_core.settings import Settings
-from cca_core.tasks import store
+from cca_core.tasks import holds, store
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import CREDENTIAL, RETRY, USAGE_WINDOW, TaskStatus
 from cca_core.tasks.submission import Producer, enqueue
@@ -38,12 +38,13 @@ from cca_core.tokens.usage import Tokens
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import Send, advance_and_send
 from cca_core.workflows.inputs import with_dependency_results
-from cca_worker import sessions, spending, workdirs
+from cca_worker import sessions, spending, spool, workdirs
 from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.memory import Recalled, recall, remember_later
+from cca_worker.outage import Outage, PostgresLost, is_transient
 from cca_worker.proxy import ModelProxy, Route
 from cca_worker.repos import GitFailed
 from cca_worker.spec import resolve_spec
@@ -96,6 +97,9 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     the task was not ours to run (finished, cancelled, owned by a live run, or parked until
     a credential has room). ``launcher`` starts the agent and ``clock`` times its limits:
     the seams of the run loop's tests."""
+    if holds.is_held(ctx.redis, task_id):
+        log.info("task %s: held by a run that waits for Postgres; skipping this delivery", task_id)
+        return None
     if ctx.proxy is None:
         return _run(ctx, task_id, None, launcher, clock)
     route = ctx.proxy.take(task_id)
@@ -196,9 +200,11 @@ def _run_in(ctx: WorkerContext, run: _Claimed, place: workdirs.Workdir, launcher
     task, attempt, spec, route, redactor, recalled = (run.task, run.attempt, run.spec, run.route,
                                                       run.redactor, run.recalled)
     task_id, agents, workdir = str(task.id), ctx.settings.agents, place.path
+    outage = _outage(ctx, task_id, attempt)
     sink = EventSink(ctx.engine, ctx.redis, task_id, attempt,
                      ttl_s=ctx.settings.redis.context_ttl_seconds,
-                     max_events=ctx.settings.redis.stream_max_events, redactor=redactor)
+                     max_events=ctx.settings.redis.stream_max_events, redactor=redactor,
+                     outage=outage, max_buffered=ctx.settings.worker.event_buffer_events)
     for message in (run.note, recalled.note):
         if message:
             sink.add({"type": "cca", "subtype": "note", "message": message})
@@ -230,16 +236,20 @@ def _run_in(ctx: WorkerContext, run: _Claimed, place: workdirs.Workdir, launcher
                     token_budget=task.token_budget,
                     heartbeat_s=ctx.settings.worker.heartbeat_seconds)
     try:
-        end = supervise(proc, limits, sink, partial(_heartbeat, ctx, task, attempt, checkpoints, route),
+        beat = partial(_heartbeat, ctx, task, attempt, checkpoints, route)
+        end = supervise(proc, limits, sink, lambda *progress: outage.call(partial(beat, *progress), False),
                         clock, charge=spent.charge)
     except Exception as exc:
-        # Postgres or Redis failed under the supervisor: never leave the agent unwatched.
+        # Postgres stayed unreachable past worker.postgres_outage_seconds, or something else
+        # failed under the supervisor: never leave the agent unwatched.
         proc.stop()
         proc.wait()
         log.exception("task %s: supervision failed; the agent was stopped", task_id)
         outcome = Outcome(status="failed", error_code="supervision_failed",
                           error_message=f"the worker could not supervise the agent: {exc}"[:1000])
-        return _finish(ctx, task, attempt, outcome, redactor)
+        # After an outage the buffered events go with the finish (spooled if need be).
+        return _finish(ctx, task, attempt, outcome, redactor,
+                       sink if isinstance(exc, PostgresLost) else None)
     _last_checkpoint(checkpoints, task_id)
     outcome = decide(end)
     spent.charge(Tokens(outcome.input_tokens, outcome.output_tokens, outcome.cache_read_input_tokens,
@@ -251,6 +261,16 @@ def _run_in(ctx: WorkerContext, run: _Claimed, place: workdirs.Workdir, launcher
                   "push_error": found.push_error})
     window = route.window if route is not None else None
     return _finish(ctx, task, attempt, outcome, redactor, sink, recalled.memory_ids, window)
+
+
+def _outage(ctx: WorkerContext, task_id: str, attempt: int) -> Outage:
+    """How the run rides out Postgres being unreachable: its task held in Redis meanwhile
+    (for as long as the run may go on without Postgres, and a lease more)."""
+    worker = ctx.settings.worker
+    seconds = worker.postgres_outage_seconds + ctx.settings.agents.lease_seconds
+    return Outage(worker.postgres_outage_seconds,
+                  on_start=partial(holds.hold, ctx.redis, task_id, attempt, ctx.hostname, seconds),
+                  on_end=partial(holds.release, ctx.redis, task_id))
 
 
 def _redactor(ctx: WorkerContext, token: str | None, route: Route | None) -> Redactor:
@@ -323,12 +343,20 @@ def _finish(ctx: WorkerContext, task: Task, attempt: int, outcome: store.Outcome
         sink.add({"type": "cca", "subtype": "retry", "error_code": outcome.error_code,
                   "attempt": attempt, "waiting_for": waiting_for, "retry_at": due.isoformat()})
     last_events = sink.take() if sink else []
-    with autocommit(ctx.engine) as connection:
-        parked = due is not None and store.retry_task(connection, task_id, attempt, redacted, due,
-                                                      last_events, waiting_for=waiting_for)
-        # A retry refused (cancelled meanwhile, or lost) still recorded the events.
-        finished = not parked and store.finish_task(
-            connection, task_id, attempt, redacted, [] if due is not None else last_events)
+    finish = spool.Finish(task_id, attempt, redacted, last_events, due, waiting_for)
+    try:
+        with autocommit(ctx.engine) as connection:
+            parked, finished = spool.record(connection, finish)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # Held first: a worker that dies before its spool is written delays its task (until
+        # the hold lapses), one that died after would let it run twice.
+        holds.hold(ctx.redis, task_id, attempt, ctx.hostname, ctx.settings.worker.spool_hold_seconds)
+        kept = spool.keep(spool.spool_dir(ctx.settings, ctx.hostname), finish)
+        log.warning("task %s: Postgres cannot record its finish (%s); kept in %s until it can",
+                    task_id, outcome.status, kept)
+        return None
     if sink:
         sink.publish_recorded(last_events)
     if parked:

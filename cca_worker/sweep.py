@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -30,16 +30,18 @@ class SweepReport:
 
 def sweep(
     engine: Engine, send: Callable[[Task], None], agents: AgentSettings, *, resend_after_s: int,
+    held: Collection[str] = (),
 ) -> SweepReport:
     """End runs that can never finish, then send the tasks whose retry is due, then re-send
     the message of every task that may have lost it, then advance every running workflow (a
     worker that died between a step's finish and its advance, or a run ended here, leaves it
     behind). A re-sent message for a task that is in fact fine is harmless: claims are
-    conditional."""
+    conditional. ``held`` tasks (``cca_core.tasks.holds``: their runs wait for Postgres)
+    are neither ended nor re-sent."""
     with engine.begin() as connection:
-        ended = store.end_abandoned(connection, agents.max_attempts)
+        ended = store.end_abandoned(connection, agents.max_attempts, held)
         due = store.release_due_retries(connection)
-        candidates = store.resend_candidates(connection, resend_after_s)
+        candidates = store.resend_candidates(connection, resend_after_s, held)
         for worker, task_ids in lost_workers(candidates).items():
             webhooks.emit(connection, WORKER_LOST, None, {"worker": {"name": worker, "tasks": task_ids}})
         running = workflows.running_workflows(connection)

@@ -20,6 +20,7 @@ from cca_core.tasks import changes as recorded
 from cca_core.tasks.changes import Changes
 from cca_core.tasks.workspace import check_cwd, prepare_workdir
 from cca_worker import repos
+from cca_worker.outage import is_transient
 from cca_worker.sessions import Packer, pack_directory
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,14 @@ def record_changes(workdir: Workdir, engine: Engine, task: Task, push: bool) -> 
     if push:
         error = repos.push(clone)
         found = Changes(**{**found.__dict__, "pushed": error is None, "push_error": error})
-    with autocommit(engine) as connection:
-        recorded.record(connection, str(task.id), found)
+    try:
+        with autocommit(engine) as connection:
+            recorded.record(connection, str(task.id), found)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("task %s: Postgres is unreachable; its changes (branch %s) are not recorded",
+                    task.id, found.branch)
     return found
 
 

@@ -21,6 +21,9 @@ PING_AFTER_IDLE_S = 2.0
 _IDLE_SINCE = "cca_idle_since"
 
 
+CONNECT_TIMEOUT_S = 5
+
+
 def sqlalchemy_url(url: str) -> str:
     """Accept the guide's ``postgres://`` spelling and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
@@ -35,13 +38,17 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Engin
 
     ``pool_size=0`` keeps no connection between uses (for processes that fork children).
     """
+    # A host that does not answer fails a connection in seconds, not the OS's minutes: a
+    # running agent's heartbeat waits on it (cca_worker.outage).
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S}
     if pool_size == 0:
-        return create_engine(sqlalchemy_url(url), poolclass=NullPool)
+        return create_engine(sqlalchemy_url(url), poolclass=NullPool, connect_args=connect_args)
     engine = create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
     _ping_after_idle(engine)
     return engine

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -553,8 +553,10 @@ def list_events(
     return list(connection.execute(query))
 
 
-def resend_candidates(connection: Connection, resend_after_s: int) -> list[Task]:
-    """Tasks whose message may be lost: queued too long, or running with an expired lease.
+def resend_candidates(connection: Connection, resend_after_s: int,
+                      held: Collection[str] = ()) -> list[Task]:
+    """Tasks whose message may be lost: queued too long, or running with an expired lease
+    (unless ``held``: its run waits for Postgres).
 
     Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
     """
@@ -564,6 +566,7 @@ def resend_candidates(connection: Connection, resend_after_s: int) -> list[Task]
         (Task.status == RUNNING)
         & (Task.lease_expires_at < NOW)
         & (Task.sent_at < NOW - timedelta(seconds=1))
+        & Task.id.not_in(_ids(held))
     )
     return [detached(row) for row in connection.execute(
         update(Task).where(overdue | orphaned, Task.cancel_requested_at.is_(None))
@@ -571,9 +574,11 @@ def resend_candidates(connection: Connection, resend_after_s: int) -> list[Task]
     )]
 
 
-def end_abandoned(connection: Connection, max_attempts: int) -> list[uuid.UUID]:
-    """End runs whose worker died and that cannot run again: cancelled, or out of attempts."""
-    lost = Task.lease_expires_at < NOW
+def end_abandoned(connection: Connection, max_attempts: int,
+                  held: Collection[str] = ()) -> list[uuid.UUID]:
+    """End runs whose worker died and that cannot run again: cancelled, or out of attempts.
+    A ``held`` task's run is not dead: it waits for Postgres."""
+    lost = (Task.lease_expires_at < NOW) & Task.id.not_in(_ids(held))
     cancelled = connection.scalars(
         update(Task).where(Task.status == changing(RUNNING, CANCELLED), lost,
                            Task.cancel_requested_at.is_not(None))
@@ -590,6 +595,10 @@ def end_abandoned(connection: Connection, max_attempts: int) -> list[uuid.UUID]:
         .returning(Task.id)
     ).all()
     return [*cancelled, *exhausted]
+
+
+def _ids(task_ids: Collection[str]) -> list[uuid.UUID]:
+    return [parse_task_id(task_id) for task_id in task_ids]
 
 
 def count_by_status(connection: Connection) -> dict[str, int]:
