@@ -135,7 +135,36 @@ class Task(Base):
               postgresql_where=text("workflow_id IS NOT NULL")),
         Index("tasks_parked_idx", retry_at,
               postgresql_where=text("waiting_for IN ('retry', 'credential', 'usage_window')")),
+        Index("tasks_finished_idx", finished_at),  # the rows cca_core.tasks.totals reads live
     )
+
+
+class TaskRollup(Base):
+    """The tasks finished before the rollup's mark, counted and summed per status, end reason,
+    model and duration bucket (``cca_core.tasks.totals``): fleet totals without a scan."""
+
+    __tablename__ = "task_rollup"
+
+    status: Mapped[str] = mapped_column(Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, primary_key=True)
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)  # -1: never ran
+    tasks: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[float] = mapped_column(Numeric(20, 6, asdecimal=False))
+    seconds: Mapped[float] = mapped_column(Numeric(20, 3, asdecimal=False))
+
+
+class TaskRollupMark(Base):
+    """The one row saying up to when finished tasks are in ``task_rollup``."""
+
+    __tablename__ = "task_rollup_mark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    finished_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class TaskAttempt(Base):

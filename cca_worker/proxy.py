@@ -190,18 +190,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("retry-after", str(retry_after))
         meter = UsageMeter()
         streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+        # Counted before the answer's end is sent: whoever saw the answer end sees it counted.
         if streaming:
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             for chunk in _metered(response.iter_raw(), meter):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self._count(route, limits, meter)
             self.wfile.write(b"0\r\n\r\n")
         else:
             content = response.read()
             _meter_json(content, meter)
+            self._count(route, limits, meter)
             self.send_header("content-length", str(len(content)))
             self.end_headers()
             self.wfile.write(content)
+
+    def _count(self, route: Route, limits: dict[str, str], meter: UsageMeter) -> None:
+        """Add an answer's tokens to its run's and its credential's counts."""
+        proxy = self.server.proxy
         tokens = {name: getattr(meter.totals, name) for name in FIELDS}
         route.requests += 1
         for name, count in tokens.items():

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from cca_core.models import Task
 from cca_core.settings import AgentSettings
-from cca_core.tasks import store
+from cca_core.tasks import store, totals
 from cca_core.tasks.status import TaskStatus
 from cca_core.webhooks import store as webhooks
 from cca_core.webhooks.events import WORKER_LOST
@@ -35,9 +35,9 @@ def sweep(
     """End runs that can never finish, then send the tasks whose retry is due, then re-send
     the message of every task that may have lost it, then advance every running workflow (a
     worker that died between a step's finish and its advance, or a run ended here, leaves it
-    behind). A re-sent message for a task that is in fact fine is harmless: claims are
-    conditional. ``held`` tasks (``cca_core.tasks.holds``: their runs wait for Postgres)
-    are neither ended nor re-sent."""
+    behind), then fold what finished into the fleet's totals. A re-sent message for a task
+    that is in fact fine is harmless: claims are conditional. ``held`` tasks
+    (``cca_core.tasks.holds``: their runs wait for Postgres) are neither ended nor re-sent."""
     with engine.begin() as connection:
         ended = store.end_abandoned(connection, agents.max_attempts, held)
         due = store.release_due_retries(connection)
@@ -52,6 +52,8 @@ def sweep(
         log.warning("re-sending task %s (status %s, attempts %s)", task.id, task.status, task.attempts)
         send(task)
     released = sum(advance_and_send(engine, send, workflow_id, agents) for workflow_id in running)
+    with engine.begin() as connection:
+        totals.fold(connection)  # keeps fleet totals (status, /metrics) from scanning every task
     return SweepReport(resent=len(candidates), retried=len(due), ended=len(ended),
                        released=released)
 

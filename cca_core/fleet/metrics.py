@@ -15,19 +15,15 @@ from dataclasses import dataclass
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cca_core.fleet.state import online_workers, queue_depths
-from cca_core.models import Task
 from cca_core.names import retention_counter_key
-from cca_core.tasks import store
-from cca_core.tasks.status import ALL_STATUSES, TERMINAL_STATUSES, TaskStatus
+from cca_core.tasks import store, totals
+from cca_core.tasks.status import ALL_STATUSES, TaskStatus
 from cca_core.workflows import store as workflow_store
 
 Family = GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
-DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
-DEFAULT_MODEL = "default"
 OTHER = "other"
 MAX_SERIES = 20
 MAX_LABEL_CHARS = 64
@@ -86,7 +82,8 @@ def _retention_metric(client: redis.Redis) -> CounterMetricFamily:
 
 
 def _task_metrics(session: Session) -> Iterator[Family]:
-    counts = store.count_by_status(session.connection())
+    groups = totals.snapshot(session.connection())  # bounded: a rollup and the live rows
+    counts = totals.by_status(groups)
     tasks = GaugeMetricFamily("cca_tasks", "Tasks by status", labels=["status"])
     for known in ALL_STATUSES:
         tasks.add_metric([known], counts.get(known, 0))
@@ -100,17 +97,22 @@ def _task_metrics(session: Session) -> Iterator[Family]:
     running = GaugeMetricFamily("cca_agents_running", "Agents running now, fleet-wide")
     running.add_metric([], counts.get(TaskStatus.RUNNING, 0))
     yield running
+    yield from _usage_metrics(groups)
+    yield _ended_metric(groups)
+    yield _duration_histogram(groups)
 
-    model = func.coalesce(Task.model, DEFAULT_MODEL)
-    usage = session.execute(select(
-        model, func.sum(Task.input_tokens), func.sum(Task.output_tokens),
-        func.sum(Task.cache_read_input_tokens), func.sum(Task.cache_creation_input_tokens),
-        func.sum(Task.cost_usd)).group_by(model)).all()
+
+def _usage_metrics(groups: list[totals.Group]) -> Iterator[Family]:
     kinds = ("input", "output", "cache_read", "cache_creation")
-    totals = {name: [float(value or 0) for value in values] for name, *values in usage}
-    kept = top_names({name: sum(values[:len(kinds)]) for name, values in totals.items()})
+    by_model: dict[str, list[float]] = {}
+    for group in groups:
+        into = by_model.setdefault(group.model, [0.0] * 5)
+        for n, value in enumerate((group.input_tokens, group.output_tokens, group.cache_read_input_tokens,
+                                   group.cache_creation_input_tokens, group.cost_usd)):
+            into[n] += value
+    kept = top_names({name: sum(values[:len(kinds)]) for name, values in by_model.items()})
     grouped: dict[str, list[float]] = {}
-    for name, values in totals.items():
+    for name, values in by_model.items():
         into = grouped.setdefault(label_of(name, kept), [0.0] * len(values))
         for n, value in enumerate(values):
             into[n] += value
@@ -123,36 +125,31 @@ def _task_metrics(session: Session) -> Iterator[Family]:
     yield tokens
     yield cost
 
-    ended = session.execute(
-        select(Task.status, func.coalesce(Task.error_code, "none"), func.count())
-        .where(Task.status.in_(TERMINAL_STATUSES)).group_by(Task.status, Task.error_code)).all()
+
+def _ended_metric(groups: list[totals.Group]) -> CounterMetricFamily:
+    ended = totals.ended(groups)
     reasons = CounterMetricFamily("cca_tasks_ended", "Finished tasks by status and reason",
                                   labels=["status", "reason"])
     by_reason: dict[str, float] = {}
-    for _, reason, count in ended:
+    for (_, reason), count in ended.items():
         by_reason[reason] = by_reason.get(reason, 0) + count
     kept = top_names(by_reason)
     labelled: dict[tuple[str, str], float] = {}
-    for status, reason, count in ended:
+    for (status, reason), count in ended.items():
         key = (status, label_of(reason, kept))
         labelled[key] = labelled.get(key, 0) + count
     for (status, reason), total in labelled.items():
         reasons.add_metric([status, reason], total)
-    yield reasons
-    yield _duration_histogram(session)
+    return reasons
 
 
-def _duration_histogram(session: Session) -> HistogramMetricFamily:
-    seconds = func.extract("epoch", Task.finished_at - Task.started_at)
-    finished = Task.finished_at.is_not(None) & Task.started_at.is_not(None)
-    columns = [func.count().filter(seconds <= bound) for bound in DURATION_BUCKETS]
-    row = session.execute(select(*columns, func.count(), func.coalesce(func.sum(seconds), 0))
-                          .where(finished)).one()
-    buckets = [(str(bound), row[i]) for i, bound in enumerate(DURATION_BUCKETS)]
-    buckets.append(("+Inf", row[len(DURATION_BUCKETS)]))
+def _duration_histogram(groups: list[totals.Group]) -> HistogramMetricFamily:
+    cumulative, seconds = totals.durations(groups)
+    buckets = [(str(bound), cumulative[n]) for n, bound in enumerate(totals.DURATION_BUCKETS)]
+    buckets.append(("+Inf", cumulative[-1]))
     histogram = HistogramMetricFamily("cca_task_duration_seconds",
                                       "Run time of finished tasks (start to finish)")
-    histogram.add_metric([], buckets, float(row[-1]))
+    histogram.add_metric([], buckets, seconds)
     return histogram
 
 

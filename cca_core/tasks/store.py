@@ -43,6 +43,7 @@ from sqlalchemy.orm import configure_mappers
 from cca_core.errors import Conflict, Invalid, NotFound
 from cca_core.infra.pgsafe import escape_nul
 from cca_core.models import Task, TaskAttempt, TaskEvent
+from cca_core.tasks import totals
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import (
     CREDENTIAL,
@@ -602,8 +603,8 @@ def _ids(task_ids: Collection[str]) -> list[uuid.UUID]:
 
 
 def count_by_status(connection: Connection) -> dict[str, int]:
-    rows = connection.execute(select(Task.status, func.count()).group_by(Task.status))
-    return {status: count for status, count in rows}
+    """Every task, counted by status, without a scan (``cca_core.tasks.totals``)."""
+    return totals.by_status(totals.snapshot(connection))
 
 
 def running_by_worker(connection: Connection) -> dict[str, int]:
