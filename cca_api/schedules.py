@@ -34,7 +34,7 @@ from cca_core.schedules.schemas import (
     schedule_view,
 )
 from cca_core.tasks.schemas import TaskCreate, TaskView, task_view
-from cca_core.tasks.submission import enqueue
+from cca_core.tasks.submission import send
 
 bp = Blueprint("schedules", __name__, url_prefix="/api/v1/schedules")
 WRITERS: tuple[Role, ...] = ("admin", "submitter")
@@ -161,7 +161,7 @@ def run(schedule_id: str) -> tuple[dict[str, Any], int]:
         check_permissions(schedule_store.get_schedule(session, schedule_id, principal.scope()),
                           principal, res)
         task = firing.run_now(session, schedule_id, principal.scope(), **fleet_defaults(res))
-    enqueue(res.celery, task)
+    send(res.celery, res.engine, task)
     return task_view(task).model_dump(mode="json"), 202
 
 

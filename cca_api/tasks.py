@@ -37,7 +37,7 @@ from cca_core.tasks.schemas import (
     task_view,
 )
 from cca_core.tasks.status import ALL_STATUSES, TERMINAL_STATUSES
-from cca_core.tasks.submission import enqueue
+from cca_core.tasks.submission import send
 from cca_core.workflows import store as workflows
 from cca_core.workflows import tree
 from cca_core.workflows.advance import advance_and_send
@@ -120,7 +120,7 @@ def create_task(res: Resources, principal: Principal, body: TaskCreate,
             ready = [task]
     if created:
         for step in ready:
-            enqueue(res.celery, step)
+            send(res.celery, res.engine, step)
     view = task_view(task)
     if created and not coordinated:
         estimate = res.estimates.of(task.role, task.model)
@@ -206,7 +206,7 @@ def continue_task(task_id: str) -> tuple[dict[str, Any], int]:
     with autocommit(res.engine) as connection:
         check_quotas(connection, principal.name, principal.quotas)
         task, _ = store.create_task(connection, values)
-    enqueue(res.celery, task)
+    send(res.celery, res.engine, task)
     return task_view(task).model_dump(mode="json"), 202
 
 
@@ -304,7 +304,7 @@ def cancel(task_id: str) -> dict[str, Any]:
         if task.step is None:  # a coordinated task: cancel its whole tree
             with suppress(Conflict), res.engine.begin() as connection:
                 workflows.request_cancel(connection, str(task.workflow_id))
-        advance_and_send(res.engine, partial(enqueue, res.celery), task.workflow_id,
+        advance_and_send(res.engine, partial(send, res.celery, res.engine), task.workflow_id,
                          res.settings.agents)
         with transaction(res.sessions) as session:
             task = store.get_task(session.connection(), task_id)

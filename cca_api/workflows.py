@@ -20,7 +20,7 @@ from cca_core.errors import CcaError, Invalid
 from cca_core.infra.db import transaction
 from cca_core.settings import AgentSettings
 from cca_core.tasks.status import TaskStatus
-from cca_core.tasks.submission import enqueue
+from cca_core.tasks.submission import send
 from cca_core.workflows import store
 from cca_core.workflows.advance import advance_and_send
 from cca_core.workflows.graph import check_graph, unique_names
@@ -63,7 +63,7 @@ def submit() -> tuple[dict[str, Any], int]:
         workflow, ready = store.create_workflow(connection, values, steps)
         view = workflow_view(workflow, store.get_workflow(connection, str(workflow.id))[1])
     for task in ready:
-        enqueue(res.celery, task)
+        send(res.celery, res.engine, task)
     return view.model_dump(mode="json"), 202
 
 
@@ -117,7 +117,7 @@ def cancel(workflow_id: str) -> dict[str, Any]:
     scope = require_role("admin", "submitter").scope()
     with res.engine.begin() as connection:
         cancelled = store.request_cancel(connection, workflow_id, scope)
-    advance_and_send(res.engine, partial(enqueue, res.celery), cancelled, res.settings.agents)
+    advance_and_send(res.engine, partial(send, res.celery, res.engine), cancelled, res.settings.agents)
     with transaction(res.sessions) as session:
         workflow, steps = store.get_workflow(session.connection(), workflow_id, scope)
     return workflow_view(workflow, steps).model_dump(mode="json")

@@ -30,7 +30,7 @@ from cca_core.models import Task
 from cca_core.names import SAMPLE_LOCK_KEY, SWEEP_LOCK_KEY
 from cca_core.settings import Settings
 from cca_core.tasks import holds, store
-from cca_core.tasks.submission import enqueue
+from cca_core.tasks.submission import send
 from cca_worker import budget, spool, tasks
 from cca_worker.outage import is_transient
 from cca_worker.retention import enforce_retention
@@ -184,6 +184,6 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
                 take_sample(session, self.redis, set(self.settings.agents.queues))
 
         def _send(self, task: Task) -> None:
-            enqueue(self.consumer.app, task)
+            send(self.consumer.app, self.engine, task)
 
     return FleetStep

@@ -149,7 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(411, "invalid_request_error", "a request body needs a Content-Length")
             return
         body = self.rfile.read(int(length or 0))
-        parked = proxy.pool.parked_until(route.lease.credential)
+        try:
+            parked = proxy.pool.parked_until(route.lease.credential)
+        except redis.RedisError:  # a Redis blip must not cost the run a model call
+            parked = None
         if parked is not None and parked > datetime.now(UTC):
             self._error(429, "rate_limit_error", "this credential's usage window has not reset yet",
                         retry_after=proxy.turned_away(route, parked))

@@ -32,7 +32,7 @@ from cca_core.settings import Settings
 from cca_core.tasks import holds, store
 from cca_core.tasks.outcome import Outcome
 from cca_core.tasks.status import CREDENTIAL, RETRY, USAGE_WINDOW, TaskStatus
-from cca_core.tasks.submission import Producer, enqueue
+from cca_core.tasks.submission import Producer, send
 from cca_core.tokens.pricing import estimate_cost
 from cca_core.tokens.usage import Tokens
 from cca_core.workflows import store as workflows
@@ -80,7 +80,7 @@ class WorkerContext:
 
     @property
     def send(self) -> Send | None:
-        return partial(enqueue, self.producer) if self.producer is not None else None
+        return partial(send, self.producer, self.engine) if self.producer is not None else None
     # Read once: os.environ decodes every name and value on each pass over it.
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 

@@ -554,15 +554,21 @@ def list_events(
     return list(connection.execute(query))
 
 
+def mark_unsent(connection: Connection, task_id: str) -> None:
+    """A queued task whose message Redis could not take: the sweep's next turn sends it."""
+    connection.execute(update(Task).where(Task.id == parse_task_id(task_id), Task.status == QUEUED)
+                       .values(sent_at=None))
+
+
 def resend_candidates(connection: Connection, resend_after_s: int,
                       held: Collection[str] = ()) -> list[Task]:
-    """Tasks whose message may be lost: queued too long, or running with an expired lease
-    (unless ``held``: its run waits for Postgres).
+    """Tasks whose message may be lost: queued unsent (:func:`mark_unsent`) or too long, or
+    running with an expired lease (unless ``held``: its run waits for Postgres).
 
     Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
     """
     overdue = ((Task.status == QUEUED) & Task.waiting_for.is_(None)
-               & (Task.sent_at < NOW - timedelta(seconds=resend_after_s)))
+               & (Task.sent_at.is_(None) | (Task.sent_at < NOW - timedelta(seconds=resend_after_s))))
     orphaned = (
         (Task.status == RUNNING)
         & (Task.lease_expires_at < NOW)

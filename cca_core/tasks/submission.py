@@ -11,11 +11,15 @@ from typing import Any, Protocol
 
 from kombu.exceptions import OperationalError
 from redis import RedisError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from cca_core.errors import Invalid
+from cca_core.infra.db import autocommit
 from cca_core.models import Task
 from cca_core.names import RUN_AGENT_TASK
 from cca_core.settings import AgentSettings
+from cca_core.tasks import store
 from cca_core.tasks.dispatch import message_options
 from cca_core.tasks.schemas import TaskCreate, TaskSpec
 from cca_core.tasks.workspace import check_cwd
@@ -59,7 +63,8 @@ def task_values(body: TaskSpec, agents: AgentSettings, default_queue: str) -> di
 
 def enqueue(producer: Producer, task: Task) -> bool:
     """Send the task's message after its row committed; a task with ``expires_at`` carries it
-    as the message's expiry. If Redis is down the row stays queued and the sweep re-sends it.
+    as the message's expiry. If Redis is down the row stays queued and the sweep re-sends it
+    (see :func:`send`).
 
     Returns whether the message was sent.
     """
@@ -75,3 +80,18 @@ def enqueue(producer: Producer, task: Task) -> bool:
         return False
     return True
 
+
+
+def send(producer: Producer, engine: Engine, task: Task) -> bool:
+    """Send the task's message; when Redis cannot take it, the task is kept, marked unsent:
+    the sweep's next turn once Redis is back sends it (not ``worker.resend_after_seconds``
+    later). Returns whether the message was sent."""
+    if enqueue(producer, task):
+        return True
+    try:
+        with autocommit(engine) as connection:
+            store.mark_unsent(connection, str(task.id))
+    except SQLAlchemyError as exc:
+        log.warning("task %s: cannot mark it unsent (%s); the sweep sends it after "
+                    "worker.resend_after_seconds", task.id, exc)
+    return False
