@@ -17,7 +17,18 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, case, func, or_, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from cca_core.models import Task, TaskRollup, TaskRollupMark
@@ -26,6 +37,7 @@ from cca_core.tasks.status import TERMINAL_STATUSES
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 NEVER_RAN = -1  # the bucket of a task with no run time (never started, or not finished)
 FOLD_LAG = timedelta(seconds=60)
+MAX_READS = 3  # of a snapshot, when folds keep moving the mark under it
 NO_REASON = "none"
 DEFAULT_MODEL = "default"
 
@@ -87,12 +99,22 @@ def fold(connection: Connection) -> int:
 
 
 def snapshot(connection: Connection) -> list[Group]:
-    """Every task, grouped: the rollup plus the rows not folded yet, read in one statement."""
+    """Every task, grouped: the rollup plus the rows not folded yet, read in one statement
+    (read again if a fold moved the mark meanwhile)."""
     folded = select(*(getattr(TaskRollup, name) for name in (*KEYS, *SUMS)))
-    live = _grouped(or_(Task.finished_at.is_(None), Task.finished_at >= _MARK.scalar_subquery()))
+    rows: list[Any] = []
+    for _ in range(MAX_READS):
+        mark = connection.execute(_MARK).scalar_one()
+        # The mark in the SQL text, not a parameter: a generic plan would not know how few
+        # rows are past it and scan the table.
+        since: ColumnElement[Any] = literal_column(f"'{mark.isoformat()}'::timestamptz")
+        both = union_all(folded, _grouped(or_(Task.finished_at.is_(None), Task.finished_at >= since)))
+        rows = list(connection.execute(select(both.subquery(), _MARK.scalar_subquery().label("mark"))))
+        if not rows or rows[0].mark == mark:
+            break
     merged: dict[tuple[Any, ...], list[Any]] = {}
-    for row in connection.execute(union_all(folded, live)):
-        key, values = tuple(row[:len(KEYS)]), row[len(KEYS):]
+    for row in rows:
+        key, values = tuple(row[:len(KEYS)]), row[len(KEYS):len(KEYS) + len(SUMS)]
         into = merged.setdefault(key, [0] * len(SUMS))
         for n, value in enumerate(values):
             into[n] += value or 0
