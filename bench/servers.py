@@ -22,7 +22,7 @@ from bench.processes import Children
 from bench.producer import api_row
 from cca_core.infra.config import validate
 from cca_core.infra.db import make_engine
-from cca_core.infra.embedded import start_postgres, start_redis
+from cca_core.infra.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
 from cca_core.infra.migrate import upgrade
 from cca_core.settings import Settings
 from tests.support.toml import write as write_toml
@@ -43,6 +43,8 @@ class Bench:
     standin: Path  # answers at once
     standin_turn: Path  # answers after one model turn (TURN_S)
     postgres_pid: int
+    redis_server: EmbeddedRedis  # for faults: restarted by bench/faults.py
+    postgres: EmbeddedPostgres  # for faults: its superuser cuts the database off
     _task_values: dict[str, Any] | None = None
 
     @property
@@ -109,7 +111,8 @@ def open_bench(keep: bool = False) -> Iterator[Bench]:
                     engine=engine, redis=redis.Redis.from_url(redis_server.url),
                     children=children, standin=standin.install(root),
                     standin_turn=standin.install(root, TURN_S),
-                    postgres_pid=postgres.server.get_pid())
+                    postgres_pid=postgres.server.get_pid(), redis_server=redis_server,
+                    postgres=postgres)
     finally:
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT,
                                                                         signal.SIGTERM)}
