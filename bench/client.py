@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from urllib.parse import urlsplit
+
+import httpx
 
 from bench.config import BODY
 from bench.waiting import BenchError
@@ -30,3 +33,18 @@ def post_task(base_url: str, timeout_s: float = 30.0) -> str:
     if response.status != 202:
         raise BenchError(f"POST answered {response.status}: {body[:300]!r}")
     return str(json.loads(body)["id"])
+
+
+def timed_gets(client: httpx.Client, path: str, requests: int, section: str) -> list[float]:
+    """``requests`` GETs of ``path`` one at a time after 3 to warm up (pools, caches,
+    templates): each one's milliseconds. Raises BenchError unless each answers 200."""
+    for _ in range(3):
+        client.get(path)
+    taken = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        answer = client.get(path)
+        taken.append((time.perf_counter() - started) * 1000)
+        if answer.status_code != 200:
+            raise BenchError(f"({section}) {path} answered {answer.status_code}")
+    return taken

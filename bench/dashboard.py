@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 from sqlalchemy import Integer, String, cast, func, insert, literal, literal_column, select, text
 
+from bench.client import timed_gets
 from bench.launch import api_server
 from bench.plan import Counts
-from bench.report import Row, Section, ms, percentile
+from bench.producer import column_of
+from bench.report import Row, Section, percentile
 from bench.servers import Bench
 from bench.waiting import BenchError
 from cca_core.models import Task
@@ -41,8 +43,8 @@ def measure(bench: Bench, counts: Counts) -> Section:
         for name, page, data in (
                 ("newest 50", "/ui/tasks", "/api/v1/tasks?limit=50"),
                 ("status=failed", "/ui/tasks?status=failed", "/api/v1/tasks?limit=50&status=failed")):
-            page_ms, data_ms = _time(browser, page, counts.dashboard_requests), \
-                _time(api, data, counts.dashboard_requests)
+            page_ms, data_ms = timed_gets(browser, page, counts.dashboard_requests, "j"), \
+                timed_gets(api, data, counts.dashboard_requests, "j")
             for q in (50, 99):
                 cca, base = percentile(page_ms, q), percentile(data_ms, q)
                 target = q == 50
@@ -50,7 +52,7 @@ def measure(bench: Bench, counts: Counts) -> Section:
                                 f"{cca / base:.2f}x" if base else "-",
                                 f"<= {TARGET_MS:g}" if target else "-",
                                 cca <= TARGET_MS if target else None))
-        plots = {hours: percentile(_time(browser, f"/ui/plots?hours={hours}", 10), 50)
+        plots = {hours: percentile(timed_gets(browser, f"/ui/plots?hours={hours}", 10, "j"), 50)
                  for hours in (24, 168)}
     bench.reset()
     notes.append("(j) the plots page (its queries read the window's tasks): p50 "
@@ -67,7 +69,7 @@ def _fill(bench: Bench, n: int) -> None:
     series = func.generate_series(1, n).table_valued("n").render_derived(name="g")
     number = series.c.n
     columns = list(template)
-    values: list[Any] = [literal(template[key], Task.__table__.c[_column(key)].type)
+    values: list[Any] = [literal(template[key], Task.__table__.c[column_of(key)].type)
                          for key in columns]
     query = select(func.gen_random_uuid(), literal_column(STATUS),
                    func.concat("bench task ", cast(number, String)),
@@ -75,12 +77,9 @@ def _fill(bench: Bench, n: int) -> None:
                    ).select_from(series)
     with bench.engine.begin() as connection:
         connection.execute(insert(Task).from_select(
-            ["id", "status", "prompt", "created_at", *map(_column, columns)], query))
+            ["id", "status", "prompt", "created_at", *map(column_of, columns)], query))
         connection.execute(text("ANALYZE tasks"))
 
-
-def _column(key: str) -> str:
-    return "metadata" if key == "meta" else key
 
 
 def _sign_in(browser: httpx.Client) -> None:
@@ -92,16 +91,3 @@ def _sign_in(browser: httpx.Client) -> None:
                                              "next": "/ui/tasks"})
     if answer.status_code != 303 or "cca_session" not in browser.cookies:
         raise BenchError(f"(j) sign-in failed: {answer.status_code} {answer.headers.get('location')}")
-
-
-def _time(client: httpx.Client, path: str, requests: int) -> list[float]:
-    for _ in range(3):  # warm up: pools, caches, templates
-        client.get(path)
-    taken = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        answer = client.get(path)
-        taken.append(ms(time.perf_counter() - started))
-        if answer.status_code != 200:
-            raise BenchError(f"(j) {path} answered {answer.status_code}")
-    return taken

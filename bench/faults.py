@@ -178,7 +178,7 @@ def run_round(bench: Bench, fleet: Fleet, producer: Producer, values: dict[str, 
         exactly_once=sum(1 for task_id in succeeded if results.get(task_id, 0) == 1),
         lost=tasks - len(succeeded),
         twice=sum(1 for count in results.values() if count > 1),
-        orphans=_orphans(),
+        orphans=count_orphans(),
         recovery_s=max(0.0, recovered.timestamp() - struck) if recovered else 0.0)
 
 
@@ -197,7 +197,7 @@ def _ended(bench: Bench, ids: list[str]) -> list[Any] | None:
     return rows if all(row.status in TERMINAL for row in rows) else None
 
 
-def _orphans() -> int:
+def count_orphans() -> int:
     """Processes anywhere on the machine running under the agents' background process name."""
     count = 0
     for entry in Path("/proc").iterdir():
@@ -210,7 +210,7 @@ def _orphans() -> int:
     return count
 
 
-def _kill_orphans() -> None:
+def kill_orphans() -> None:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                                             prompt)
                     finally:
                         producer.close()
-                        _kill_orphans()
+                        kill_orphans()
                     results.setdefault(name, []).append(figures)
     except BenchError as exc:
         _progress(f"failed: {exc}")

@@ -88,3 +88,8 @@ def api_row(settings: Settings, body: dict[str, Any]) -> dict[str, Any]:
     columns = row._mapping
     return {attr.key: columns[attr.columns[0].name] for attr in inspect(Task).column_attrs
             if attr.key not in _FRESH and columns[attr.columns[0].name] is not None}
+
+
+def column_of(key: str) -> str:
+    """The column of a task row's attribute (``meta`` is the ``metadata`` column)."""
+    return "metadata" if key == "meta" else key

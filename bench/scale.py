@@ -31,8 +31,10 @@ from sqlalchemy import (
     update,
 )
 
+from bench.client import timed_gets
 from bench.launch import api_server
 from bench.plan import Counts
+from bench.producer import column_of
 from bench.report import Row, Section, ms, percentile
 from bench.servers import Bench
 from bench.waiting import BenchError
@@ -73,7 +75,8 @@ def measure(bench: Bench, counts: Counts) -> Section:
             if counted != scale:
                 raise BenchError(f"(k) /api/v1/status counts {counted} tasks of {scale}")
             for path in PATHS:
-                p50 = percentile(_time(client, path.format(id=task_id), counts.scale_requests), 50)
+                taken = timed_gets(client, path.format(id=task_id), counts.scale_requests, "k")
+                p50 = percentile(taken, 50)
                 base = first.setdefault(path, p50)
                 ratio = p50 / base if base else 0.0
                 rows.append(Row(f"(k) {path.replace('{id}', 'ID')} at {scale:,} tasks, p50 (ms)", p50,
@@ -98,7 +101,7 @@ def _fill(bench: Bench, offset: int, n: int) -> None:
             .render_derived(name="g")
         number = series.c.n
         created = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, cast(number, Integer))
-        values: list[Any] = [literal(template[key], Task.__table__.c[_column(key)].type)
+        values: list[Any] = [literal(template[key], Task.__table__.c[column_of(key)].type)
                              for key in columns]
         query = select(func.gen_random_uuid(), literal_column(STATUS), literal_column(REASON),
                        literal_column(MODEL), func.concat("bench task ", cast(number, String)),
@@ -108,7 +111,7 @@ def _fill(bench: Bench, offset: int, n: int) -> None:
         with bench.engine.begin() as connection:
             connection.execute(insert(Task).from_select(
                 ["id", "status", "error_code", "model", "prompt", "created_at", "started_at",
-                 "finished_at", "input_tokens", "output_tokens", *map(_column, columns)], query))
+                 "finished_at", "input_tokens", "output_tokens", *map(column_of, columns)], query))
     with bench.engine.begin() as connection:
         connection.execute(text("ANALYZE tasks"))
 
@@ -122,20 +125,3 @@ def _scan_ms(bench: Bench) -> float:
             connection.execute(select(Task.status, func.count()).group_by(Task.status)).all()
             taken.append(ms(time.perf_counter() - started))
     return percentile(taken, 50)
-
-
-def _column(key: str) -> str:
-    return "metadata" if key == "meta" else key
-
-
-def _time(client: httpx.Client, path: str, requests: int) -> list[float]:
-    for _ in range(3):  # warm up: pools, caches
-        client.get(path)
-    taken = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        answer = client.get(path)
-        taken.append(ms(time.perf_counter() - started))
-        if answer.status_code != 200:
-            raise BenchError(f"(k) {path} answered {answer.status_code}")
-    return taken

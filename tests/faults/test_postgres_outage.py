@@ -115,3 +115,22 @@ def test_a_spooled_finish_is_recorded_by_its_worker_after_a_restart(
     assert marker in ended["result"]
     assert main_requests(model_api, marker) == 2
     assert not spooled(data_dir) and not redis_client.hexists(HELD_TASKS_KEY, task["id"])
+
+
+def test_a_task_delivered_while_postgres_is_down_waits_in_its_slot(
+        api, start_worker, model_api, pg_server, database_url, config_data):
+    """Its claim is tried again with backoff; the message is not dropped (it would otherwise
+    wait for the sweep's resend_after_seconds)."""
+    start_worker("w1", daemon={"max_agents": 1}, **SETTINGS)
+    first, _ = submit_sleeper(api, 3)
+    wait_tool_started(api, first["id"])
+    second, marker = submit_sleeper(api, 1)  # waits in Redis for the one slot
+    with unreachable(pg_server, database_url):
+        # The first run ends (its finish spooled), the slot takes the second's message.
+        wait_for(lambda: spooled(Path(config_data["embedded"]["data_dir"])), timeout_s=30,
+                 message="the first finish to be spooled")
+        time.sleep(3)
+    for task in (first, second):
+        ended = api.wait_terminal(task["id"], timeout_s=60)
+        assert (ended["status"], ended["attempts"]) == ("succeeded", 1), ended
+    assert main_requests(model_api, marker) == 2

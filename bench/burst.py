@@ -1,0 +1,181 @@
+"""(l) A burst of submissions, drained: ``counts.burst_tasks`` tasks POSTed at once (8 client
+threads) to one API host (``cca api``, 2 processes) while one worker of SLOTS slots runs them
+with a stand-in whose run takes TURN_S and leaves a background process behind.
+
+First a tenth of them, drained, then the rest. Reported: answers other than 202 (none may be
+a 5xx), the share of slot time busy while tasks waited (sampled every 0.2 s from the task
+table), the resident memory of the API's and the worker's processes after the rest against
+after the first tenth (within 10%), and the agents' background processes left (none).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select
+
+from bench.config import BODY
+from bench.faults import ORPHAN, STANDIN, count_orphans, kill_orphans
+from bench.launch import api_server, cca_worker
+from bench.parallel import Job, run_parallel
+from bench.plan import Counts
+from bench.processes import Child
+from bench.report import Row, Section
+from bench.servers import Bench
+from bench.waiting import wait_until
+from cca_core.models import Task
+
+SLOTS = 8
+TURN_S = 0.2
+THREADS = 8
+BUSY_TARGET = 0.95
+MEMORY_TARGET = 1.10
+_PAYLOAD = json.dumps(BODY).encode()
+
+
+def measure(bench: Bench, counts: Counts) -> Section:
+    bench.reset()
+    standin = bench.root / "claude-burst-standin"
+    standin.write_text(STANDIN.format(orphan=ORPHAN, turn=f"{TURN_S:g}"))
+    standin.chmod(0o755)
+    statuses: Counter[int] = Counter()
+    first = counts.burst_tasks // 10
+    with api_server(bench, processes=2) as url, \
+            cca_worker(bench, "burst", SLOTS, standin=standin) as worker:
+        api = _api_child(bench)
+        _burst(url, first, statuses)
+        _drain(bench, first)
+        memory_first = (_rss_kb(api), _rss_kb(worker))
+        with _sampling(bench) as busy:
+            _burst(url, counts.burst_tasks - first, statuses)
+            _drain(bench, counts.burst_tasks)
+        memory_rest = (_rss_kb(api), _rss_kb(worker))
+    time.sleep(2)
+    orphans = count_orphans()
+    kill_orphans()
+    bench.reset()
+    errors = sum(count for status, count in statuses.items() if status >= 500)
+    use = sum(busy) / len(busy) / SLOTS if busy else 0.0
+    rows = [
+        Row(f"(l) 5xx answers to {counts.burst_tasks:,} submissions", errors, 0, "-", "0", errors == 0),
+        Row("(l) slot use while tasks waited (%)", use * 100, 100, f"{use:.2f}", f">= {BUSY_TARGET:.0%}",
+            use >= BUSY_TARGET),
+        Row("(l) agent background processes left", orphans, 0, "-", "0", orphans == 0),
+    ]
+    for name, after, before in (("API", memory_rest[0], memory_first[0]),
+                                ("worker", memory_rest[1], memory_first[1])):
+        ratio = after / before if before else 0.0
+        rows.append(Row(f"(l) {name} resident memory after {counts.burst_tasks:,} tasks (MiB)",
+                        after / 1024, before / 1024, f"{ratio:.2f}x", f"<= {MEMORY_TARGET:.2f}x",
+                        ratio <= MEMORY_TARGET))
+    other = {status: count for status, count in statuses.items() if status != 202}
+    return Section(rows, [
+        f"(l) {counts.burst_tasks:,} submissions from {THREADS} threads ({first:,} first, drained, "
+        f"then the rest at once) to one API host (2 gunicorn processes); one worker of {SLOTS} "
+        f"slots, stand-in runs of {TURN_S:g} s; answers other than 202: {other or 'none'}; "
+        f"baseline of the memory rows: after the first {first:,}"])
+
+
+def _burst(url: str, n: int, statuses: Counter[int]) -> None:
+    """POST ``n`` tasks from THREADS threads, counting the answers by status."""
+    lock = threading.Lock()
+
+    @contextmanager
+    def client() -> Iterator[Job]:
+        def post() -> None:
+            status = _post(url)
+            with lock:
+                statuses[status] += 1
+        yield post
+
+    run_parallel(n, THREADS, client)
+
+
+def _post(base_url: str) -> int:
+    url = urlsplit(base_url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=60)
+    try:
+        connection.request("POST", "/api/v1/tasks", _PAYLOAD, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def _drain(bench: Bench, total: int) -> None:
+    """Wait until ``total`` tasks have ended."""
+    def ended() -> bool | None:
+        with bench.engine.connect() as connection:
+            done = connection.scalar(select(func.count()).where(Task.status.not_in(("queued", "running"))))
+        return True if (done or 0) >= total else None
+
+    wait_until(ended, timeout_s=1800, what=f"{total} tasks to end", interval_s=0.5)
+
+
+@contextmanager
+def _sampling(bench: Bench) -> Iterator[list[int]]:
+    """Yield a list that gets, every 0.2 s while some task waits, how many tasks run."""
+    busy: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            with bench.engine.connect() as connection:
+                counts = dict(connection.execute(
+                    select(Task.status, func.count()).where(Task.status.in_(("queued", "running")))
+                    .group_by(Task.status)).all())
+            if counts.get("queued", 0) > 0:
+                busy.append(counts.get("running", 0))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield busy
+    finally:
+        stop.set()
+        sampler.join()
+
+
+def _api_child(bench: Bench) -> Child:
+    return next(child for child in reversed(bench.children.started) if child.name == "api")
+
+
+def _rss_kb(child: Child) -> int:
+    """The resident memory of ``child`` and every process under it."""
+    tree = _descendants(child.popen.pid) | {child.popen.pid}
+    total = 0
+    for pid in tree:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
