@@ -4,7 +4,7 @@ with a stand-in whose run takes TURN_S and leaves a background process behind.
 
 First a tenth of them, drained, then the rest. Reported: answers other than 202 (none may be
 a 5xx), the share of slot time busy while tasks waited (sampled every 0.2 s from the task
-table), the resident memory of the API's and the worker's processes after the rest against
+table), the memory (PSS) of the API's and the worker's processes after the rest against
 after the first tenth (within 10%), and the agents' background processes left (none).
 """
 
@@ -53,11 +53,11 @@ def measure(bench: Bench, counts: Counts) -> Section:
         api = _api_child(bench)
         _burst(url, first, statuses)
         _drain(bench, first)
-        memory_first = (_rss_kb(api), _rss_kb(worker))
+        memory_first = (_memory_kb(api), _memory_kb(worker))
         with _sampling(bench) as busy:
             _burst(url, counts.burst_tasks - first, statuses)
             _drain(bench, counts.burst_tasks)
-        memory_rest = (_rss_kb(api), _rss_kb(worker))
+        memory_rest = (_memory_kb(api), _memory_kb(worker))
     time.sleep(2)
     orphans = count_orphans()
     kill_orphans()
@@ -73,7 +73,7 @@ def measure(bench: Bench, counts: Counts) -> Section:
     for name, after, before in (("API", memory_rest[0], memory_first[0]),
                                 ("worker", memory_rest[1], memory_first[1])):
         ratio = after / before if before else 0.0
-        rows.append(Row(f"(l) {name} resident memory after {counts.burst_tasks:,} tasks (MiB)",
+        rows.append(Row(f"(l) {name} memory (PSS) after {counts.burst_tasks:,} tasks (MiB)",
                         after / 1024, before / 1024, f"{ratio:.2f}x", f"<= {MEMORY_TARGET:.2f}x",
                         ratio <= MEMORY_TARGET))
     other = {status: count for status, count in statuses.items() if status != 202}
@@ -149,14 +149,15 @@ def _api_child(bench: Bench) -> Child:
     return next(child for child in reversed(bench.children.started) if child.name == "api")
 
 
-def _rss_kb(child: Child) -> int:
-    """The resident memory of ``child`` and every process under it."""
+def _memory_kb(child: Child) -> int:
+    """The proportional resident memory (PSS: a page shared by n processes counts 1/n in
+    each) of ``child`` and every process under it: forked pool processes share most pages."""
     tree = _descendants(child.popen.pid) | {child.popen.pid}
     total = 0
     for pid in tree:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
         except OSError:
             continue
