@@ -14,6 +14,7 @@ from bench import (
     burst,
     code_search,
     dashboard,
+    events,
     latency,
     live,
     overshoot,
@@ -35,13 +36,14 @@ MEASURES: dict[str, Callable[[Bench, Counts], Section]] = {
     "d": realruns.measure, "e": workflows.measure, "f": code_search.measure,
     "g": overshoot.measure, "h": window.measure, "i": live.measure,
     "j": dashboard.measure, "k": scale.measure, "l": burst.measure,
+    "m": events.measure,
 }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts (CI smoke, < 1 min)")
-    parser.add_argument("--only", default="a,b,c,d,e,f,g,h,i,j,k,l", help="measurements to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e,f,g,h,i,j,k,l,m", help="measurements to run, e.g. a,c")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]

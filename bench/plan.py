@@ -31,6 +31,7 @@ class Counts:
     scale_tasks: tuple[int, ...]  # (k): finished tasks in the table, growing
     scale_requests: int  # (k): requests timed per path and scale
     burst_tasks: int  # (l): submissions in the burst
+    event_scales: tuple[int, ...]  # (m): rows of task_events, growing
 
 
 QUICK = Counts(submissions=300, submit_warmup=40, client_threads=4, latency_samples=20,
@@ -39,7 +40,8 @@ QUICK = Counts(submissions=300, submit_warmup=40, client_threads=4, latency_samp
                tree_rounds=1, search_scales=(10_000,), search_queries=50,
                live_followers=(1, 50), live_events=20,
                dashboard_tasks=10_000, dashboard_requests=20,
-               scale_tasks=(1_000, 10_000), scale_requests=20, burst_tasks=1_000)
+               scale_tasks=(1_000, 10_000), scale_requests=20, burst_tasks=1_000,
+               event_scales=(10_000, 100_000))
 DEFAULT = Counts(submissions=3000, submit_warmup=200, client_threads=4, latency_samples=300,
                  latency_warmup=10, tasks=600, slots=8, profile_tasks=50, floor_tasks=1000,
                  rounds=3, real_tasks=32, real_rounds=2, workflow_chains=40,
@@ -47,4 +49,4 @@ DEFAULT = Counts(submissions=3000, submit_warmup=200, client_threads=4, latency_
                  live_followers=(1, 50, 200), live_events=50,
                  dashboard_tasks=100_000, dashboard_requests=50,
                  scale_tasks=(1_000, 100_000, 1_000_000), scale_requests=50,
-                 burst_tasks=10_000)
+                 burst_tasks=10_000, event_scales=(100_000, 10_000_000))
