@@ -19,6 +19,7 @@ from bench.launch import api_server
 from bench.plan import Counts
 from bench.report import Row, Section, ms, percentile
 from bench.servers import Bench
+from bench.waiting import BenchError
 from cca_core.models import Task, TaskEvent
 from cca_core.settings import RetentionSettings
 from cca_core.tasks import store
@@ -36,11 +37,12 @@ def measure(bench: Bench, counts: Counts) -> Section:
     first: dict[str, float] = {}
     retention = RetentionSettings()
     cutoff = datetime.now(UTC) - timedelta(days=retention.task_events_days)
-    filled = 0
     for scale in counts.event_scales:
+        # Each scale filled from empty, in time order (ids grow with time, as in use: the
+        # retention reads the oldest ids first).
+        bench.reset()
         began = time.monotonic()
-        _fill(bench, filled // EVENTS_PER_TASK, (scale - filled) // EVENTS_PER_TASK)
-        filled = scale
+        _fill(bench, scale // EVENTS_PER_TASK)
         filled_s = time.monotonic() - began
         with api_server(bench, processes=2) as url, httpx.Client(base_url=url, timeout=60) as client:
             task_id = client.get("/api/v1/tasks?limit=1").json()["tasks"][0]["id"]
@@ -57,18 +59,20 @@ def measure(bench: Bench, counts: Counts) -> Section:
     bench.reset()
     notes.append(f"(m) {EVENTS_PER_TASK} events per task, the older half past retention "
                  f"({retention.task_events_days} days); baseline: the same at "
-                 f"{counts.event_scales[0]:,} events; {BATCHES} retention batches timed per scale")
+                 f"{counts.event_scales[0]:,} events; timed: up to {BATCHES} retention batches "
+                 "per scale, each deleting a whole batch")
     return Section(rows, notes)
 
 
-def _fill(bench: Bench, offset: int, tasks: int) -> None:
-    """``tasks`` more tasks with EVENTS_PER_TASK events each, in batches of 10^6 events; a
-    task's older half of its events is dated past retention."""
+def _fill(bench: Bench, tasks: int) -> None:
+    """``tasks`` tasks with EVENTS_PER_TASK events each, in batches of 10^6 events; the older
+    half of each task's events is dated past retention, and every old event has a lower id
+    than every recent one."""
     template = {key: value for key, value in bench.task_values().items()
                 if key not in ("status", "prompt")}
     with bench.engine.begin() as connection:
         connection.execute(insert(Task), [{**template, "status": "succeeded", "prompt": f"events {n}"}
-                                          for n in range(offset, offset + tasks)])
+                                          for n in range(tasks)])
         ids = connection.scalars(select(Task.id).order_by(Task.created_at.desc()).limit(tasks)).all()
     step = 1_000_000 // EVENTS_PER_TASK
     for start in range(0, len(ids), step):
@@ -89,10 +93,15 @@ def _fill(bench: Bench, offset: int, tasks: int) -> None:
 
 
 def _retention_batches(bench: Bench, cutoff: datetime, batch: int) -> list[float]:
+    """The times of up to BATCHES retention batches that each deleted a whole batch."""
     taken = []
     for _ in range(BATCHES):
         started = time.perf_counter()
         with bench.engine.begin() as connection:
-            store.delete_events_before(connection, cutoff, batch)
+            deleted = store.delete_events_before(connection, cutoff, batch)
+        if deleted < batch:
+            break
         taken.append(ms(time.perf_counter() - started))
+    if not taken:
+        raise BenchError(f"(m) no retention batch deleted {batch} rows")
     return taken
