@@ -22,6 +22,7 @@ from cca_core.infra.logs import configure_logging_for
 from cca_core.schedules.firing import fire_due
 from cca_core.schedules.store import seconds_until_due
 from cca_core.settings import Settings
+from cca_core.tasks import store
 from cca_core.tasks.dispatch import celery_config
 from cca_core.tasks.submission import enqueue
 
@@ -82,9 +83,10 @@ def make_scheduler(settings: Settings) -> type[Scheduler]:
                                      default_queue=settings.agents.queues[0],
                                      grace_s=beat.misfire_grace_seconds,
                                      max_fires=beat.max_fires_per_tick)
-                for task in tasks:
-                    enqueue(self.app, task)
+                unsent = [task for task in tasks if not enqueue(self.app, task)]
                 with session.begin():
+                    for task in unsent:  # Redis is down: the sweep's next turn sends them
+                        store.mark_unsent(session.connection(), str(task.id))
                     wait = seconds_until_due(session)
             return beat.tick_seconds if wait is None else min(max(wait, MIN_SLEEP_S), beat.tick_seconds)
 

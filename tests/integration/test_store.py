@@ -204,6 +204,20 @@ def test_resend_picks_orphaned_runs_and_long_queued_tasks_once(sessions):
         assert store.resend_candidates(session.connection(), resend_after_s=300) == []
 
 
+def test_a_task_redis_could_not_take_is_resent_at_the_next_sweep_and_a_held_one_is_not(sessions):
+    unsent, held = new_task(sessions), new_task(sessions)
+    claim(sessions, held)
+    expire_lease(sessions, held)
+    with transaction(sessions) as session:
+        store.mark_unsent(session.connection(), unsent)
+        picked = {str(task.id) for task in store.resend_candidates(
+            session.connection(), resend_after_s=300, held={held})}
+        ended = store.end_abandoned(session.connection(), max_attempts=1, held={held})
+    assert picked == {unsent} and ended == []  # held: its run waits for Postgres, not dead
+    with transaction(sessions) as session:
+        assert store.resend_candidates(session.connection(), resend_after_s=300, held={held}) == []
+
+
 def test_finish_requires_a_terminal_status():
     with pytest.raises(ValueError):
         Outcome(status="running")
