@@ -14,12 +14,13 @@ from cca_core.models import Task, TaskRollup, TaskRollupMark
 from cca_core.tasks import totals
 
 pytestmark = pytest.mark.integration
-NOW = datetime.now(UTC)
 
 
 def rows(n: int, status: str, *, ago_s: float | None, ran_s: float = 0, model: str | None = None,
          error: str | None = None) -> list[dict]:
-    finished = NOW - timedelta(seconds=ago_s) if ago_s is not None else None
+    """``n`` tasks finished ``ago_s`` seconds ago (now: when the test runs, not when it was
+    collected), having run ``ran_s`` seconds."""
+    finished = datetime.now(UTC) - timedelta(seconds=ago_s) if ago_s is not None else None
     return [{"prompt": "p", "status": status, "token_budget": 10, "timeout_seconds": 60,
              "model": model, "error_code": error, "input_tokens": 10 + i, "output_tokens": 2,
              "cache_read_input_tokens": 1, "cache_creation_input_tokens": 3, "cost_usd": 0.25,
@@ -72,7 +73,8 @@ def test_the_rollup_and_the_live_rows_add_up_to_a_scan(database_url):
         connection.execute(insert(Task), rows(2, "failed", ago_s=120, ran_s=2, error="budget_exceeded"))
         # Rows stamped before the mark are never folded (a finish is stamped now(), and folds
         # lag FOLD_LAG behind): the mark goes back so that these two are.
-        connection.execute(update(TaskRollupMark).values(finished_before=NOW - timedelta(seconds=300)))
+        connection.execute(update(TaskRollupMark).values(
+            finished_before=datetime.now(UTC) - timedelta(seconds=300)))
         totals.fold(connection)  # folds the two failures of 120 s ago, not the fresh finishes
         after = scanned(connection)
         assert after != before and summed(totals.snapshot(connection)) == after
