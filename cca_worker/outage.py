@@ -24,6 +24,22 @@ def is_transient(exc: BaseException) -> bool:
             or (isinstance(exc, DBAPIError) and exc.connection_invalidated))
 
 
+def waiting_out(write: Callable[[], T], limit_s: float, what: str,
+                sleep: Callable[[float], None] = time.sleep) -> T:
+    """``write()``, tried again with the same backoff as :class:`Outage` (blocking meanwhile)
+    while Postgres is unreachable, for up to ``limit_s``; then its error propagates."""
+    delay, deadline = FIRST_DELAY_S, time.monotonic() + limit_s
+    while True:
+        try:
+            return write()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: Postgres is unreachable; trying again in %.1f s", what, delay)
+            sleep(delay)
+            delay = min(delay * 2, MAX_DELAY_S)
+
+
 class PostgresLost(Exception):
     """Postgres stayed unreachable for longer than the run may go on without it."""
 

@@ -44,7 +44,7 @@ from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
 from cca_worker.events import EventSink
 from cca_worker.memory import Recalled, recall, remember_later
-from cca_worker.outage import FIRST_DELAY_S, MAX_DELAY_S, Outage, PostgresLost, is_transient
+from cca_worker.outage import Outage, PostgresLost, is_transient, waiting_out
 from cca_worker.proxy import ModelProxy, Route
 from cca_worker.repos import GitFailed
 from cca_worker.spec import resolve_spec
@@ -182,18 +182,13 @@ def _claim(ctx: WorkerContext, task_id: str) -> Task | None:
     """Claim the task; while Postgres is unreachable, try again with backoff (the slot keeps
     the message meanwhile) for up to ``worker.postgres_outage_seconds``."""
     agents = ctx.settings.agents
-    delay, deadline = FIRST_DELAY_S, time.monotonic() + ctx.settings.worker.postgres_outage_seconds
-    while True:
-        try:
-            with autocommit(ctx.engine) as connection:
-                return store.claim_task(connection, task_id, worker=ctx.hostname, pid=os.getpid(),
-                                        lease_s=agents.lease_seconds, max_attempts=agents.max_attempts)
-        except Exception as exc:
-            if not is_transient(exc) or time.monotonic() + delay > deadline:
-                raise
-            log.warning("task %s: Postgres is unreachable; claiming again in %.1f s", task_id, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY_S)
+
+    def claim() -> Task | None:
+        with autocommit(ctx.engine) as connection:
+            return store.claim_task(connection, task_id, worker=ctx.hostname, pid=os.getpid(),
+                                    lease_s=agents.lease_seconds, max_attempts=agents.max_attempts)
+
+    return waiting_out(claim, ctx.settings.worker.postgres_outage_seconds, f"task {task_id}: claim")
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,10 @@ def replay(engine: Engine, client: redis.Redis, directory: Path) -> int:
         except Exception as exc:
             if is_transient(exc):
                 return done
-            raise
+            # Postgres refused it for good: set it aside rather than fail every tick on it.
+            log.exception("spooled finish %s was refused; set aside as .bad", path)
+            path.rename(path.with_suffix(".bad"))
+            continue
         path.unlink()
         holds.release(client, finish.task_id)
         done += 1

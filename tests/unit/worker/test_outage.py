@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cca_worker.outage import Outage, PostgresLost, is_transient
+from cca_worker.outage import Outage, PostgresLost, is_transient, waiting_out
 
 DOWN = OperationalError("SELECT 1", {}, Exception("connection refused"))
 
@@ -82,3 +82,31 @@ def test_an_error_that_is_not_about_reaching_postgres_propagates(outage, seen):
         outage.call(write, None)
     assert not outage.down and seen == []
     assert is_transient(DOWN) and not is_transient(wrong) and not is_transient(ValueError())
+
+
+def test_waiting_out_tries_again_with_the_same_backoff_until_it_works():
+    slept: list[float] = []
+    results = iter([DOWN, DOWN, "claimed"])
+
+    def claim() -> str:
+        value = next(results)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    assert waiting_out(claim, 30, "claim", sleep=slept.append) == "claimed"
+    assert slept == [0.5, 1.0]
+
+
+def test_waiting_out_gives_up_past_its_limit_and_at_once_on_other_errors():
+    with pytest.raises(OperationalError):
+        waiting_out(fail, 0, "claim", sleep=lambda _: None)
+    wrong = IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+    def write() -> None:
+        raise wrong
+
+    slept: list[float] = []
+    with pytest.raises(IntegrityError):
+        waiting_out(write, 30, "claim", sleep=slept.append)
+    assert slept == []
