@@ -361,6 +361,8 @@ class Memory(Base):
         Index("memories_tenant_created_idx", tenant, created_at.desc()),
         Index("memories_search_text_idx", search_text, postgresql_using="gin"),
         Index("memories_source_task_idx", source_task_id),
+        # The ones waiting for a vector (cca_worker.backfill), oldest first.
+        Index("memories_unembedded_idx", created_at, postgresql_where=text("space IS NULL")),
     )
 
 

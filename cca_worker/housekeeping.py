@@ -1,6 +1,7 @@
 """A consumer bootstep: announce the worker, enforce its rolling token budget, send the tasks
 a credential's usage window held back once it resets, run the sweep (recovery and retention),
-and deliver webhooks (a thread of its own: an endpoint may be slow).
+deliver webhooks (a thread of its own: an endpoint may be slow) and embed the memories
+stored without a vector (another thread: ``cca_worker.backfill``).
 
 Runs on the consumer's timer in the worker's main process. The token budget gate stops
 consuming every queue while the window is over budget (``cancel_task_queue``) and resumes
@@ -32,6 +33,7 @@ from cca_core.settings import Settings
 from cca_core.tasks import holds, store
 from cca_core.tasks.submission import send
 from cca_worker import budget, spool, tasks
+from cca_worker.backfill import Backfill
 from cca_worker.outage import is_transient
 from cca_worker.retention import enforce_retention
 from cca_worker.sweep import sweep
@@ -63,10 +65,13 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             self.timer = c.timer.call_repeatedly(TICK_S, self.tick, priority=10)
             self.webhooks = Dispatcher(self.engine, lambda: self.settings.webhooks)
             self.webhooks.start()
+            self.backfill = Backfill(self.engine, lambda: self.settings.embeddings)
+            self.backfill.start()
             self.tick()
 
         def stop(self, c: Any) -> None:
             self.webhooks.stop()
+            self.backfill.stop()
             with contextlib.suppress(redis.RedisError):
                 withdraw(self.redis, c.hostname)
 

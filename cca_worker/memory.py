@@ -1,7 +1,8 @@
 """A run's memory: the memories recalled before its prompt, and what is remembered when it
 ends (cca_core.memory). Neither may cost the run: a failure is logged and the run goes on
 without. Remembering happens on a thread of the slot's process, so the slot takes its next
-task at once (embedding a lesson takes milliseconds, loading the model half a second once)."""
+task at once. A lesson is stored as text: the worker's main process gives it its vector
+(``cca_worker.backfill``), so no slot loads the embedding model to remember."""
 
 from __future__ import annotations
 
@@ -74,8 +75,7 @@ def remember(engine: Engine, settings: Settings, task: Task, outcome: Outcome,
                 lesson = lesson_of(task_id=str(task.id), prompt=redactor.text(task.prompt), role=task.role,
                                    status=outcome.status, error_code=outcome.error_code,
                                    result=outcome.result, summary_chars=settings.memory.summary_chars)
-                store.add_memories(connection, embedder_for(settings.embeddings),
-                                   task.owner or "local", [lesson], task.created_by)
+                store.add_memories(connection, None, task.owner or "local", [lesson], task.created_by)
     except Exception as exc:
         log.warning("task %s: not remembered: %s", task.id, exc)
 

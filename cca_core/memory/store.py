@@ -22,16 +22,17 @@ COLUMNS = ("id, tenant, kind, content, tags, source_task_id, successes, failures
 EXPORTED = ("kind", "content", "tags", "successes", "failures", "source_task_id", "created_at")
 
 
-def add_memories(connection: Connection, embedder: Embedder, tenant: str,
+def add_memories(connection: Connection, embedder: Embedder | None, tenant: str,
                  memories: Sequence[NewMemory], created_by: str | None) -> tuple[list[uuid.UUID], str | None]:
-    """Insert the memories with their vectors; if the provider is down, without (full text
-    finds them; ``cca memory reembed`` adds the vectors). Returns their ids and why they
-    have no vectors, if they have none."""
+    """Insert the memories with their vectors; without, if the provider is down or there is
+    no ``embedder`` (full text finds them until a worker's backfill adds the vectors).
+    Returns their ids and why they have no vectors, if the provider failed."""
     if not memories:
         return [], None
-    embedded, why_not = _embed(embedder, [m.content for m in memories])
+    embedded, why_not = _embed(embedder, [m.content for m in memories]) if embedder else (None, None)
     vectors_or_none: list[list[float] | None] = list(embedded) if embedded else [None] * len(memories)
-    ids = [_insert(connection, tenant, memory, created_by, embedder, vector)
+    space = embedder.space if embedder and embedded else None
+    ids = [_insert(connection, tenant, memory, created_by, space, vector)
            for memory, vector in zip(memories, vectors_or_none, strict=True)]
     return ids, why_not
 
@@ -44,9 +45,10 @@ def _embed(embedder: Embedder, texts: list[str]) -> tuple[list[list[float]] | No
 
 
 def _insert(connection: Connection, tenant: str, memory: NewMemory, created_by: str | None,
-            embedder: Embedder, vector: list[float] | None) -> uuid.UUID:
-    if vector is not None:
-        vectors.ensure_index(connection, "memories", embedder.space, len(vector))
+            space: str | None, vector: list[float] | None) -> uuid.UUID:
+    """One row; ``space`` names the space of ``vector`` (both None: no vector yet)."""
+    if space is not None and vector is not None:
+        vectors.ensure_index(connection, "memories", space, len(vector))
     memory_id = uuid.uuid4()
     connection.execute(text(
         "INSERT INTO memories (id, tenant, kind, content, tags, source_task_id, successes, "
@@ -56,7 +58,7 @@ def _insert(connection: Connection, tenant: str, memory: NewMemory, created_by: 
         "id": memory_id, "tenant": tenant, "kind": memory.kind, "content": memory.content,
         "tags": list(memory.tags), "source": memory.source_task_id,
         "successes": memory.successes, "failures": memory.failures,
-        "space": embedder.space if vector is not None else None,
+        "space": space,
         "embedding": vectors.as_text(vector) if vector is not None else None,
         "words": " ".join([memory.kind, *memory.tags, words(memory.content)]),
         "created_by": created_by})

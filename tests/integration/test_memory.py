@@ -1,6 +1,7 @@
 """Memory on the real API, Postgres with pgvector and real workers: store and hybrid search
-scoped to a tenant, stats, export and import, full text when the provider is down,
-re-embedding into a new model, and tasks that remember and recall."""
+scoped to a tenant, stats, export and import, full text when the provider is down and the
+vectors a worker adds once it is back, re-embedding into a new model, and tasks that
+remember and recall."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def store(client, content: str, **extra) -> dict:
     response = client.post("/api/v1/memory", json={"content": content, **extra})
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+def client_stats(client) -> dict:
+    return client.get("/api/v1/memory/stats").get_json()
 
 
 def search(client, query: str, **extra) -> dict:
@@ -107,6 +112,21 @@ def test_with_the_provider_down_memories_are_kept_and_found_by_words(make_settin
     assert (stats["embedded"], stats["not_embedded"]) == (0, 1)
 
 
+def test_a_worker_gives_memories_stored_without_a_vector_their_vectors(make_settings, start_worker):
+    down = {"provider": "ollama", "url": "http://127.0.0.1:9", "max_retries": 0}
+    while_down = create_app(make_settings(embeddings=down)).test_client()
+    for note in NOTES:
+        store(while_down, note)
+    client = create_app(make_settings()).test_client()  # the provider (the local model) is back
+    assert client_stats(client)["not_embedded"] == 3
+    start_worker("w1")
+    stats = wait_for(lambda: (s := client_stats(client))["embedded"] == 3 and s,
+                     timeout_s=60, message="the worker's backfill")
+    assert stats["not_embedded"] == 0 and stats["by_space"] == {"local/all-MiniLM-L6-v2": 3}
+    found = search(client, "why did the database run out of connections", k=1, mode="vector")
+    assert found["mode"] == "vector" and found["results"][0]["content"] == NOTES[2]
+
+
 def test_reembed_moves_every_vector_to_the_new_model_on_a_worker(make_settings, start_worker,
                                                                   database_url):
     with EmbeddingAPI(dimension=8) as ollama:
@@ -152,6 +172,9 @@ def test_a_later_task_recalls_what_an_earlier_one_learned(make_settings, start_w
     assert lesson["content"].startswith("Task: Fix the flaky parser test")
     assert "freezegun" in lesson["content"]
     assert lesson["successes"] == 1 and set(lesson["tags"]) == {"succeeded"}
+    # Stored as text by the slot, its vector added by the worker's main process.
+    wait_for(lambda: client_stats(api.client)["not_embedded"] == 0, timeout_s=60,
+             message="the lesson's vector")
 
     second = api.submit({"text": "done again"}, prompt_prefix="The parser test is flaky again ",
                         memory={"k": 3})
