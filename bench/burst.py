@@ -50,7 +50,7 @@ def measure(bench: Bench, counts: Counts) -> Section:
     first = counts.burst_tasks // 10
     with api_server(bench, processes=2) as url, \
             cca_worker(bench, "burst", SLOTS, standin=standin) as worker:
-        api = _api_child(bench)
+        api = bench.children.named("api")
         _burst(url, first, statuses)
         _drain(bench, first)
         memory_first = (_memory_kb(api), _memory_kb(worker))
@@ -143,10 +143,6 @@ def _sampling(bench: Bench) -> Iterator[list[int]]:
     finally:
         stop.set()
         sampler.join()
-
-
-def _api_child(bench: Bench) -> Child:
-    return next(child for child in reversed(bench.children.started) if child.name == "api")
 
 
 def _memory_kb(child: Child) -> int:

@@ -13,7 +13,8 @@ one finish recorded); lost (not succeeded); finished twice (a task whose agent r
 in two runs: its side effects happened twice); orphans (background processes of agents still
 alive after the round); recovery: from the fault until the last task running when it struck
 has ended (worst round), against the target of one lease, one sweep and one run (and, for
-Postgres, its 10 s away and one claim backoff).
+Postgres, its 10 s away and one claim backoff). The API and beat faults
+(``bench.faults_front``) count their own losses and doubles and time their own recovery.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
+from bench import faults_front
 from bench.config import child_env
 from bench.launch import START_TIMEOUT_S
 from bench.processes import Child
@@ -139,10 +142,12 @@ def strike_redis(fleet: Fleet) -> None:
 # What a fault adds to the recovery target: Postgres stays away 10 s, and a claim waiting
 # for it tries again within 5 s (cca_worker.outage's longest backoff).
 FAULT_SECONDS = {"postgres": 10.0 + MAX_DELAY_S}
-FAULTS: dict[str, Callable[[Fleet], None]] = {
-    "worker-kill": strike_worker_kill, "host-lost": strike_host_lost, "paused": strike_paused,
-    "postgres": strike_postgres, "redis": strike_redis,
-}
+# Faults whose recovery is not a run's: HAProxy takes a dead API out after two failed checks
+# a second apart (and a client retries at once); a standby beat leads once the leader's lock
+# times out, and fires at its next tick.
+OWN_TARGETS = {"api-killed": 3.0,
+               "beat-leader": faults_front.BEAT["leader_timeout_seconds"] + faults_front.BEAT["tick_seconds"]
+               + faults_front.FIRE_EVERY_S}
 
 
 @dataclass
@@ -155,36 +160,97 @@ class Figures:
     recovery_s: float = 0.0
 
 
-def run_round(bench: Bench, fleet: Fleet, producer: Producer, values: dict[str, Any], tasks: int,
-              strike: Callable[[Fleet], None], prompt: str) -> Figures:
-    for name in WORKERS:
-        fleet.start(name)
-    ids = [producer.create({**values, "prompt": f"{prompt} fault task {n}"}) for n in range(tasks)]
-    wait_until(lambda: _started(bench, ids) >= tasks // 3 or None, timeout_s=120,
+@dataclass
+class Round:
+    """What a round of any fault works with."""
+
+    bench: Bench
+    fleet: Fleet
+    producer: Producer
+    values: dict[str, Any]  # the row of a task, as the API makes it
+    tasks: int
+    prompt: str
+
+    def start_workers(self) -> None:
+        for name in WORKERS:
+            self.fleet.start(name)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """A submission's body, for the API or a schedule."""
+        return {"prompt": f"{self.prompt} fault task", "allowed_tools": self.values["allowed_tools"]}
+
+
+def struck_round(strike: Callable[[Fleet], None], round_: Round) -> Figures:
+    """Tasks made as the API makes them; ``strike`` once a third have started; recovery until
+    the last task running then has ended."""
+    bench = round_.bench
+    round_.start_workers()
+    ids = [round_.producer.create({**round_.values, "prompt": f"{round_.prompt} fault task {n}"})
+           for n in range(round_.tasks)]
+    wait_until(lambda: _started(bench, ids) >= round_.tasks // 3 or None, timeout_s=120,
                what="a third of the tasks to start", interval_s=0.1)
     with bench.engine.connect() as connection:
         running = connection.scalars(select(Task.id).where(Task.id.in_(ids),
                                                            Task.status == "running")).all()
     struck = time.time()
-    strike(fleet)
-    rows = wait_until(lambda: _ended(bench, ids), timeout_s=ROUND_TIMEOUT_S,
-                      what="every task of the round to end", interval_s=0.5)
+    strike(round_.fleet)
+    _wait_ended(bench, ids)
     with bench.engine.connect() as connection:
+        recovered = connection.scalar(select(func.max(Task.finished_at)).where(Task.id.in_(running)))
+    return _tally(round_, ids, max(0.0, recovered.timestamp() - struck) if recovered else 0.0)
+
+
+def api_round(round_: Round) -> Figures:
+    ids, longest_wait, doubled = faults_front.api_round(round_.bench, round_.start_workers, round_.body,
+                                                        round_.tasks)
+    _wait_ended(round_.bench, ids)
+    return _tally(round_, ids, longest_wait, twice=doubled)
+
+
+def beat_round(round_: Round) -> Figures:
+    ids, takeover, doubled, missed = faults_front.beat_round(round_.bench, round_.start_workers,
+                                                             round_.body, round_.tasks)
+    _wait_ended(round_.bench, ids)
+    return _tally(round_, ids, takeover, twice=doubled, lost=missed)
+
+
+FAULTS: dict[str, Callable[[Round], Figures]] = {
+    "worker-kill": partial(struck_round, strike_worker_kill),
+    "host-lost": partial(struck_round, strike_host_lost),
+    "paused": partial(struck_round, strike_paused),
+    "postgres": partial(struck_round, strike_postgres),
+    "redis": partial(struck_round, strike_redis),
+    "api-killed": api_round,
+    "beat-leader": beat_round,
+}
+
+
+def _wait_ended(bench: Bench, ids: list[str]) -> None:
+    wait_until(lambda: _ended(bench, ids), timeout_s=ROUND_TIMEOUT_S,
+               what="every task of the round to end", interval_s=0.5)
+
+
+def _tally(round_: Round, ids: list[str], recovery_s: float, *, twice: int = 0, lost: int = 0) -> Figures:
+    """Count the round's tasks (every one has ended) and what their agents left behind;
+    ``twice`` and ``lost`` add what the fault's own checks found."""
+    bench = round_.bench
+    with bench.engine.connect() as connection:
+        rows = connection.execute(select(Task.id, Task.status).where(Task.id.in_(ids))).all()
         results = dict(connection.execute(
             select(TaskEvent.task_id, func.count()).where(TaskEvent.task_id.in_(ids),
                                                          TaskEvent.type == "result")
             .group_by(TaskEvent.task_id)).all())
-        recovered = connection.scalar(select(func.max(Task.finished_at)).where(Task.id.in_(running)))
-    fleet.stop_all()
+    round_.fleet.stop_all()
     time.sleep(2)  # what the agents' reapers kill goes away
     succeeded = {row.id for row in rows if row.status == "succeeded"}
     return Figures(
-        submitted=tasks,
+        submitted=len(ids),
         exactly_once=sum(1 for task_id in succeeded if results.get(task_id, 0) == 1),
-        lost=tasks - len(succeeded),
-        twice=sum(1 for count in results.values() if count > 1),
+        lost=len(ids) - len(succeeded) + lost,
+        twice=sum(1 for count in results.values() if count > 1) + twice,
         orphans=count_orphans(),
-        recovery_s=max(0.0, recovered.timestamp() - struck) if recovered else 0.0)
+        recovery_s=recovery_s)
 
 
 def _started(bench: Bench, ids: list[str]) -> int:
@@ -249,8 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench.reset()
                     producer = make_producer(bench.settings())
                     try:
-                        figures = run_round(bench, fleet, producer, values, args.tasks, FAULTS[name],
-                                            prompt)
+                        figures = FAULTS[name](Round(bench, fleet, producer, values, args.tasks, prompt))
                     finally:
                         producer.close()
                         kill_orphans()
@@ -283,7 +348,8 @@ def _print(results: dict[str, list[Figures]], args: argparse.Namespace) -> None:
         worst = max(figures.recovery_s for figures in rounds)
         print(f"{name:<14}{sum(f.submitted for f in rounds):>10}{sum(f.exactly_once for f in rounds):>7}"
               f"{sum(f.lost for f in rounds):>6}{sum(f.twice for f in rounds):>7}"
-              f"{sum(f.orphans for f in rounds):>9}{worst:>12.1f}   {target + FAULT_SECONDS.get(name, 0):g}")
+              f"{sum(f.orphans for f in rounds):>9}{worst:>12.1f}   "
+              f"{OWN_TARGETS.get(name, target + FAULT_SECONDS.get(name, 0)):g}")
     print(f"\n{'real claude' if args.real else 'stand-in'}, {args.rounds} round(s) of {args.tasks} "
           f"tasks per fault, 2 workers x {SLOTS} slots, lease {LEASE_S} s, sweep every {SWEEP_S} s, "
           f"runs of about {TURN_S:g} s")

@@ -28,13 +28,14 @@ WORKER_FLAGS = ["--pool", "prefork", "--loglevel", "INFO", "--task-events",
 
 
 @contextmanager
-def api_server(bench: Bench, processes: int = 2) -> Iterator[str]:
-    """Run ``cca api`` (gunicorn, sync workers) on a free port; yield its base URL."""
-    config = bench.write_config("api", max_agents=2)
+def api_server(bench: Bench, processes: int = 2, name: str = "api") -> Iterator[str]:
+    """Run ``cca api`` (gunicorn, sync workers) on a free port; yield its base URL. Its
+    process is ``bench.children.named(name)``."""
+    config = bench.write_config(name, max_agents=2)
     bind = f"127.0.0.1:{free_port()}"
     argv = [sys.executable, "-m", "cca_cli.main", "api", "--bind", bind,
             "--processes", str(processes)]
-    child = bench.children.start("api", argv, child_env(CCA_CONFIG=str(config)), bench.root)
+    child = bench.children.start(name, argv, child_env(CCA_CONFIG=str(config)), bench.root)
     url = f"http://{bind}"
     try:
         wait_until(lambda: _answers(url), timeout_s=START_TIMEOUT_S, what="the API", child=child,

@@ -65,6 +65,10 @@ class Children:
         self.started.append(child)
         return child
 
+    def named(self, name: str) -> Child:
+        """The child last started under ``name``."""
+        return next(child for child in reversed(self.started) if child.name == name)
+
     def stop_all(self) -> None:
         """Stop every child still running, newest first."""
         for child in reversed(self.started):

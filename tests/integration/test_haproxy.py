@@ -5,15 +5,11 @@ a live follower goes on through the other one."""
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import shutil
 import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,29 +23,19 @@ from cca_core.tasks import store
 from cca_core.tasks.outcome import Outcome
 from cca_worker.events import EventSink
 from tests.conftest import api_processes, start_api_process
+from tests.support.haproxy import CONFIG, haproxy_path, render, servers
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-CONFIG = Path(__file__).resolve().parents[2] / "ops/haproxy/haproxy.cfg"
 SUBMISSIONS = 300
 CLIENTS = 6
 KILL_AFTER = 100
 
 
-def render(backends: list[str], port: int, stats_port: int) -> str:
-    """The committed config with this machine's addresses."""
-    config = CONFIG.read_text()
-    for name, address in zip(("cca-api-1:9200", "cca-api-2:9200"), backends, strict=True):
-        assert name in config
-        config = config.replace(name, address)
-    return (config.replace("bind :9200", f"bind 127.0.0.1:{port}")
-                  .replace("bind 127.0.0.1:8404", f"bind 127.0.0.1:{stats_port}"))
-
-
 @pytest.fixture
 def haproxy_bin() -> str:
-    path = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    assert os.access(path, os.X_OK), "haproxy is not installed: .ci/run installs Debian's haproxy"
+    path = haproxy_path()
+    assert path, "haproxy is not installed: .ci/run installs Debian's haproxy"
     return path
 
 
@@ -64,8 +50,8 @@ def balanced(tmp_path, config_data, haproxy_bin) -> Iterator[tuple[str, str, lis
     proxy = subprocess.Popen([haproxy_bin, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     url, stats = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{stats_port}/stats;csv"
-    wait_for(lambda: _servers(stats).get("api1", {}).get("status") == "UP"
-             and _servers(stats).get("api2", {}).get("status") == "UP", timeout_s=20,
+    wait_for(lambda: servers(stats).get("api1", {}).get("status") == "UP"
+             and servers(stats).get("api2", {}).get("status") == "UP", timeout_s=20,
              message="haproxy to see both backends up")
     yield url, stats, backends
     proxy.terminate()
@@ -84,24 +70,15 @@ def test_the_shipped_config_starts_while_backend_names_do_not_resolve(tmp_path, 
                              stderr=subprocess.DEVNULL)
     try:
         stats = f"http://127.0.0.1:{stats_port}/stats;csv"
-        servers = wait_for(lambda: _servers(stats), timeout_s=20, message="haproxy to serve stats")
-        assert set(servers) >= {"api1", "api2"}
-        assert all(not row["status"].startswith("UP") for row in servers.values()), servers
+        known = wait_for(lambda: servers(stats), timeout_s=20, message="haproxy to serve stats")
+        assert set(known) >= {"api1", "api2"}
+        assert all(not row["status"].startswith("UP") for row in known.values()), known
         response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
         assert response.status_code == 503  # up and answering, with no backend yet
         assert proxy.poll() is None
     finally:
         proxy.terminate()
         proxy.wait(10)
-
-
-def _servers(stats_url: str) -> dict[str, dict[str, str]]:
-    try:
-        body = httpx.get(stats_url, timeout=2).text.lstrip("# ")
-    except httpx.TransportError:
-        return {}
-    rows = csv.DictReader(io.StringIO(body))
-    return {row["svname"]: row for row in rows if row["pxname"] == "cca_api_servers"}
 
 
 def submit_with_retries(url: str, key: str) -> str:
@@ -133,7 +110,7 @@ def test_submissions_survive_a_dead_api_process_exactly_once(balanced, database_
                 accepted[key] = task_id
                 if len(accepted) == KILL_AFTER and not killed.is_set():
                     served_before_kill.update({name: int(row["stot"])
-                                               for name, row in _servers(stats).items()})
+                                               for name, row in servers(stats).items()})
                     os.killpg(api_processes[backends[1]].pid, signal.SIGKILL)
                     killed.set()
 
@@ -144,9 +121,9 @@ def test_submissions_survive_a_dead_api_process_exactly_once(balanced, database_
         thread.join(300)
     assert killed.is_set()
     assert served_before_kill["api1"] > 0 and served_before_kill["api2"] > 0, served_before_kill
-    wait_for(lambda: _servers(stats)["api2"]["status"].startswith("DOWN"), timeout_s=10,
+    wait_for(lambda: servers(stats)["api2"]["status"].startswith("DOWN"), timeout_s=10,
              message="the health check to take the dead backend out")
-    assert _servers(stats)["api1"]["status"] == "UP"
+    assert servers(stats)["api1"]["status"] == "UP"
 
     engine = create_engine(sqlalchemy_url(database_url))
     with engine.connect() as connection:
@@ -180,8 +157,8 @@ def test_a_live_follower_through_haproxy_outlives_an_api_process(balanced, engin
     wait_for(lambda: sum(event.event == "event" for event in seen) == 3, timeout_s=10,
              message="the first events to pass HAProxy")
     serving = [backend for name, backend in zip(("api1", "api2"), backends, strict=True)
-               if int(_servers(stats)[name]["scur"]) > 0]
-    assert len(serving) == 1, _servers(stats)
+               if int(servers(stats)[name]["scur"]) > 0]
+    assert len(serving) == 1, servers(stats)
     os.killpg(api_processes.pop(serving[0]).pid, signal.SIGKILL)
     publish(range(3, 6))
     with autocommit(engine) as connection:
