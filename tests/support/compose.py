@@ -93,6 +93,18 @@ class Project:
         """Start every service and wait until each is healthy (or, for one-shots, done)."""
         self.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", "240", timeout=300)
 
+    def finished(self, service: str, timeout_s: float = 120) -> None:
+        """Wait until one-shot ``service`` has exited 0 (``up --wait`` waits for it only when
+        another service depends on it)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.compose("ps", "-a", "--format", "{{.State}} {{.ExitCode}}", service).stdout.split()
+            if state[:1] == ["exited"]:
+                assert state[1:] == ["0"], f"{service} exited {state[1:]}:\n{self.logs()}"
+                return
+            assert time.monotonic() < deadline, f"{service} still {state} after {timeout_s} s"
+            time.sleep(1)
+
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=180)
 
