@@ -12,8 +12,6 @@ import pytest
 
 from tests.support.compose import Built, build_cca_image, engine_missing, ensure_public_images
 
-pytestmark = pytest.mark.deploy
-
 
 @pytest.fixture(scope="session")
 def cca_image() -> Built:

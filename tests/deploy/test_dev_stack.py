@@ -14,6 +14,8 @@ import redis
 from tests.support.compose import REPO, Built, Project
 from tests.support.waiting import wait_for
 
+# The first test of a run builds cca's image (minutes from a cold cache).
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 HEAD = max(path.name.split("_", 1)[0] for path in (REPO / "migrations/versions").glob("0*.py"))
 
 

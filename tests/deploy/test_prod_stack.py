@@ -22,6 +22,8 @@ from tests.support.compose import REPO, Built, Project
 from tests.support.fleet import bash, script
 from tests.support.waiting import wait_for
 
+# The first test of a run builds cca's image (minutes from a cold cache).
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 SUBNET, GATEWAY = "172.30.93.0/24", "172.30.93.1"  # not the file's default: a test of its own
 URL = "http://127.0.0.1:9200"
 FLOWER = "http://127.0.0.1:5555"
