@@ -1,7 +1,8 @@
-# syntax=docker/dockerfile:1
 # The cca image: the API (`ccad`, the default command), workers (`cca worker`), beat
 # (`cca beat`), Flower (`cca flower`), migrations (`cca db upgrade`) and the MCP bridge
 # (`cca-mcp`), with the pinned claude CLI. Build: docker build -t cca .
+# (No `# syntax=` line: BuildKit would fetch that frontend image from Docker Hub before
+# building; every instruction here is in the builder's own Dockerfile syntax.)
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # 1. The cca wheel and its dependencies, installed into a virtualenv at /opt/cca.

@@ -9,7 +9,6 @@ text finds them. Several workers share the work (``cca_core.search.reembed.backf
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from sqlalchemy import Engine
@@ -18,6 +17,7 @@ from cca_core.embeddings import EmbeddingUnavailable
 from cca_core.embeddings.providers import embedder_for
 from cca_core.search.reembed import backfill
 from cca_core.settings import EmbeddingSettings
+from cca_worker.background import Background
 from cca_worker.jobs import REEMBEDDED
 from cca_worker.outage import is_transient
 
@@ -26,21 +26,15 @@ IDLE_S = 2.0  # between looks while nothing waits
 DOWN_S = 30.0  # before asking a provider that did not answer again
 
 
-class Backfill:
+class Backfill(Background):
     """Embeds waiting memories until stopped."""
+
+    name = "backfill"
 
     def __init__(self, engine: Engine, settings: Callable[[], EmbeddingSettings]) -> None:
         self._engine = engine
         self._settings = settings
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="backfill", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(5)
+        super().__init__()
 
     def _run(self) -> None:
         pause = 0.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from cca_core.infra.db import autocommit
 from cca_core.settings import WebhookSettings
 from cca_core.webhooks import signing, store
 from cca_core.webhooks.targets import check_url, private_addresses
+from cca_worker.background import Background
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -36,21 +36,15 @@ SENDERS = 4  # attempts in flight at once per worker
 ERROR_CHARS = 300
 
 
-class Dispatcher:
+class Dispatcher(Background):
     """Delivers due webhooks every second until stopped."""
+
+    name = "webhooks"
 
     def __init__(self, engine: Engine, settings: Callable[[], WebhookSettings]) -> None:
         self._engine = engine
         self._settings = settings
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(5)
+        super().__init__()
 
     def _run(self) -> None:
         with ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook") as senders:

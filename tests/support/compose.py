@@ -61,8 +61,8 @@ class Built:
 
 
 def build_cca_image() -> Built:
-    """``docker build`` of the repository's Dockerfile, unchanged (the classic builder: BuildKit's
-    ``# syntax`` line would fetch a frontend image from Docker Hub)."""
+    """``docker build`` of the repository's Dockerfile, unchanged, by the engine's classic
+    builder (BuildKit needs the buildx plugin, which Debian's docker.io does not bring)."""
     started = time.monotonic()
     docker("build", "-q", "-t", IMAGE, str(REPO), env={"DOCKER_BUILDKIT": "0"}, timeout=1800)
     seconds = time.monotonic() - started
