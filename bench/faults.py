@@ -304,27 +304,37 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[Figures]] = {}
     try:
         with open_bench() as bench, ExitStack() as stack:
-            stack.callback(lambda: bench.redis_server.stop())  # the restarted one too
-            claude, env, prompt = _agent(bench, stack, args.real)
-            values = {**bench.task_values(), "allowed_tools": ["Bash"]}
-            fleet = Fleet(bench, claude, env)
-            stack.callback(fleet.stop_all)
+            strike = prepare(bench, stack, args.real)
             for name in chosen:
                 for round_ in range(args.rounds):
                     _progress(f"{name}, round {round_ + 1} of {args.rounds}")
-                    bench.reset()
-                    producer = make_producer(bench.settings())
-                    try:
-                        figures = FAULTS[name](Round(bench, fleet, producer, values, args.tasks, prompt))
-                    finally:
-                        producer.close()
-                        kill_orphans()
-                    results.setdefault(name, []).append(figures)
+                    results.setdefault(name, []).append(strike(name, args.tasks))
     except BenchError as exc:
         _progress(f"failed: {exc}")
         return 1
     _print(results, args)
     return 0
+
+
+def prepare(bench: Bench, stack: ExitStack, real: bool) -> Callable[[str, int], Figures]:
+    """Ready ``bench`` for fault rounds (stopped with ``stack``); return what runs one round of
+    a fault with a number of tasks, from empty tables, and counts it (tests/faults uses it too)."""
+    stack.callback(lambda: bench.redis_server.stop())  # the restarted one too
+    claude, env, prompt = _agent(bench, stack, real)
+    values = {**bench.task_values(), "allowed_tools": ["Bash"]}
+    fleet = Fleet(bench, claude, env)
+    stack.callback(fleet.stop_all)
+
+    def strike(name: str, tasks: int) -> Figures:
+        bench.reset()
+        producer = make_producer(bench.settings())
+        try:
+            return FAULTS[name](Round(bench, fleet, producer, values, tasks, prompt))
+        finally:
+            producer.close()
+            kill_orphans()
+
+    return strike
 
 
 def _agent(bench: Bench, stack: ExitStack, real: bool) -> tuple[Path, dict[str, str], str]:

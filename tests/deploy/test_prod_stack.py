@@ -80,6 +80,14 @@ def psql(project: Project, query: str) -> str:
     return project.exec("postgres", "psql", "-U", "cca", "-d", "cca", "-tAc", query).stdout.strip()
 
 
+def test_every_role_runs_from_the_image_as_its_unprivileged_user(prod):
+    for service in ("cca-api-1", "cca-api-2", "worker", "beat", "flower"):
+        assert prod.exec(service, "id", "-un").stdout.strip() == "cca", service
+    assert prod.exec("worker", "claude", "--version").stdout.startswith("2.1.197")
+    wait_for(lambda: "beat: leading" in prod.compose("logs", "beat").stdout, timeout_s=30,
+             message="the beat to lead")
+
+
 def test_a_task_through_haproxy_runs_a_real_claude_in_the_worker_container(prod, model_api):
     task = submit({"prompt": script({**bash("echo deploy-marker"), "usage": {"input_tokens": 900,
                                                                                "output_tokens": 40}},

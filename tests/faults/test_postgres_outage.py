@@ -114,7 +114,9 @@ def test_a_spooled_finish_is_recorded_by_its_worker_after_a_restart(
     assert (ended["status"], ended["attempts"]) == ("succeeded", 1), ended
     assert marker in ended["result"]
     assert main_requests(model_api, marker) == 2
-    assert not spooled(data_dir) and not redis_client.hexists(HELD_TASKS_KEY, task["id"])
+    # The replay records the finish, then deletes its file and releases the hold.
+    wait_for(lambda: not spooled(data_dir) and not redis_client.hexists(HELD_TASKS_KEY, task["id"]),
+             timeout_s=10, message="the spool file and the hold to go")
 
 
 def test_a_task_delivered_while_postgres_is_down_waits_in_its_slot(
