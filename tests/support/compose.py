@@ -16,10 +16,10 @@ PUBLIC_IMAGES = ("python:3.11-slim", "pgvector/pgvector:pg16", "redis:7-alpine",
 IMAGE = "cca:deploy-test"
 
 
-def docker(*args: str, timeout: float = 600, check: bool = True, env: Mapping[str, str] | None = None,
-           input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def docker(*args: str, timeout: float = 600, check: bool = True,
+           env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     run = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, **(env or {})}, input=input_text)
+                         env={**os.environ, **(env or {})})
     if check and run.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} exited {run.returncode}:\n{run.stdout[-3000:]}"
                              f"\n{run.stderr[-3000:]}")
@@ -79,15 +79,14 @@ class Project:
     env: dict[str, str] = field(default_factory=dict)
     profiles: Sequence[str] = ()
 
-    def compose(self, *args: str, timeout: float = 300, check: bool = True,
-                input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    def compose(self, *args: str, timeout: float = 300,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
         flags = ["-p", self.name]
         for path in self.files:
             flags += ["-f", str(path)]
         for profile in self.profiles:
             flags += ["--profile", profile]
-        return docker("compose", *flags, *args, timeout=timeout, check=check, env=self.env,
-                      input_text=input_text)
+        return docker("compose", *flags, *args, timeout=timeout, check=check, env=self.env)
 
     def up(self) -> None:
         """Start every service and wait until each is healthy (or, for one-shots, done)."""
