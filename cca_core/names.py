@@ -41,6 +41,8 @@ WORKERS_INDEX_KEY = "cca:workers"  # hostname -> when its announcement expires (
 SWEEP_LOCK_KEY = "cca:sweep-lock"
 # task id -> the run that holds it while Postgres cannot record it (cca_core.tasks.holds)
 HELD_TASKS_KEY = "cca:held"
+# task id -> the worker incarnation that took its message, until claimed (cca_core.tasks.deliveries)
+DELIVERIES_KEY = "cca:deliveries"
 SAMPLE_LOCK_KEY = "cca:sample-lock"  # the worker taking this dashboard.sample_seconds' fleet sample
 RETENTION_SCAN_KEY = "cca:retention:stream-cursor"  # where the stream retention scan resumes
 

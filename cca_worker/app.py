@@ -18,6 +18,7 @@ from cca_worker.agent import set_parent_death_signal
 from cca_worker.confinement import find_bwrap
 from cca_worker.expiry import make_expiry_handler
 from cca_worker.housekeeping import make_fleet_step
+from cca_worker.receipts import make_receipt_recorder
 
 
 def visibility_timeout(settings: Settings) -> int:
@@ -35,6 +36,7 @@ def make_celery(settings: Settings, *, runs_agents: bool = True) -> Celery:
     app.steps["consumer"].add(make_fleet_step(settings))
     signals.worker_process_init.connect(_die_with_the_worker, weak=False)
     signals.task_revoked.connect(make_expiry_handler(settings), weak=False)
+    signals.task_received.connect(make_receipt_recorder(settings.redis.url), weak=False)
     signals.worker_ready.connect(lambda **_: reload_on_sighup(settings.redis.url), weak=False)
     signals.setup_logging.connect(
         lambda **_: configure_logging_for(settings),

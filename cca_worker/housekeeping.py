@@ -22,7 +22,7 @@ from celery import bootsteps
 from cca_core import __version__
 from cca_core.credentials import fleet_credentials
 from cca_core.credentials.pool import CredentialPool, describe
-from cca_core.fleet.state import announce, withdraw
+from cca_core.fleet.state import announce, online_workers, withdraw
 from cca_core.fleet.trends import take_sample
 from cca_core.infra.config import load_settings
 from cca_core.infra.db import autocommit, make_engine, make_session_factory, transaction
@@ -30,13 +30,14 @@ from cca_core.infra.reload import Watcher
 from cca_core.models import Task
 from cca_core.names import SAMPLE_LOCK_KEY, SWEEP_LOCK_KEY
 from cca_core.settings import Settings
-from cca_core.tasks import holds, store
+from cca_core.tasks import deliveries, holds, store
 from cca_core.tasks.submission import send
 from cca_worker import budget, spool, tasks
 from cca_worker.backfill import Backfill
 from cca_worker.outage import is_transient
+from cca_worker.receipts import INCARNATION
 from cca_worker.retention import enforce_retention
-from cca_worker.sweep import sweep
+from cca_worker.sweep import forget_settled, sweep
 from cca_worker.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             info = {"hostname": self.consumer.hostname, "pid": os.getpid(), "version": __version__,
                     "slots_total": self.settings.daemon.max_agents, "queues": self.queues,
                     "paused_for_budget": self.paused, "started_at": self.started_at,
-                    "seen_at": time.time(), "credentials": self.credentials}
+                    "seen_at": time.time(), "credentials": self.credentials, "incarnation": INCARNATION}
             ttl = max(5, int(self.settings.worker.heartbeat_seconds * 5))
             announce(self.redis, info, ttl)
 
@@ -165,9 +166,13 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             interval = max(1, int(self.settings.worker.sweep_interval_seconds))
             if not self.redis.set(SWEEP_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
                 return
+            received = deliveries.read(self.redis)
+            live = {worker["hostname"]: worker.get("incarnation") for worker in online_workers(self.redis)}
+            untaken = deliveries.taken_by_the_gone(received, live)
             report = sweep(self.engine, self._send, self.settings.agents,
                            resend_after_s=self.settings.worker.resend_after_seconds,
-                           held=holds.held(self.redis))
+                           held=holds.held(self.redis), untaken=untaken)
+            forget_settled(self.engine, self.redis, received, untaken)
             if report.resent or report.ended or report.released:
                 log.warning("sweep: re-sent %s, ended %s, released %s workflow steps",
                             report.resent, report.ended, report.released)

@@ -6,11 +6,13 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+import redis
 from sqlalchemy import Engine
 
+from cca_core.infra.db import autocommit
 from cca_core.models import Task
 from cca_core.settings import AgentSettings
-from cca_core.tasks import store, totals
+from cca_core.tasks import deliveries, store, totals
 from cca_core.tasks.status import TaskStatus
 from cca_core.webhooks import store as webhooks
 from cca_core.webhooks.events import WORKER_LOST
@@ -30,18 +32,20 @@ class SweepReport:
 
 def sweep(
     engine: Engine, send: Callable[[Task], None], agents: AgentSettings, *, resend_after_s: int,
-    held: Collection[str] = (),
+    held: Collection[str] = (), untaken: Collection[str] = (),
 ) -> SweepReport:
     """End runs that can never finish, then send the tasks whose retry is due, then re-send
     the message of every task that may have lost it, then advance every running workflow (a
     worker that died between a step's finish and its advance, or a run ended here, leaves it
     behind), then fold what finished into the fleet's totals. A re-sent message for a task
     that is in fact fine is harmless: claims are conditional. ``held`` tasks
-    (``cca_core.tasks.holds``: their runs wait for Postgres) are neither ended nor re-sent."""
+    (``cca_core.tasks.holds``: their runs wait for Postgres) are neither ended nor re-sent;
+    ``untaken`` ones (their message taken by a worker gone before it claimed them:
+    ``cca_core.tasks.deliveries``) are re-sent now if still queued."""
     with engine.begin() as connection:
         ended = store.end_abandoned(connection, agents.max_attempts, held)
         due = store.release_due_retries(connection)
-        candidates = store.resend_candidates(connection, resend_after_s, held)
+        candidates = store.resend_candidates(connection, resend_after_s, held, untaken)
         for worker, task_ids in lost_workers(candidates).items():
             webhooks.emit(connection, WORKER_LOST, None, {"worker": {"name": worker, "tasks": task_ids}})
         running = workflows.running_workflows(connection)
@@ -65,3 +69,13 @@ def lost_workers(candidates: list[Task]) -> dict[str, list[str]]:
         if task.status == TaskStatus.RUNNING and task.worker:
             lost.setdefault(task.worker, []).append(str(task.id))
     return lost
+
+
+def forget_settled(engine: Engine, client: redis.Redis, received: Collection[deliveries.Delivery],
+                   untaken: Collection[str]) -> None:
+    """Drop the delivery records the sweep is done with: ``untaken`` (re-sent, or not queued
+    any more) and those whose task was claimed or parked since."""
+    with autocommit(engine) as connection:
+        waiting = store.queued_among(connection, [delivery.task_id for delivery in received])
+    deliveries.forget(client, [delivery for delivery in received
+                               if delivery.task_id in untaken or delivery.task_id not in waiting])

@@ -561,14 +561,17 @@ def mark_unsent(connection: Connection, task_id: str) -> None:
 
 
 def resend_candidates(connection: Connection, resend_after_s: int,
-                      held: Collection[str] = ()) -> list[Task]:
-    """Tasks whose message may be lost: queued unsent (:func:`mark_unsent`) or too long, or
-    running with an expired lease (unless ``held``: its run waits for Postgres).
+                      held: Collection[str] = (), untaken: Collection[str] = ()) -> list[Task]:
+    """Tasks whose message may be lost: queued unsent (:func:`mark_unsent`), too long, or
+    ``untaken`` (its message taken by a worker that died before claiming it:
+    ``cca_core.tasks.deliveries``), or running with an expired lease (unless ``held``: its run
+    waits for Postgres).
 
     Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
     """
     overdue = ((Task.status == QUEUED) & Task.waiting_for.is_(None)
-               & (Task.sent_at.is_(None) | (Task.sent_at < NOW - timedelta(seconds=resend_after_s))))
+               & (Task.sent_at.is_(None) | (Task.sent_at < NOW - timedelta(seconds=resend_after_s))
+                  | Task.id.in_(_ids(untaken))))
     orphaned = (
         (Task.status == RUNNING)
         & (Task.lease_expires_at < NOW)
@@ -579,6 +582,15 @@ def resend_candidates(connection: Connection, resend_after_s: int,
         update(Task).where(overdue | orphaned, Task.cancel_requested_at.is_(None))
         .values(sent_at=NOW).returning(*TASK_COLUMNS)
     )]
+
+
+def queued_among(connection: Connection, task_ids: Collection[str]) -> set[str]:
+    """Which of ``task_ids`` wait in a queue for a worker (queued, not parked)."""
+    if not task_ids:
+        return set()
+    return {str(task_id) for task_id in connection.scalars(
+        select(Task.id).where(Task.id.in_(_ids(task_ids)), Task.status == QUEUED,
+                              Task.waiting_for.is_(None)))}
 
 
 def end_abandoned(connection: Connection, max_attempts: int,
