@@ -36,7 +36,7 @@ from cca_core.tasks.schemas import (
     event_view,
     task_view,
 )
-from cca_core.tasks.status import ALL_STATUSES, TERMINAL_STATUSES
+from cca_core.tasks.status import ALL_STATUSES, TERMINAL_STATUSES, TaskStatus
 from cca_core.tasks.submission import send
 from cca_core.workflows import store as workflows
 from cca_core.workflows import tree
@@ -121,6 +121,10 @@ def create_task(res: Resources, principal: Principal, body: TaskCreate,
     if created:
         for step in ready:
             send(res.celery, res.engine, step)
+    elif task.status == TaskStatus.QUEUED and task.waiting_for is None and not coordinated:
+        # A repeated key: the first request may have died between its row and its message
+        # (an API process killed). Sending again costs a message at most: claims are conditional.
+        send(res.celery, res.engine, task)
     view = task_view(task)
     if created and not coordinated:
         estimate = res.estimates.of(task.role, task.model)

@@ -69,12 +69,21 @@ def test_every_field_of_a_task_is_returned(client):
         assert field in shown, field
 
 
-def test_same_idempotency_key_returns_the_same_task_and_enqueues_once(client, redis_client):
+def test_same_idempotency_key_returns_the_same_task_and_sends_a_queued_one_again(
+        client, redis_client, app):
     first = client.post("/api/v1/tasks", json={"prompt": "a"}, headers={"Idempotency-Key": "k-1"})
+    redis_client.flushdb()  # as if the API process died between the row and its message
     second = client.post("/api/v1/tasks", json={"prompt": "a"}, headers={"Idempotency-Key": "k-1"})
     assert (first.status_code, second.status_code) == (202, 200)
     assert first.get_json()["id"] == second.get_json()["id"]
-    assert len(queued_messages(redis_client)) == 1
+    assert [json.loads(base64.b64decode(m["body"]))[0] for m in queued_messages(redis_client)] == [
+        [first.get_json()["id"]]]
+    with transaction(app.extensions["cca"].sessions) as session:
+        store.claim_task(session.connection(), first.get_json()["id"], worker="w", pid=1, lease_s=60,
+                         max_attempts=3)
+    third = client.post("/api/v1/tasks", json={"prompt": "a"}, headers={"Idempotency-Key": "k-1"})
+    assert third.status_code == 200 and third.get_json()["status"] == "running"
+    assert len(queued_messages(redis_client)) == 1  # a task a worker took is not sent again
     other = client.post("/api/v1/tasks", json={"prompt": "a"}, headers={"Idempotency-Key": "k-2"})
     assert other.get_json()["id"] != first.get_json()["id"]
 
