@@ -1,11 +1,9 @@
 """The faults of bench.faults that the other tests here do not strike, each once under a
 steady load with the stand-in (a run of 2 s that leaves a background process behind), on
-its own servers, workers, APIs and beats: a whole worker host lost, an API process killed
-behind HAProxy while clients submit, the leading beat killed while a schedule fires. Every
-task finishes exactly once, none is lost, none runs twice, and no agent's process is left
-(issue 19, item 3). Not here yet: a worker's main process SIGKILLed and restarted, whose round
-left a task unended in 2 of 5 runs (issue 19 is open for it; ``python -m bench.faults
---faults worker-kill`` strikes it)."""
+its own servers, workers, APIs and beats: a worker's main process SIGKILLed and started again
+a second later, a whole worker host lost, an API process killed behind HAProxy while clients
+submit, the leading beat killed while a schedule fires. Every task finishes exactly once, none
+is lost, none runs twice, and no agent's process is left (issue 19, item 3)."""
 
 from __future__ import annotations
 
@@ -27,7 +25,7 @@ def strike() -> Iterator[Callable[[str, int], Figures]]:
         yield prepare(bench, stack, real=False)
 
 
-@pytest.mark.parametrize("fault", ["host-lost", "api-killed", "beat-leader"])
+@pytest.mark.parametrize("fault", ["worker-kill", "host-lost", "api-killed", "beat-leader"])
 def test_under_this_fault_every_task_finishes_once_and_leaves_nothing(strike, fault):
     figures = strike(fault, TASKS)
     assert figures.submitted >= TASKS
