@@ -45,6 +45,7 @@ from bench.waiting import BenchError, wait_until
 from cca_core.infra.embedded import start_redis
 from cca_core.models import Task, TaskEvent
 from cca_core.names import worker_key
+from cca_worker.agent.reaper import kill_tree
 from cca_worker.outage import MAX_DELAY_S
 from tests.fakes.model_api import ModelAPI
 
@@ -110,8 +111,11 @@ def strike_worker_kill(fleet: Fleet) -> None:
 
 
 def strike_host_lost(fleet: Fleet) -> None:
-    """Every process of the worker killed at once (its session); it does not come back."""
-    fleet.signal("fa", signal.SIGKILL, whole=True)
+    """Every process of the worker killed at once, as when its host goes: the tree frozen, then
+    killed, agents' sandboxes included (they run in sessions of their own: killing the worker's
+    process group alone is not a lost host, since a sandbox whose bubblewrap was starting when
+    its parent died misses its parent-death signal and lives on). It does not come back."""
+    kill_tree(fleet.workers["fa"].popen.pid)
 
 
 def strike_paused(fleet: Fleet) -> None:
