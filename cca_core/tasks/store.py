@@ -303,7 +303,7 @@ def _plus_earlier(name: str, value: Any) -> Any:
 
 
 # The statements every run executes are built once, with bound parameters.
-_CLAIM = (
+_CLAIMED = (
     update(Task)
     .where(Task.id == bindparam("claim_id"),
            (Task.status == changing(QUEUED, RUNNING))
@@ -315,7 +315,16 @@ _CLAIM = (
             lease_expires_at=NOW + bindparam("claim_lease", type_=Interval),
             **{f"earlier_{name}": getattr(Task, name) for name in _SUMMED})
     .returning(*TASK_COLUMNS)
+    .cte("claimed")
 )
+# The claim and its attempt's row in one statement: one round trip before the agent starts.
+_CLAIM = select(*_CLAIMED.c).add_cte(
+    pg_insert(TaskAttempt)
+    .from_select(["task_id", "attempt", "worker"],
+                 select(_CLAIMED.c.id, _CLAIMED.c.attempts, _CLAIMED.c.worker),
+                 include_defaults=False)  # the server's: the ORM's would be unbound here
+    .on_conflict_do_nothing()
+    .cte("attempt"))
 # A run's events go in as one JSON array, in its order: one statement however many there
 # are (an executemany costs a pipeline round of its own), and one that can ride along with
 # the finishing UPDATE.
@@ -394,12 +403,7 @@ def claim_task(
         "claim_id": parse_task_id(task_id), "claim_max_attempts": max_attempts,
         "claim_worker": worker, "claim_pid": pid, "claim_lease": timedelta(seconds=lease_s),
     }).first()
-    if claimed is None:
-        return None
-    task = detached(claimed)
-    connection.execute(pg_insert(TaskAttempt).values(task_id=task.id, attempt=task.attempts,
-                                                     worker=worker).on_conflict_do_nothing())
-    return task
+    return None if claimed is None else detached(claimed)
 
 
 def renew_lease(
