@@ -7,6 +7,7 @@ first use (:class:`~cca_worker.runner.WorkerContext`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,9 +25,12 @@ from cca_core.infra.reload import Watcher
 from cca_core.names import INDEX_CODE_TASK, REEMBED_TASK, RUN_AGENT_TASK
 from cca_core.settings import Settings
 from cca_core.tasks.submission import Producer
+from cca_worker.agent import kill_left_behind
 from cca_worker.jobs import run_index_job, run_reembed_job
 from cca_worker.proxy import ModelProxy
 from cca_worker.runner import WorkerContext, run_task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,18 @@ def _context(hostname: str, producer: Producer) -> WorkerContext:
             watcher=Watcher(client, settings, load_settings, f"{hostname} pool {pid}", report=False,
                             generation=0),
         )
+        _clear_slot(_contexts[pid])
     _reload(_contexts[pid])
     return _contexts[pid]
+
+
+def _clear_slot(ctx: WorkerContext) -> None:
+    """Kill what a run of this slot left running when the pool process before this one died
+    (its agent's processes carry the slot's HOME), before the slot runs anything."""
+    left = kill_left_behind(f"HOME={ctx.slot_home}")
+    if left:
+        log.warning("slot %s: killed %s process trees left by a run whose pool process died",
+                    ctx.slot_home.name, left)
 
 
 def _reload(ctx: WorkerContext) -> None:

@@ -19,9 +19,9 @@ shim's, stdlib only), ``reaper`` (subreaper, parent-death signal, whole-tree kil
 
 import importlib
 
-__all__ = ["EOF", "AgentProcess", "ExitStatus", "set_parent_death_signal", "spawn"]
+__all__ = ["EOF", "AgentProcess", "ExitStatus", "kill_left_behind", "set_parent_death_signal", "spawn"]
 _HOMES = {"EOF": "process", "AgentProcess": "process", "ExitStatus": "process",
-          "spawn": "process", "set_parent_death_signal": "reaper"}
+          "spawn": "process", "set_parent_death_signal": "reaper", "kill_left_behind": "reaper"}
 
 
 def __getattr__(name: str) -> object:

@@ -114,6 +114,30 @@ def kill_tree(root: int) -> None:
     _reap_killed(list(members))
 
 
+def kill_left_behind(env_entry: str) -> int:
+    """SIGKILL the trees of the processes whose environment holds ``env_entry`` (a slot's
+    ``HOME=...``) under a parent whose does not: what a run left when its pool process and
+    shim died before they could stop it (a sandbox whose bubblewrap was starting then misses
+    its parent-death signal, and its init waits for the agent's processes for ever).
+    Returns how many trees were killed."""
+    entry = b"\0" + env_entry.encode() + b"\0"
+    table = process_table()
+    holders = {pid for pid in table if pid != os.getpid() and entry in _environ(pid)}
+    roots = [pid for pid in holders if table[pid][0] not in holders]
+    for pid in roots:
+        kill_tree(pid)
+    return len(roots)
+
+
+def _environ(pid: int) -> bytes:
+    """The environment ``pid`` started with, each entry between NULs ('' if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            return b"\0" + file.read()
+    except OSError:
+        return b""
+
+
 def _signal(pid: int, start: int, sig: int) -> None:
     stat = read_stat(pid)
     if stat is not None and stat[2] == start:  # the pid was not reused meanwhile
