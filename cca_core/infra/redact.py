@@ -36,9 +36,10 @@ _VALUES = (
 )
 # ``name=value`` / ``name: value`` where the name ends in a word that says the value is a
 # secret (``input_tokens: 5`` is not one). Only that word is matched, so the rest of the name is
-# kept without being scanned (a scan of every word's prefix cost 20 times more).
+# kept without being scanned (a scan of every word's prefix cost 20 times more). A file name
+# is not a name (``cat: /etc/cca/api-key: No such file``).
 _ASSIGNMENTS = (
-    r"(?P<name>\bANTHROPIC_\w*|(?i:password|passwd|secret|token|api[_-]?key|authorization))"
+    r"(?P<name>\bANTHROPIC_\w*|(?<!/)(?i:password|passwd|secret|token|api[_-]?key|authorization))"
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
     r"(?P<value>(?i:(?:bearer|basic)\s+)?[^\s\"',;&]+)"
 )

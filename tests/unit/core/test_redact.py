@@ -61,6 +61,12 @@ def test_ordinary_numbers_next_to_token_words_are_kept():
         "input_tokens: 100, token_budget=5, author: Bob")
 
 
+def test_a_file_named_like_a_secret_is_not_an_assignment():
+    line = "cat: /var/lib/cca/api-key: No such file or directory"
+    assert redact(line) == line
+    assert redact("CCA_API_KEY=abc123 token: xyz") == "CCA_API_KEY=[redacted] token: [redacted]"
+
+
 def test_json_values_are_redacted_keys_and_numbers_kept():
     redactor = Redactor(["model-key-1234"])
     event = {"type": "user", "n": 3, "content": [{"text": "model-key-1234"}, "sk-ant-abcdef"]}
