@@ -55,12 +55,13 @@ def test_a_message_taken_by_a_worker_killed_before_its_claim_is_sent_again_at_on
     assert time.monotonic() - restarted < 30
 
 
+# A claim (store.claim_task) is one statement around "UPDATE tasks SET status ...".
 WAITING_CLAIMS = ("FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                  "AND query ILIKE 'UPDATE tasks%'")
+                  "AND query ILIKE '%UPDATE tasks SET status%'")
 
 
 def _claim_waits(engine) -> bool:
-    """Whether some session waits for a row lock in an UPDATE of the tasks table."""
+    """Whether some session waits for a row lock in a claim."""
     with engine.connect() as connection:
         return bool(connection.scalar(text(f"SELECT count(*) {WAITING_CLAIMS}")))
 
