@@ -68,6 +68,21 @@ def submit(body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
     return response.json()
 
 
+def submit_until_accepted(body: dict[str, Any], key: str) -> str:
+    """Submit as a client of the API should: repeat with the same Idempotency-Key while the
+    connection fails or the API answers 502, 503 or 504 (a backend going away); the task's id."""
+    for _ in range(60):
+        try:
+            response = httpx.post(f"{URL}/api/v1/tasks", json=body,
+                                  headers={**HEADERS, "Idempotency-Key": key}, timeout=15)
+        except httpx.TransportError:
+            continue
+        if response.status_code in (200, 202):
+            return str(response.json()["id"])
+        assert response.status_code in (502, 503, 504), response.text
+    raise AssertionError(f"submission {key} never accepted")
+
+
 def ended(task_id: str, timeout_s: float = 180) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         task = httpx.get(f"{URL}/api/v1/tasks/{task_id}", headers=HEADERS, timeout=15).json()
@@ -109,17 +124,9 @@ def test_stopping_an_api_container_loses_and_doubles_no_submission(prod):
 
     def client(first: int) -> None:
         for key in keys[first::3]:
-            for _ in range(60):
-                try:
-                    response = httpx.post(f"{URL}/api/v1/tasks", json={"prompt": f"stop test {key}"},
-                                          headers={**HEADERS, "Idempotency-Key": key}, timeout=15)
-                except httpx.TransportError:
-                    continue
-                if response.status_code in (200, 202):
-                    with lock:
-                        accepted[key] = response.json()["id"]
-                    break
-                assert response.status_code in (502, 503, 504), response.text
+            task_id = submit_until_accepted({"prompt": f"stop test {key}"}, key)
+            with lock:
+                accepted[key] = task_id
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
     for thread in threads:
@@ -132,8 +139,7 @@ def test_stopping_an_api_container_loses_and_doubles_no_submission(prod):
         assert len(accepted) == len(keys)
         made = psql(prod, "SELECT count(*) FROM tasks WHERE idempotency_key LIKE 'deploy-stop-%'")
         assert int(made) == len(keys)  # none twice
-        again = submit({"prompt": f"stop test {keys[0]}"}, key=keys[0])
-        assert again["id"] == accepted[keys[0]]
+        assert submit_until_accepted({"prompt": f"stop test {keys[0]}"}, keys[0]) == accepted[keys[0]]
     finally:
         prod.compose("start", "cca-api-2", timeout=120)
 
@@ -172,9 +178,13 @@ def test_flower_asks_for_its_password_and_serves_metrics(prod):
     assert httpx.get(f"{FLOWER}/", auth=auth, timeout=10).status_code == 200
     metrics = httpx.get(f"{FLOWER}/metrics", auth=auth, timeout=10)
     assert metrics.status_code == 200 and "flower_" in metrics.text
-    # A busy worker may miss Flower's one-second inspect: ask until it answers.
-    workers = wait_for(lambda: httpx.get(f"{FLOWER}/api/workers", params={"refresh": "1"}, auth=auth,
-                                         timeout=30).json(), timeout_s=90, message="Flower to see the worker")
+    # A busy worker may miss Flower's one-second inspects (then its entry lacks their parts):
+    # ask until it answers them all.
+    def answered() -> dict[str, Any] | None:
+        workers = httpx.get(f"{FLOWER}/api/workers", params={"refresh": "1"}, auth=auth, timeout=30).json()
+        return workers if workers and all("registered" in worker for worker in workers.values()) else None
+
+    workers = wait_for(answered, timeout_s=90, message="Flower to see the worker")
     assert all(worker["registered"] for worker in workers.values()), workers
 
 
