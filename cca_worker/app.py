@@ -35,6 +35,7 @@ def make_celery(settings: Settings, *, runs_agents: bool = True) -> Celery:
     app.conf.update(celery_config(settings.redis.url, visibility_timeout(settings)))
     app.steps["consumer"].add(make_fleet_step(settings))
     signals.worker_process_init.connect(_die_with_the_worker, weak=False)
+    signals.worker_process_init.connect(lambda sender, **_: tasks.prepare(sender, app), weak=False)
     signals.task_revoked.connect(make_expiry_handler(settings), weak=False)
     signals.task_received.connect(make_receipt_recorder(settings.redis.url), weak=False)
     signals.worker_ready.connect(lambda **_: reload_on_sighup(settings.redis.url), weak=False)
