@@ -141,6 +141,10 @@ class AgentSettings(Section):
     context_compression: bool = True
     stall_timeout_seconds: int = Field(300, ge=1)
     stop_grace_seconds: float = Field(3.0, ge=0.1, le=60)
+    # The niceness agents run at: when they fill the host's CPU, the worker's own processes
+    # (hand-offs, heartbeats, event writes) and a Postgres or Redis beside them still get it
+    # first (cca_worker.agent.shim).
+    nice: int = Field(10, ge=0, le=19)
     max_attempts: int = Field(3, ge=1)
     lease_seconds: int = Field(60, ge=2)
     # A usage window of a credential that resets within this many seconds is waited out by

@@ -53,7 +53,8 @@ from cca_worker.telemetry import telemetry_env
 from cca_worker.verdict import Limits, StopReason, decide
 
 Launcher = Callable[..., AgentProcess]
-"""Starts an agent: ``launcher(argv, env=, cwd=, grace_s=)`` (``spawn``; a replay in tests)."""
+"""Starts an agent: ``launcher(argv, env=, cwd=, grace_s=, nice=)`` (``spawn``; a replay in
+tests)."""
 
 log = logging.getLogger(__name__)
 FAILURES = frozenset(Failure)
@@ -236,7 +237,8 @@ def _run_in(ctx: WorkerContext, run: _Claimed, place: workdirs.Workdir, launcher
         if ctx.bwrap:
             view = View(workdir, home, (*_tools(agents.claude_path, env.get("PATH", "")), *place.readonly))
             argv = confine(ctx.bwrap, argv, view, path=env.get("PATH", ""))
-        proc = launcher(argv, env=env, cwd=str(workdir), grace_s=agents.stop_grace_seconds)
+        proc = launcher(argv, env=env, cwd=str(workdir), grace_s=agents.stop_grace_seconds,
+                        nice=agents.nice)
     except OSError as exc:
         outcome = Outcome(status="failed", error_code="spawn_failed",
                           error_message=f"cannot start {agents.claude_path}: {exc}")

@@ -34,6 +34,7 @@ REPORTS_TTL_S = 86400
 RELOADABLE = (
     "agents.default_model", "agents.default_timeout_seconds", "agents.token_budget_per_task",
     "agents.context_compression", "agents.stall_timeout_seconds", "agents.stop_grace_seconds",
+    "agents.nice",
     "agents.max_attempts", "agents.max_depth", "agents.max_children_per_task",
     "agents.max_workflow_steps", "agents.tree_token_budget", "agents.allowed_roots", "agents.env",
     "agents.permissions", "agents.roles", "agents.window_wait_seconds",

@@ -209,21 +209,24 @@ def _poll_ms(timeout_s: float) -> int:
 
 
 def spawn(
-    argv: Sequence[str], *, env: Mapping[str, str], cwd: str, grace_s: float = 5.0
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: str, grace_s: float = 5.0, nice: int = 0
 ) -> AgentProcess:
-    """Start ``argv`` under a reaper shim with exactly ``env`` and ``cwd``.
+    """Start ``argv`` under a reaper shim with exactly ``env`` and ``cwd``, the shim and its
+    agent ``nice`` steps nicer than this process.
 
     ``argv[0]`` is looked up on ``env["PATH"]`` (or taken relative to ``cwd`` if it holds
     a slash). Thread-safe.
 
-    Raises ValueError if argv is empty or grace_s negative, FileNotFoundError if the
-    program or ``cwd`` does not exist, PermissionError if the program is not executable,
-    and OSError if the shim cannot be started.
+    Raises ValueError if argv is empty, grace_s negative or nice outside 0-19,
+    FileNotFoundError if the program or ``cwd`` does not exist, PermissionError if the
+    program is not executable, and OSError if the shim cannot be started.
     """
     if not argv:
         raise ValueError("argv is empty")
     if grace_s < 0:
         raise ValueError(f"grace_s must be >= 0, got {grace_s}")
+    if not 0 <= nice <= 19:
+        raise ValueError(f"nice must be 0-19, got {nice}")
     program = _resolve(argv[0], env, cwd)
     if not os.path.isdir(cwd):
         raise FileNotFoundError(errno.ENOENT, "no such directory", cwd)
@@ -231,7 +234,7 @@ def spawn(
     stderr_r, stderr_w = os.pipe()
     try:
         run = _ShimRun.start({"argv": [program, *argv[1:]], "env": dict(env), "cwd": cwd,
-                              "grace_s": float(grace_s)}, stdout_w, stderr_w)
+                              "grace_s": float(grace_s), "nice": int(nice)}, stdout_w, stderr_w)
     except BaseException:
         os.close(stdout_r)
         os.close(stderr_r)

@@ -5,10 +5,11 @@
 A shim is a child subreaper: every orphan of the agent's tree (a ``setsid`` shell of claude's
 Bash tool, say) is re-parented to it rather than to init. Its stdin, stdout and stderr are the
 agent's. Its control socket carries, from the pool process, one request (:func:`encode` of
-``{"argv", "env", "cwd", "grace_s"}``), then any ``stop`` line; and to the pool process, the
-lines ``agent PID`` once the agent runs and ``end RETURNCODE STOPPED`` at the end. It starts the
-agent (``argv[0]`` already resolved) in a session of its own with exactly that environment,
-and then:
+``{"argv", "env", "cwd", "grace_s", "nice"}``), then any ``stop`` line; and to the pool
+process, the lines ``agent PID`` once the agent runs and ``end RETURNCODE STOPPED`` at the
+end. It takes the niceness ``nice`` (its own and the agent's: agents yield the CPU to the
+worker), starts the agent (``argv[0]`` already resolved) in a session of its own with exactly
+that environment, and then:
 
 * on a ``stop`` line it sends the agent SIGTERM, and SIGKILL ``grace_s`` seconds later;
 * on the end of the socket (the pool process died) or SIGTERM, SIGINT or SIGHUP (among them
@@ -38,8 +39,9 @@ _NOT_STARTED = 127
 _SIZE_BYTES = 8
 _MAX_REQUEST = 8 << 20
 _READ_BYTES = 1 << 16
-# What a request holds: argv (its program resolved), environment, working directory, grace.
-Request = tuple[list[str], dict[str, str], str, float]
+# What a request holds: argv (its program resolved), environment, working directory, grace,
+# niceness.
+Request = tuple[list[str], dict[str, str], str, float, int]
 
 
 def encode(request: dict[str, object]) -> bytes:
@@ -100,14 +102,14 @@ class _Channel:
         self.buffer = self.buffer[_SIZE_BYTES + size:]
         try:
             request = marshal.loads(payload)
-            argv, env, cwd, grace_s = (request["argv"], request["env"], request["cwd"],
-                                       float(request["grace_s"]))
+            argv, env, cwd, grace_s, nice = (request["argv"], request["env"], request["cwd"],
+                                             float(request["grace_s"]), int(request["nice"]))
         except (EOFError, ValueError, TypeError, KeyError):
             return None
         if not (isinstance(argv, list) and argv and isinstance(env, dict)
-                and isinstance(cwd, str)):
+                and isinstance(cwd, str) and 0 <= nice <= 19):
             return None
-        return argv, env, cwd, grace_s
+        return argv, env, cwd, grace_s, nice
 
     def has_line(self) -> bool:
         return b"\n" in self.buffer
@@ -163,10 +165,12 @@ def _run(request: Request, channel: _Channel, woken: int) -> tuple[int, bool]:
 def _start(request: Request) -> int | None:
     """Start the agent (vfork and exec) on this shim's stdio, every signal unblocked and at
     its default, then let go of stdout: its end is the agent tree's. None, with the reason on
-    stderr, if it cannot be started."""
-    argv, env, cwd, _ = request
+    stderr, if it cannot be started. The shim takes the agent's niceness first (posix_spawn
+    cannot set it, and setting it after the start would miss what the agent forked)."""
+    argv, env, cwd, _, nice = request
     try:
         os.chdir(cwd)
+        os.nice(nice)
         return os.posix_spawn(argv[0], argv, env, setsid=True, setsigmask=(),
                               setsigdef=_INHERITED_IGNORES)
     except OSError as exc:

@@ -44,8 +44,8 @@ class Launcher:
         self.lines, self.clock, self.agent = transcript(name), clock, agent
         self.calls: list[dict] = []
 
-    def __call__(self, argv, *, env, cwd, grace_s) -> ReplayedAgent:
-        self.calls.append({"argv": argv, "env": env, "cwd": cwd, "grace_s": grace_s})
+    def __call__(self, argv, *, env, cwd, grace_s, nice) -> ReplayedAgent:
+        self.calls.append({"argv": argv, "env": env, "cwd": cwd, "grace_s": grace_s, "nice": nice})
         return ReplayedAgent(self.lines, self.clock, **self.agent)
 
 
@@ -65,6 +65,7 @@ def test_a_replayed_success_is_recorded_with_its_events(context):
     [call] = launcher.calls
     assert call["argv"][0] == context.settings.agents.claude_path
     assert call["grace_s"] == context.settings.agents.stop_grace_seconds
+    assert call["nice"] == context.settings.agents.nice == 10
     assert call["env"]["HOME"] == str(context.slot_home)
     with transaction(make_session_factory(context.engine)) as session:
         events = store.list_events(session.connection(), task_id)

@@ -267,6 +267,17 @@ def test_agent_gets_exactly_the_env_and_cwd_passed_and_an_empty_stdin(
     assert seen == {"env": env, "cwd": str(tmp_path), "stdin": "/dev/null", "stdin_data": ""}
 
 
+def test_the_agent_and_its_shim_run_nice_steps_nicer_than_the_spawning_process(
+    tmp_path: Path,
+) -> None:
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    with spawn(["sh", "-c", "cut -d' ' -f19 /proc/$$/stat; cut -d' ' -f19 /proc/$PPID/stat"],
+               env={"PATH": "/usr/bin:/bin"}, cwd=str(tmp_path), nice=7) as agent:
+        assert read_until_eof(agent) == [str(min(19, ours + 7))] * 2  # the agent, its shim
+    with pytest.raises(ValueError, match="nice"):
+        spawn(["true"], env={"PATH": "/usr/bin:/bin"}, cwd=str(tmp_path), nice=20)
+
+
 def test_program_is_looked_up_on_the_env_path(tmp_path: Path) -> None:
     env = {"PATH": str(Path(sys.executable).parent)}
     name = Path(sys.executable).name
