@@ -22,7 +22,7 @@ from celery import bootsteps
 from cca_core import __version__
 from cca_core.credentials import fleet_credentials
 from cca_core.credentials.pool import CredentialPool, describe
-from cca_core.fleet.state import announce, online_workers, withdraw
+from cca_core.fleet.state import announce, online_workers, queue_depths, withdraw
 from cca_core.fleet.trends import take_sample
 from cca_core.infra.config import load_settings
 from cca_core.infra.db import autocommit, make_engine, make_session_factory, transaction
@@ -37,7 +37,7 @@ from cca_worker.backfill import Backfill
 from cca_worker.outage import is_transient
 from cca_worker.receipts import INCARNATION
 from cca_worker.retention import enforce_retention
-from cca_worker.sweep import forget_settled, sweep
+from cca_worker.sweep import forget_settled, short_of_messages, sweep
 from cca_worker.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             self._lend(settings)
             self.parked: set[str] = set()
             self.last_sweep = 0.0
+            self.short: set[str] = set()  # the queues short of messages at the last sweep
             self.timer = c.timer.call_repeatedly(TICK_S, self.tick, priority=10)
             self.webhooks = Dispatcher(self.engine, lambda: self.settings.webhooks)
             self.webhooks.start()
@@ -166,12 +167,18 @@ def make_fleet_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             interval = max(1, int(self.settings.worker.sweep_interval_seconds))
             if not self.redis.set(SWEEP_LOCK_KEY, self.consumer.hostname, nx=True, ex=interval):
                 return
+            # The queues first: a message taken after this is in a record read after it.
+            depths = queue_depths(self.redis, set(self.settings.agents.queues))
             received = deliveries.read(self.redis)
             live = {worker["hostname"]: worker.get("incarnation") for worker in online_workers(self.redis)}
             untaken = deliveries.taken_by_the_gone(received, live)
+            # A message between Redis and its record for a moment is not lost: a queue is short
+            # only when it was at the last sweep too.
+            short = short_of_messages(self.engine, depths, [delivery.task_id for delivery in received])
+            confirmed, self.short = short & self.short, short
             report = sweep(self.engine, self._send, self.settings.agents,
                            resend_after_s=self.settings.worker.resend_after_seconds,
-                           held=holds.held(self.redis), untaken=untaken)
+                           held=holds.held(self.redis), untaken=untaken, short=confirmed)
             forget_settled(self.engine, self.redis, received, untaken)
             if report.resent or report.ended or report.released:
                 log.warning("sweep: re-sent %s, ended %s, released %s workflow steps",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -32,7 +32,7 @@ class SweepReport:
 
 def sweep(
     engine: Engine, send: Callable[[Task], None], agents: AgentSettings, *, resend_after_s: int,
-    held: Collection[str] = (), untaken: Collection[str] = (),
+    held: Collection[str] = (), untaken: Collection[str] = (), short: Collection[str] = (),
 ) -> SweepReport:
     """End runs that can never finish, then send the tasks whose retry is due, then re-send
     the message of every task that may have lost it, then advance every running workflow (a
@@ -41,11 +41,12 @@ def sweep(
     that is in fact fine is harmless: claims are conditional. ``held`` tasks
     (``cca_core.tasks.holds``: their runs wait for Postgres) are neither ended nor re-sent;
     ``untaken`` ones (their message taken by a worker gone before it claimed them:
-    ``cca_core.tasks.deliveries``) are re-sent now if still queued."""
+    ``cca_core.tasks.deliveries``) are re-sent now if still queued; one queued for over
+    ``resend_after_s`` only in a queue ``short`` of messages (:func:`short_of_messages`)."""
     with engine.begin() as connection:
         ended = store.end_abandoned(connection, agents.max_attempts, held)
         due = store.release_due_retries(connection)
-        candidates = store.resend_candidates(connection, resend_after_s, held, untaken)
+        candidates = store.resend_candidates(connection, resend_after_s, held, untaken, short)
         for worker, task_ids in lost_workers(candidates).items():
             webhooks.emit(connection, WORKER_LOST, None, {"worker": {"name": worker, "tasks": task_ids}})
         running = workflows.running_workflows(connection)
@@ -60,6 +61,18 @@ def sweep(
         totals.fold(connection)  # keeps fleet totals (status, /metrics) from scanning every task
     return SweepReport(resent=len(candidates), retried=len(due), ended=len(ended),
                        released=released)
+
+
+def short_of_messages(engine: Engine, depths: Mapping[str, int], taken: Collection[str]) -> set[str]:
+    """The queues that hold fewer messages (``depths``, read before ``taken``) than tasks wait
+    in them for one, leaving out the ``taken`` ones (a worker holds their message): a message
+    was lost there (Redis lost it, say), and a task that waited long may have lost its own. In
+    a queue that holds them all, it is waiting its turn: re-sending every task that waited
+    ``resend_after_seconds`` gave a backlog a second message for each of them (bench (l): the
+    last thousand of 9,000)."""
+    with autocommit(engine) as connection:
+        waiting = store.waiting_by_queue(connection, taken)
+    return {queue for queue, count in waiting.items() if count > depths.get(queue, 0)}
 
 
 def lost_workers(candidates: list[Task]) -> dict[str, list[str]]:

@@ -81,8 +81,14 @@ def prepare(hostname: str, producer: Producer) -> None:
     """Make this pool process's context as it starts (Celery's ``worker_process_init``) and
     open its first Postgres and Redis connections in the background: a pool process must
     answer its worker within seconds, whatever the state of Postgres. Measured on 2 cores,
-    8 pool processes that made theirs at their first task started it 0.1-0.7 s late."""
-    ctx = _make_context(hostname, producer)
+    8 pool processes that made theirs at their first task started it 0.1-0.7 s late. Should
+    making it fail, the first task tries again (and fails as it would have): a pool process
+    that died here would only be started again, and again."""
+    try:
+        ctx = _make_context(hostname, producer)
+    except Exception:
+        log.exception("pool process %s: cannot make its context yet", os.getpid())
+        return
     threading.Thread(target=_connect, args=(ctx,), name="cca-connect", daemon=True).start()
 
 

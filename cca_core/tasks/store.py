@@ -564,17 +564,18 @@ def mark_unsent(connection: Connection, task_id: str) -> None:
                        .values(sent_at=None))
 
 
-def resend_candidates(connection: Connection, resend_after_s: int,
-                      held: Collection[str] = (), untaken: Collection[str] = ()) -> list[Task]:
-    """Tasks whose message may be lost: queued unsent (:func:`mark_unsent`), too long, or
-    ``untaken`` (its message taken by a worker that died before claiming it:
-    ``cca_core.tasks.deliveries``), or running with an expired lease (unless ``held``: its run
-    waits for Postgres).
+def resend_candidates(connection: Connection, resend_after_s: int, held: Collection[str] = (),
+                      untaken: Collection[str] = (), short: Collection[str] = ()) -> list[Task]:
+    """Tasks whose message may be lost: queued unsent (:func:`mark_unsent`), too long in a
+    queue ``short`` of messages (:func:`waiting_by_queue`), or ``untaken`` (its message taken
+    by a worker that died before claiming it: ``cca_core.tasks.deliveries``), or running with
+    an expired lease (unless ``held``: its run waits for Postgres).
 
     Marks them as sent now, so each is re-sent at most once per ``resend_after_s``.
     """
     overdue = ((Task.status == QUEUED) & Task.waiting_for.is_(None)
-               & (Task.sent_at.is_(None) | (Task.sent_at < NOW - timedelta(seconds=resend_after_s))
+               & (Task.sent_at.is_(None)
+                  | ((Task.sent_at < NOW - timedelta(seconds=resend_after_s)) & Task.queue.in_(list(short)))
                   | Task.id.in_(_ids(untaken))))
     orphaned = (
         (Task.status == RUNNING)
@@ -586,6 +587,16 @@ def resend_candidates(connection: Connection, resend_after_s: int,
         update(Task).where(overdue | orphaned, Task.cancel_requested_at.is_(None))
         .values(sent_at=NOW).returning(*TASK_COLUMNS)
     )]
+
+
+def waiting_by_queue(connection: Connection, taken: Collection[str]) -> dict[str, int]:
+    """How many tasks wait for their sent message in each queue (queued, sent, not parked),
+    leaving out the ``taken`` ones (a worker holds their message)."""
+    return dict(connection.execute(
+        select(Task.queue, func.count())
+        .where(Task.status == QUEUED, Task.waiting_for.is_(None), Task.sent_at.is_not(None),
+               Task.id.not_in(_ids(taken)))
+        .group_by(Task.queue)).all())
 
 
 def queued_among(connection: Connection, task_ids: Collection[str]) -> set[str]:

@@ -5,14 +5,16 @@ Redis and real Postgres."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from cca_core.infra.db import autocommit
+from cca_core.fleet.state import queue_depths
 from cca_core.names import DELIVERIES_KEY
 from cca_core.settings import AgentSettings
 from cca_core.tasks import deliveries, store
-from cca_worker.sweep import forget_settled, sweep
+from cca_worker.sweep import forget_settled, short_of_messages, sweep
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +64,18 @@ def test_the_sweep_resends_a_queued_task_taken_by_the_gone_and_forgets_what_is_s
         assert store.claim_task(connection, taken_live, worker="w2@h", pid=2, lease_s=60, max_attempts=3)
     forget_settled(engine, redis_client, deliveries.read(redis_client), set())
     assert deliveries.read(redis_client) == []
+
+
+def test_a_queue_is_short_of_messages_only_when_one_of_its_waiting_tasks_has_none(engine, redis_client):
+    waiting = [new_task(engine) for _ in range(3)]
+    with autocommit(engine) as connection:
+        store.mark_unsent(connection, new_task(engine))  # no message yet: sent at the next sweep
+        parked = new_task(engine)
+        assert store.wait_for_credential(connection, parked, "credential", datetime.now(UTC))
+    redis_client.lpush("cca", "m1", "m2", "m3")  # a backlog: every waiting task has its message
+    depths = queue_depths(redis_client, {"cca"})
+    assert short_of_messages(engine, depths, taken=[]) == set()
+    redis_client.rpop("cca")  # a worker took one, and its record says so
+    assert short_of_messages(engine, queue_depths(redis_client, {"cca"}), taken=waiting[:1]) == set()
+    # The record is not there: the message was lost (Redis lost it, say)
+    assert short_of_messages(engine, queue_depths(redis_client, {"cca"}), taken=[]) == {"cca"}

@@ -187,7 +187,7 @@ def test_a_lost_run_that_was_cancelled_ends_cancelled(sessions):
         assert store.get_task(session.connection(), task_id).status == "cancelled"
 
 
-def test_resend_picks_orphaned_runs_and_long_queued_tasks_once(sessions):
+def test_resend_picks_orphaned_runs_and_long_queued_tasks_of_a_short_queue_once(sessions):
     orphan = new_task(sessions)
     claim(sessions, orphan)
     expire_lease(sessions, orphan)
@@ -196,12 +196,16 @@ def test_resend_picks_orphaned_runs_and_long_queued_tasks_once(sessions):
     with transaction(sessions) as session:
         session.execute(update(Task).where(Task.id == store.parse_task_id(stale))
                         .values(sent_at=text("now() - interval '10 minutes'")))
-    with transaction(sessions) as session:
+    with transaction(sessions) as session:  # its queue holds every message: it waits its turn
         picked = {str(task.id) for task in store.resend_candidates(session.connection(), resend_after_s=300)}
-    assert picked == {orphan, stale}
+    assert picked == {orphan}
+    with transaction(sessions) as session:
+        picked = {str(task.id) for task in store.resend_candidates(
+            session.connection(), resend_after_s=300, short={"other", "cca"})}
+    assert picked == {stale}
     assert fresh not in picked
     with transaction(sessions) as session:
-        assert store.resend_candidates(session.connection(), resend_after_s=300) == []
+        assert store.resend_candidates(session.connection(), resend_after_s=300, short={"cca"}) == []
 
 
 def test_a_task_redis_could_not_take_is_resent_at_the_next_sweep_and_a_held_one_is_not(sessions):
