@@ -2,7 +2,8 @@
 whose bubblewrap was starting at that moment misses its parent-death signal, and its init
 then waits for the agent's background processes for ever. The pool process that takes the
 slot over kills every process tree carrying the slot's HOME as it starts, before any task
-comes (it makes its context then: issue 19, item 4), and nothing else. A real `cca worker` and the real `claude` CLI against the scripted Messages API."""
+comes (it makes its context then: issue 19, item 4), and nothing else. A real `cca worker`
+and the real `claude` CLI against the scripted Messages API."""
 
 from __future__ import annotations
 

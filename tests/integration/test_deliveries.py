@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cca_core.infra.db import autocommit
 from cca_core.fleet.state import queue_depths
+from cca_core.infra.db import autocommit
 from cca_core.names import DELIVERIES_KEY
 from cca_core.settings import AgentSettings
 from cca_core.tasks import deliveries, store
