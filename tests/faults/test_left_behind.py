@@ -36,7 +36,9 @@ def test_a_slot_kills_what_a_dead_run_of_it_left_as_it_starts(make_settings, sta
         start_worker("w1", daemon={"max_agents": 1})
         wait_for(lambda: stale.poll() is not None, timeout_s=10, message="the stale run's shell to die")
         assert not _children_alive(stale.pid)
-        assert "killed 1 process trees" in (tmp_path / "w1.log").read_text()
+        # Logged just after the kill, which can be read first.
+        wait_for(lambda: "killed 1 process trees" in (tmp_path / "w1.log").read_text(), timeout_s=10,
+                 message="the kill to be logged")
         api = FleetAPI(create_app(make_settings()).test_client())
         task = api.submit({"text": "done"})
         done = api.wait_terminal(task["id"], timeout_s=60)
