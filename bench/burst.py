@@ -6,6 +6,10 @@ First a tenth of them, drained, then the rest. Reported: answers other than 202 
 a 5xx), the share of slot time busy while tasks waited (sampled every 0.2 s from the task
 table), the memory (PSS) of the API's and the worker's processes after the rest against
 after the first tenth (within 10%), and the agents' background processes left (none).
+
+The slot use's baseline is a bare Celery pool of SLOTS processes (``bench.bare``, cca's Celery
+settings) running the same stand-in for the same tasks, sent straight to Redis: Celery's own
+hand-off between two runs, with nothing of cca's around it (no API, no Postgres, no memory).
 """
 
 from __future__ import annotations
@@ -14,17 +18,19 @@ import http.client
 import json
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
+from bench.bare import DONE_KEY, OPTIONS, RUN_STANDIN
 from bench.config import BODY
 from bench.faults import ORPHAN, STANDIN, count_orphans, kill_orphans
-from bench.launch import api_server, cca_worker
+from bench.launch import api_server, bare_worker, cca_worker
 from bench.parallel import Job, run_parallel
 from bench.plan import Counts
 from bench.processes import Child
@@ -43,9 +49,7 @@ _PAYLOAD = json.dumps(BODY).encode()
 
 def measure(bench: Bench, counts: Counts) -> Section:
     bench.reset()
-    standin = bench.root / "claude-burst-standin"
-    standin.write_text(STANDIN.format(orphan=ORPHAN, turn=f"{TURN_S:g}"))
-    standin.chmod(0o755)
+    standin = _write_standin(bench.root / "claude-burst-standin", linger=600)
     statuses: Counter[int] = Counter()
     first = counts.burst_tasks // 10
     with api_server(bench, processes=2) as url, \
@@ -56,18 +60,23 @@ def measure(bench: Bench, counts: Counts) -> Section:
         memory_first = (_memory_kb(api), _memory_kb(worker))
         with _sampling(bench) as busy:
             _burst(url, counts.burst_tasks - first, statuses)
+            accepted = time.time()
             _drain(bench, counts.burst_tasks)
         memory_rest = (_memory_kb(api), _memory_kb(worker))
     time.sleep(2)
     orphans = count_orphans()
     kill_orphans()
     bench.reset()
+    # The bare pool has no reaper: its stand-in's background process ends by itself.
+    base_use = _bare_use(bench, _write_standin(bench.root / "bare-burst-standin", linger=TURN_S),
+                         counts.burst_tasks)
+    bench.reset()
     errors = sum(count for status, count in statuses.items() if status >= 500)
-    use = sum(busy) / len(busy) / SLOTS if busy else 0.0
+    use, use_unloaded = _mean_use(busy), _mean_use([(at, n) for at, n in busy if at > accepted])
     rows = [
         Row(f"(l) 5xx answers to {counts.burst_tasks:,} submissions", errors, 0, "-", "0", errors == 0),
-        Row("(l) slot use while tasks waited (%)", use * 100, 100, f"{use:.2f}", f">= {BUSY_TARGET:.0%}",
-            use >= BUSY_TARGET),
+        Row("(l) slot use while tasks waited (%)", use * 100, base_use * 100, f"{use / base_use:.2f}",
+            f">= {BUSY_TARGET:.0%}", use >= BUSY_TARGET),
         Row("(l) agent background processes left", orphans, 0, "-", "0", orphans == 0),
     ]
     for name, after, before in (("API", memory_rest[0], memory_first[0]),
@@ -81,7 +90,10 @@ def measure(bench: Bench, counts: Counts) -> Section:
         f"(l) {counts.burst_tasks:,} submissions from {THREADS} threads ({first:,} first, drained, "
         f"then the rest at once) to one API host (2 gunicorn processes); one worker of {SLOTS} "
         f"slots, stand-in runs of {TURN_S:g} s; answers other than 202: {other or 'none'}; "
-        f"baseline of the memory rows: after the first {first:,}"])
+        f"baseline of the memory rows: after the first {first:,}",
+        f"(l) cca's slot use after the last submission was accepted (no API load left): "
+        f"{use_unloaded:.1%}; the baseline of the slot use: a bare Celery pool of {SLOTS} running the "
+        f"same stand-in for the same tasks, sent straight to Redis"])
 
 
 def _burst(url: str, n: int, statuses: Counter[int]) -> None:
@@ -121,10 +133,44 @@ def _drain(bench: Bench, total: int) -> None:
     wait_until(ended, timeout_s=1800, what=f"{total} tasks to end", interval_s=0.5)
 
 
+def _write_standin(path: Path, linger: float) -> Path:
+    path.write_text(STANDIN.format(orphan=ORPHAN, linger=f"{linger:g}", turn=f"{TURN_S:g}"))
+    path.chmod(0o755)
+    return path
+
+
+def _bare_use(bench: Bench, standin: Path, total: int) -> float:
+    """The bare pool's share of slot time busy from sending the rest of ``total`` tasks (a
+    tenth first, drained, as cca's) until the last of them started."""
+    first = total // 10
+    with bare_worker(bench, "burst-bare", SLOTS, standin=standin) as app:
+        task = app.tasks[RUN_STANDIN]
+        for n in (first, total - first):
+            bench.redis.delete(DONE_KEY)
+            sent = time.time()
+            for _ in range(n):
+                task.apply_async(args=[uuid.uuid4().hex], **OPTIONS)
+            wait_until(_all_done(bench, n), timeout_s=1800, what=f"{n} baseline tasks",
+                       interval_s=0.5)
+    spans = [tuple(map(float, raw.split())) for raw in bench.redis.lrange(DONE_KEY, 0, -1)]
+    last_start = max(start for start, _ in spans)
+    busy = sum(max(0.0, min(end, last_start) - max(start, sent)) for start, end in spans)
+    return busy / (SLOTS * (last_start - sent))
+
+
+def _all_done(bench: Bench, n: int) -> Callable[[], bool]:
+    return lambda: bench.redis.llen(DONE_KEY) >= n
+
+
+def _mean_use(busy: list[tuple[float, int]]) -> float:
+    return sum(n for _, n in busy) / len(busy) / SLOTS if busy else 0.0
+
+
 @contextmanager
-def _sampling(bench: Bench) -> Iterator[list[int]]:
-    """Yield a list that gets, every 0.2 s while some task waits, how many tasks run."""
-    busy: list[int] = []
+def _sampling(bench: Bench) -> Iterator[list[tuple[float, int]]]:
+    """Yield a list that gets, every 0.2 s while some task waits, the time and how many
+    tasks run."""
+    busy: list[tuple[float, int]] = []
     stop = threading.Event()
 
     def sample() -> None:
@@ -134,7 +180,7 @@ def _sampling(bench: Bench) -> Iterator[list[int]]:
                     select(Task.status, func.count()).where(Task.status.in_(("queued", "running")))
                     .group_by(Task.status)).all())
             if counts.get("queued", 0) > 0:
-                busy.append(counts.get("running", 0))
+                busy.append((time.time(), counts.get("running", 0)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -56,7 +56,7 @@ ORPHAN = "cca-fault-orphan"  # the name a background process of an agent runs un
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out", "budget_exceeded")
 ROUND_TIMEOUT_S = 300.0
 STANDIN = """#!/bin/bash
-( exec -a {orphan} sleep 600 ) </dev/null >/dev/null 2>&1 &
+( exec -a {orphan} sleep {linger} ) </dev/null >/dev/null 2>&1 &
 printf '%s\\n' '{{"type":"system","subtype":"init","session_id":"s"}}'
 sleep {turn}
 printf '%s\\n' '{{"type":"result","subtype":"success","is_error":false,"result":"ok","num_turns":1,\
@@ -349,7 +349,7 @@ def _agent(bench: Bench, stack: ExitStack, real: bool) -> tuple[Path, dict[str, 
                "CLAUDE_CODE_MAX_RETRIES": "0"}
         return claude_path(), env, f"[[script:{json.dumps({'steps': REAL_STEPS})}]]"
     standin = bench.root / "claude-fault-standin"
-    standin.write_text(STANDIN.format(orphan=ORPHAN, turn=f"{TURN_S:g}"))
+    standin.write_text(STANDIN.format(orphan=ORPHAN, linger=600, turn=f"{TURN_S:g}"))
     standin.chmod(0o755)
     return standin, {}, "stand-in"
 
