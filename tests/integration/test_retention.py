@@ -58,10 +58,14 @@ def test_the_sweep_deletes_old_events_and_idle_streams_and_counts_them(
 
     assert events_left() == ["recent"] * RECENT
     assert redis_client.exists("cca:events:live-task") and redis_client.exists("cca:events:live-run")
-    samples = scrape(client)
-    assert samples[("cca_retention_deleted_total", (("kind", "task_events"),))] == OLD
-    assert samples[("cca_retention_deleted_total", (("kind", "streams"),))] == 2
-    assert samples[("cca_retention_deleted_total", (("kind", "sessions"),))] == 1
+    # The counts are sent once a whole step (every kind) is done: a moment after the deletions.
+    expected = {"task_events": OLD, "streams": 2, "sessions": 1}
+
+    def counted() -> dict[str, float]:
+        samples = scrape(client)
+        return {kind: samples[("cca_retention_deleted_total", (("kind", kind),))] for kind in expected}
+
+    wait_for(lambda: counted() == expected, timeout_s=30, message="retention to count what it deleted")
     with autocommit(engine) as connection:
         left = connection.scalars(select(TaskSession.task_id)).all()
     assert [str(task_id) for task_id in left] == [kept["id"]]
