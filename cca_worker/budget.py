@@ -33,3 +33,8 @@ def used_in_window(client: redis.Redis, hostname: str, window_s: int) -> int:
     current = int(time.time()) // size
     keys = [budget_key(hostname, bucket) for bucket in range(current - window_s // size, current + 1)]
     return sum(int(value) for value in client.mget(keys) if value is not None)
+
+
+def is_spent(client: redis.Redis, hostname: str, limit: int, window_s: int) -> bool:
+    """Whether this worker spent ``limit`` tokens or more in its window (0: no limit)."""
+    return bool(limit) and used_in_window(client, hostname, window_s) >= limit

@@ -38,7 +38,7 @@ from cca_core.tokens.usage import Tokens
 from cca_core.workflows import store as workflows
 from cca_core.workflows.advance import Send, advance_and_send
 from cca_core.workflows.inputs import with_dependency_results
-from cca_worker import sessions, spending, spool, workdirs
+from cca_worker import budget, sessions, spending, spool, workdirs
 from cca_worker.agent import AgentProcess, spawn
 from cca_worker.argv import AgentSpec, build_argv, build_env
 from cca_worker.confinement import View, agent_tools, confine
@@ -101,6 +101,13 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
     if holds.is_held(ctx.redis, task_id):
         log.info("task %s: held by a run that waits for Postgres; skipping this delivery", task_id)
         return None
+    if _over_worker_budget(ctx):
+        # The gate pauses the consumer within a tick; a delivery taken meanwhile is left for
+        # another worker, due at once (the sweep sends it), and spends no attempt.
+        with autocommit(ctx.engine) as connection:
+            store.park_unclaimed(connection, task_id, RETRY, datetime.now(UTC))
+        log.info("task %s: this worker is over its token budget; left for another worker", task_id)
+        return None
     if ctx.proxy is None:
         return _run(ctx, task_id, None, launcher, clock)
     route = ctx.proxy.take(task_id)
@@ -114,6 +121,16 @@ def run_task(ctx: WorkerContext, task_id: str, *, launcher: Launcher = spawn,
             _send_credential_waits(ctx, 1)
 
 
+def _over_worker_budget(ctx: WorkerContext) -> bool:
+    worker = ctx.settings.worker
+    try:
+        return budget.is_spent(ctx.redis, ctx.hostname, worker.token_budget_per_window,
+                               worker.budget_window_seconds)
+    except redis.RedisError as exc:
+        log.warning("could not read this worker's token budget: %s", exc)
+        return False
+
+
 def _wait_for_credential(ctx: WorkerContext, proxy: ModelProxy, task_id: str, busy: Busy) -> None:
     """Park a task no credential has room for (unclaimed: it spends no attempt): until the
     first reset when every credential is in a usage window, else until a lease could lapse
@@ -121,7 +138,7 @@ def _wait_for_credential(ctx: WorkerContext, proxy: ModelProxy, task_id: str, bu
     lapse = datetime.now(UTC) + timedelta(seconds=ctx.settings.agents.lease_seconds)
     waiting_for, until = (USAGE_WINDOW, busy.reset) if busy.reset is not None else (CREDENTIAL, lapse)
     with autocommit(ctx.engine) as connection:
-        parked = store.wait_for_credential(connection, task_id, waiting_for, until)
+        parked = store.park_unclaimed(connection, task_id, waiting_for, until)
     if parked:
         log.info("task %s: no credential has room; waiting for %s until %s", task_id, waiting_for, until)
         if proxy.pool.has_room():

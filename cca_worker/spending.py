@@ -4,7 +4,8 @@ by every slot and worker), so a run that crosses either limit is stopped within 
 
 A key over its ``tokens_per_day`` ends its running tasks ``budget_exceeded`` with
 ``quota_exceeded``. A worker over ``worker.token_budget_per_window`` stops taking tasks (see
-housekeeping) and parks its running ones for another worker, where they resume their sessions.
+housekeeping; a delivery it takes before its gate acts is left unclaimed, see runner) and parks
+its running ones for another worker, where they resume their sessions.
 """
 
 from __future__ import annotations

@@ -463,10 +463,10 @@ def release_due_retries(connection: Connection) -> list[Task]:
     )]
 
 
-def wait_for_credential(connection: Connection, task_id: str, waiting_for: str,
-                        until: datetime) -> bool:
-    """Park a queued task no credential can take now (it was not claimed: no attempt is
-    spent) until ``until``. False if it is not a plain queued task (any more)."""
+def park_unclaimed(connection: Connection, task_id: str, waiting_for: str, until: datetime) -> bool:
+    """Park a queued task this delivery does not claim (no attempt is spent: no credential
+    has room, or the worker is over its token budget) until ``until``, waiting for
+    ``waiting_for``. False if it is not a plain queued task (any more)."""
     return connection.execute(
         update(Task)
         .where(Task.id == parse_task_id(task_id), Task.status == QUEUED, Task.waiting_for.is_(None),

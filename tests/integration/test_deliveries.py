@@ -71,7 +71,7 @@ def test_a_queue_is_short_of_messages_only_when_one_of_its_waiting_tasks_has_non
     with autocommit(engine) as connection:
         store.mark_unsent(connection, new_task(engine))  # no message yet: sent at the next sweep
         parked = new_task(engine)
-        assert store.wait_for_credential(connection, parked, "credential", datetime.now(UTC))
+        assert store.park_unclaimed(connection, parked, "credential", datetime.now(UTC))
     redis_client.lpush("cca", "m1", "m2", "m3")  # a backlog: every waiting task has its message
     depths = queue_depths(redis_client, {"cca"})
     assert short_of_messages(engine, depths, taken=[]) == set()

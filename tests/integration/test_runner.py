@@ -207,6 +207,15 @@ def test_a_worker_over_its_window_parks_its_run_for_another_worker(make_settings
     parked = row(context, task_id)
     assert (parked.waiting_for, parked.error_code) == ("retry", "worker_budget_exceeded")
     assert parked.retry_at <= datetime.now(UTC)
+    # The sweep sends it again at once; if this worker takes it before its gate pauses it, it
+    # leaves it for another worker, unclaimed: no attempt spent, nothing started.
+    with transaction(make_session_factory(engine)) as session:
+        assert [task.id for task in store.release_due_retries(session.connection())] == [parked.id]
+    again = Launcher("tool_success", clock)
+    assert run_task(context, task_id, launcher=again, clock=clock) is None
+    left = row(context, task_id)
+    assert again.calls == [] and (left.status, left.attempts, left.waiting_for) == ("queued", 1, "retry")
+    assert left.retry_at <= datetime.now(UTC)
     engine.dispose()
 
 
