@@ -63,6 +63,12 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
     data = Path(tempfile.mkdtemp(prefix="cca-test-postgres-"))
     data.chmod(0o755)
     server = start_postgres(data / "data", database=TEMPLATE_DB)
+    # Flushes to disk guard against the machine crashing, which a test run can do without:
+    # off, each test's database is made in about 40 ms instead of 70, and the run's end is not
+    # a long checkpoint. (No test crashes this server: they cut its clients off.)
+    for setting in ("fsync", "full_page_writes"):
+        server.execute(f"ALTER SYSTEM SET {setting} = off")
+    server.execute("SELECT pg_reload_conf()")
     upgrade(server.url)
     yield server
     server.stop()
@@ -80,7 +86,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 def database_url(pg_server: EmbeddedPostgres) -> str:
     """A fresh, migrated database for this test."""
     name = f"test_{os.getpid()}_{next(_db_numbers)}"
-    pg_server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    pg_server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}" STRATEGY FILE_COPY')
     return pg_server.url.replace(f"/{TEMPLATE_DB}?", f"/{name}?")
 
 
