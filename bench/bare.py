@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import redis
 from celery import Celery
@@ -35,15 +36,32 @@ def make_bare_celery(redis_url: str, workspace: Path, standin: Path) -> Celery:
 
     @app.task(name=RUN_STANDIN, shared=False)
     def run_standin(task_id: str) -> None:
-        """Run the stand-in in a fresh directory to the end; push "start end" to DONE_KEY."""
+        """Run the stand-in in a fresh directory to the end; push its :class:`Span` to DONE_KEY."""
         started = time.time()
         workdir = workspace / task_id
         workdir.mkdir(parents=True, exist_ok=True)
         subprocess.run([str(standin)], cwd=workdir, stdin=subprocess.DEVNULL,
                        capture_output=True, check=False)
-        _client(redis_url).rpush(DONE_KEY, f"{started!r} {time.time()!r}")
+        _client(redis_url).rpush(DONE_KEY, f"{started!r} {time.time()!r} {os.getpid()}")
 
     return app
+
+
+class Span(NamedTuple):
+    """One run of RUN_STANDIN: when it started and ended, and the pool process that ran it."""
+
+    start: float
+    end: float
+    pid: int
+
+
+def done_spans(client: redis.Redis) -> list[Span]:
+    """The spans RUN_STANDIN pushed to DONE_KEY, oldest first."""
+    spans = []
+    for raw in client.lrange(DONE_KEY, 0, -1):
+        start, end, pid = raw.split()
+        spans.append(Span(float(start), float(end), int(pid)))
+    return spans
 
 
 def _client(url: str) -> redis.Redis:

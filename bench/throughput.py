@@ -19,7 +19,7 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from bench import sections
-from bench.bare import DONE_KEY, OPTIONS, RUN_STANDIN
+from bench.bare import DONE_KEY, OPTIONS, RUN_STANDIN, done_spans
 from bench.cpu import CpuSpent, cpu_spent
 from bench.floor import writes_cpu_ms
 from bench.launch import bare_worker, cca_worker
@@ -131,9 +131,9 @@ def _bare_batch(bench: Bench, app: Celery, n: int, tally: Tally, slots: list[flo
             task.apply_async(args=[uuid.uuid4().hex], **OPTIONS)
         wait_until(lambda: bench.redis.llen(DONE_KEY) >= n, timeout_s=_timeout(n),
                    what=f"{n} baseline tasks", interval_s=DONE_POLL_S)
-    spans = [tuple(map(float, raw.split())) for raw in bench.redis.lrange(DONE_KEY, 0, -1)]
-    _add(tally, n, max(end for _, end in spans) - before, cpu)
-    slots.extend(end - start for start, end in spans)
+    spans = done_spans(bench.redis)
+    _add(tally, n, max(span.end for span in spans) - before, cpu)
+    slots.extend(span.end - span.start for span in spans)
 
 
 def _cca_batch(bench: Bench, producer: Producer, values: dict[str, Any], worker: Child, n: int,

@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from celery import chain
 from sqlalchemy import select
 
-from bench.bare import DONE_KEY, OPTIONS, RECORD_START, RUN_STANDIN
+from bench.bare import DONE_KEY, OPTIONS, RECORD_START, RUN_STANDIN, done_spans
 from bench.launch import bare_worker, cca_worker
 from bench.plan import Counts
 from bench.realruns import TERMINAL, claude_path
@@ -99,8 +99,7 @@ def _bare_chains(bench: Bench, app, count: int) -> list[float]:  # type: ignore[
         chain(first, then).apply_async()
         started = wait_until(lambda key=key: bench.redis.lpop(key), timeout_s=60,
                              what="(e) a bare chain", interval_s=0.01)
-        finished = bytes(bench.redis.lindex(DONE_KEY, 0)).split()[1]
-        gaps.append(float(started) - float(finished))
+        gaps.append(float(started) - done_spans(bench.redis)[0].end)
     return gaps
 
 
